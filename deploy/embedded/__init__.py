@@ -1,0 +1,6 @@
+"""Servers tickwire starts for you when none is configured: Tansu (Kafka API) and redis-server."""
+
+from deploy.embedded.broker import EmbeddedBroker
+from deploy.embedded.redis_server import EmbeddedRedis
+
+__all__ = ["EmbeddedBroker", "EmbeddedRedis"]

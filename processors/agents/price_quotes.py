@@ -1,0 +1,42 @@
+"""Agent price_quotes: quotes.raw -> validation -> latest-price table -> prices / quotes.rejected -> Redis."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import structlog
+from redis.asyncio import Redis
+
+from processors.app import app, settings
+from processors.price_batch import SourceRecord, price_batch
+from processors.quote_validator import QuoteValidator
+from processors.redis_projection import PriceProjector
+from processors.tables import latest_price_by_symbol
+from processors.topics import prices_topic, quotes_raw_topic, quotes_rejected_topic
+from schemas.timestamps import NS_PER_SECOND
+
+log = structlog.get_logger(__name__)
+
+validator = QuoteValidator(max_age_ns=int(settings.quote_age_limit_seconds * NS_PER_SECOND))
+redis = Redis.from_url(settings.redis_url or "redis://127.0.0.1:6379/0", health_check_interval=10)
+projector = PriceProjector(redis, ttl_seconds=settings.price_ttl_seconds)
+
+
+@app.agent(quotes_raw_topic)
+async def price_quotes(stream):  # type: ignore[no-untyped-def]
+    """Process quotes in batches; the batch is acknowledged only after Kafka sends and Redis writes."""
+    async for events in stream.take_events(
+        settings.processor_batch_size, within=settings.processor_batch_window_ms / 1000
+    ):
+        records = [
+            SourceRecord(e.value, e.message.topic, e.message.partition, e.message.offset) for e in events
+        ]
+        result = price_batch(records, latest_price_by_symbol, validator)
+        for rejected in result.rejected:
+            log.info("quote rejected", symbol=rejected.symbol, reason=str(rejected.reason), detail=rejected.detail)
+            key = rejected.symbol.encode() if rejected.symbol else None
+            await quotes_rejected_topic.send(key=key, value=rejected.to_json())
+        for price in result.prices:
+            await prices_topic.send(key=price.symbol.encode(), value=price.to_json())
+        await projector.project(result.prices, Counter(str(r.reason) for r in result.rejected))
+

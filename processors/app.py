@@ -1,0 +1,34 @@
+"""Builds the Faust application of the price processor (wiring only; agents live in processors/agents/)."""
+
+from __future__ import annotations
+
+import faust
+
+from tickwire.kafka import faust_broker_url
+from tickwire.settings import Settings, load_settings
+
+
+def build_app(settings: Settings) -> faust.App:
+    """A Faust app tuned for the embedded broker as well as Redpanda (see docs in the README)."""
+    if not settings.kafka_bootstrap_servers:
+        raise SystemExit("KAFKA_BOOTSTRAP_SERVERS is not set: start the processor through `tickwire run`")
+    return faust.App(
+        settings.processor_app_id,
+        broker=faust_broker_url(settings.kafka_bootstrap_servers),
+        store="memory://",
+        topic_partitions=settings.topic_partitions,
+        processing_guarantee="at_least_once",
+        consumer_auto_offset_reset="earliest",
+        # A group join takes session_timeout/2 on Tansu; 6 s keeps start-up and failover near 5-10 s.
+        broker_session_timeout=6.0,
+        broker_heartbeat_interval=1.0,
+        # Tansu's ListOffsets(latest) is wrong for multi-record batches, which truncates table
+        # recovery from the changelog; one record per batch avoids it.
+        producer_max_batch_size=1,
+        producer_linger=0.0,
+        web_enabled=False,
+    )
+
+
+settings = load_settings()
+app = build_app(settings)

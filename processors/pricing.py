@@ -1,0 +1,40 @@
+"""Decimal price arithmetic: mid, spread and spread in basis points of a validated quote."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from processors.quote_validator import ValidQuote
+from schemas.events import PriceEvent
+from schemas.timestamps import format_ns
+
+BPS_QUANTUM = Decimal("0.0001")
+TWO = Decimal(2)
+TEN_THOUSAND = Decimal(10_000)
+
+
+def mid_price(bid: Decimal, ask: Decimal) -> Decimal:
+    """(bid + ask) / 2, exact: halving a finite decimal never rounds."""
+    return (bid + ask) / TWO
+
+
+def spread_bps(bid: Decimal, ask: Decimal) -> Decimal:
+    """Spread as basis points of the mid, rounded half-even to 1/10,000 of a basis point."""
+    return ((ask - bid) / mid_price(bid, ask) * TEN_THOUSAND).quantize(BPS_QUANTUM)
+
+
+def price_event(quote: ValidQuote) -> PriceEvent:
+    """The price event (and Redis snapshot) a validated quote produces."""
+    return PriceEvent(
+        symbol=quote.symbol,
+        bid=quote.bid,
+        ask=quote.ask,
+        mid=mid_price(quote.bid, quote.ask),
+        spread=quote.ask - quote.bid,
+        spread_bps=spread_bps(quote.bid, quote.ask),
+        bid_size=quote.bid_size,
+        ask_size=quote.ask_size,
+        timestamp=format_ns(quote.timestamp_ns),
+        exchange=quote.exchange,
+        received_at=format_ns(quote.received_ns) if quote.received_ns is not None else None,
+    )

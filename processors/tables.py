@@ -1,0 +1,45 @@
+"""The processor's Faust tables."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, MutableMapping
+from typing import Any
+
+from processors.app import app, settings
+from schemas.topics import LATEST_PRICE_TABLE
+
+# symbol bytes -> PriceEvent JSON dict of the newest accepted quote. The producer partitions changelog
+# records by these raw key bytes exactly as the ingest partitions quotes.raw, so each changelog partition
+# matches its source partition without needing a "current event" (a batch spans partitions).
+latest_price_table = app.Table(
+    LATEST_PRICE_TABLE,
+    key_type=bytes,
+    value_type=dict,
+    partitions=settings.topic_partitions,
+    use_partitioner=True,
+)
+
+
+class SymbolKeyedTable(MutableMapping[str, dict[str, Any]]):
+    """A str-keyed view of a bytes-keyed table, so processing code deals in symbols."""
+
+    def __init__(self, table: MutableMapping[bytes, dict[str, Any]]) -> None:
+        self._table = table
+
+    def __getitem__(self, symbol: str) -> dict[str, Any]:
+        return self._table[symbol.encode()]
+
+    def __setitem__(self, symbol: str, value: dict[str, Any]) -> None:
+        self._table[symbol.encode()] = value
+
+    def __delitem__(self, symbol: str) -> None:
+        del self._table[symbol.encode()]
+
+    def __iter__(self) -> Iterator[str]:
+        return (key.decode() for key in self._table)
+
+    def __len__(self) -> int:
+        return len(self._table)
+
+
+latest_price_by_symbol = SymbolKeyedTable(latest_price_table)

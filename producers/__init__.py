@@ -1,0 +1,1 @@
+"""Ingest: Alpaca market-data stream (alpaca-py) -> raw Kafka topics."""

@@ -1,0 +1,1 @@
+"""Event models and topic/key contracts shared by every tickwire component."""

@@ -1,0 +1,130 @@
+"""Pydantic models of every topic value and Redis payload (JSON on the wire, Decimal in memory).
+
+Prices are ``Decimal`` and serialise as exact decimal strings ("150.26"); event times are RFC 3339 UTC
+strings with nine fractional digits (see :mod:`schemas.timestamps`).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
+
+# Plain notation always ("0.00001", never "1E-5"), so consumers can parse it with any decimal library.
+DecimalStr = Annotated[Decimal, PlainSerializer(lambda d: format(d, "f"), return_type=str)]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+
+    def to_json(self) -> bytes:
+        """Serialise to the JSON bytes that go on the wire."""
+        return self.model_dump_json(by_alias=True).encode()
+
+
+class _RawAlpaca(_Frozen):
+    """Fields common to every raw Alpaca event published by the ingest."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="allow")
+
+    type: str = Field(alias="T")
+    symbol: str = Field(alias="S")
+    timestamp: str = Field(alias="t", description="exchange time, RFC 3339 with nanoseconds")
+    received_at: str = Field(description="when the ingest received it, RFC 3339 with nanoseconds")
+
+
+class RawTrade(_RawAlpaca):
+    """Value of ``trades.raw``: an Alpaca trade (``T="t"``) as received."""
+
+    price: float = Field(alias="p")
+    size: int = Field(alias="s")
+    exchange: str | None = Field(None, alias="x")
+    trade_id: int | None = Field(None, alias="i")
+    conditions: list[str] | None = Field(None, alias="c")
+    tape: str | None = Field(None, alias="z")
+
+
+class RawQuote(_RawAlpaca):
+    """Value of ``quotes.raw``: an Alpaca quote (``T="q"``) as received (not yet validated)."""
+
+    bid_price: float = Field(alias="bp")
+    bid_size: int = Field(alias="bs")
+    ask_price: float = Field(alias="ap")
+    ask_size: int = Field(alias="as")
+    bid_exchange: str | None = Field(None, alias="bx")
+    ask_exchange: str | None = Field(None, alias="ax")
+    conditions: list[str] | None = Field(None, alias="c")
+    tape: str | None = Field(None, alias="z")
+
+
+class RawBar(_RawAlpaca):
+    """Value of ``bars.raw``: an Alpaca 1-minute bar (``T="b"``); ``t`` is the minute start."""
+
+    open: float = Field(alias="o")
+    high: float = Field(alias="h")
+    low: float = Field(alias="l")
+    close: float = Field(alias="c")
+    volume: int = Field(alias="v")
+    trade_count: int | None = Field(None, alias="n")
+    vwap: float | None = Field(None, alias="vw")
+
+
+class RejectReason(StrEnum):
+    """Why a quote was dead-lettered to ``quotes.rejected``."""
+
+    MALFORMED = "malformed"  # not JSON, or not a JSON object
+    MISSING_FIELD = "missing_field"
+    INVALID_FIELD = "invalid_field"  # wrong type, NaN/infinite, bad symbol or timestamp
+    NEGATIVE_PRICE = "negative_price"
+    ZERO_PRICE = "zero_price"  # one-sided market: no mid price exists
+    NEGATIVE_SIZE = "negative_size"
+    CROSSED_MARKET = "crossed_market"  # ask < bid
+    STALE = "stale"  # exchange time too far from receive time
+    OUT_OF_ORDER = "out_of_order"  # older than the symbol's latest price
+
+
+class RejectedQuote(_Frozen):
+    """Value of ``quotes.rejected``: the original payload, why it was rejected, and where it came from."""
+
+    reason: RejectReason
+    detail: str
+    symbol: str | None
+    payload: Any = Field(description="the original value: a JSON object, or the raw text if it was not JSON")
+    source_topic: str
+    source_partition: int
+    source_offset: int
+    rejected_at: str
+
+
+class PriceSnapshot(_Frozen):
+    """Redis ``price:{SYMBOL}``: the latest validated price of a symbol."""
+
+    symbol: str
+    bid: DecimalStr
+    ask: DecimalStr
+    mid: DecimalStr
+    spread: DecimalStr
+    spread_bps: DecimalStr
+    bid_size: int
+    ask_size: int
+    timestamp: str = Field(description="the quote's exchange time, RFC 3339 UTC, nanoseconds")
+    exchange: str | None
+
+
+class PriceEvent(PriceSnapshot):
+    """Value of ``prices``: a price snapshot plus when the ingest received its quote."""
+
+    received_at: str | None = None
+
+
+class PriceUpdated(_Frozen):
+    """Message on Redis channel ``price.updated.{SYMBOL}``: one per change of the latest price."""
+
+    event_type: Literal["price.updated"] = "price.updated"
+    symbol: str
+    price: DecimalStr = Field(description="the mid price")
+    bid: DecimalStr
+    ask: DecimalStr
+    timestamp: str

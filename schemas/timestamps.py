@@ -1,0 +1,60 @@
+"""Exact nanosecond timestamps: RFC 3339 text <-> integer nanoseconds since the Unix epoch.
+
+datetime stops at microseconds and Alpaca sends nanoseconds, so tickwire carries event times as
+integers and formats them with all nine fractional digits (fixed width, so text order is time order).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import UTC, datetime
+
+NS_PER_SECOND = 1_000_000_000
+
+_RFC3339 = re.compile(
+    r"^(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?(Z|z|[+-]\d{2}:\d{2})$"
+)
+
+
+def now_ns() -> int:
+    """Wall-clock time in integer nanoseconds."""
+    return time.time_ns()
+
+
+def format_ns(ns: int) -> str:
+    """Format nanoseconds since the epoch as RFC 3339 UTC with nine fractional digits."""
+    seconds, fraction = divmod(ns, NS_PER_SECOND)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{fraction:09d}Z"
+
+
+def format_ns_trimmed(ns: int) -> str:
+    """RFC 3339 UTC with trailing fractional zeros trimmed, the way Alpaca's JSON feed writes it."""
+    seconds, fraction = divmod(ns, NS_PER_SECOND)
+    base = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+    digits = f"{fraction:09d}".rstrip("0")
+    return f"{base}.{digits}Z" if digits else f"{base}Z"
+
+
+def parse_ns(text: str) -> int:
+    """Parse RFC 3339 (up to nanoseconds, any offset) into nanoseconds since the epoch."""
+    match = _RFC3339.fullmatch(text.strip()) if isinstance(text, str) else None
+    if match is None:
+        raise ValueError(f"not an RFC 3339 timestamp: {text!r}")
+    day, clock, fraction, offset = match.groups()
+    offset = "+00:00" if offset in ("Z", "z") else offset
+    whole = datetime.fromisoformat(f"{day}T{clock}{offset}")
+    return int(whole.timestamp()) * NS_PER_SECOND + int((fraction or "").ljust(9, "0") or 0)
+
+
+def ns_to_datetime(ns: int) -> datetime:
+    """Nanoseconds to an aware UTC datetime (truncated to microseconds, as datetime must)."""
+    return datetime.fromtimestamp(ns // 1000 / 1_000_000, tz=UTC)
+
+
+def datetime_to_ns(value: datetime) -> int:
+    """An aware datetime (naive is taken as UTC) to integer nanoseconds."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    delta = value - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * NS_PER_SECOND + delta.microseconds * 1000

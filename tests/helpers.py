@@ -1,0 +1,85 @@
+"""Test helpers: waiting on conditions with deadlines, reading topics, running tickwire processes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import orjson
+from aiokafka import AIOKafkaConsumer
+
+from deploy.embedded.process import ManagedProcess
+
+T = TypeVar("T")
+POLL_S = 0.05
+
+
+async def eventually(
+    check: Callable[[], Awaitable[T | None]], timeout: float, what: str, *alive: ManagedProcess
+) -> T:
+    """Re-evaluate ``check`` until it returns something truthy, or fail after ``timeout`` seconds.
+
+    Fails at once, with its log, if one of the ``alive`` processes has exited.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await check()
+        if result:
+            return result
+        for process in alive:
+            if not process.running:
+                raise AssertionError(f"{process.name} exited while waiting for {what}:\n{process.tail(40)}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(POLL_S)  # poll interval of a condition with a deadline
+
+
+async def read_topic_until(
+    bootstrap: str, topic: str, predicate: Callable[[list[dict[str, Any]]], bool], timeout: float
+) -> list[dict[str, Any]]:
+    """Read ``topic`` from the beginning until ``predicate(all JSON values so far)`` holds."""
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest", enable_auto_commit=False
+    )
+    await consumer.start()
+    values: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while not predicate(values):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out reading {topic}; got {len(values)} records: {values[-5:]}")
+            batch = await consumer.getmany(timeout_ms=200)
+            for records in batch.values():
+                values.extend(orjson.loads(r.value) for r in records)
+        return values
+    finally:
+        await consumer.stop()
+
+
+def unique_symbol(prefix: str = "T") -> str:
+    """A symbol no other test uses, so tests sharing a broker stay independent."""
+    return (prefix + uuid.uuid4().hex[:6]).upper().replace("0", "Q").replace("1", "Z")[:8]
+
+
+def tickwire_env(**overrides: str) -> dict[str, str]:
+    """The environment for a tickwire child process: this one's, plus overrides."""
+    ours = ("ALPACA_", "APCA_", "TICKWIRE_", "KAFKA_", "REDIS_")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(ours)}
+    env.update(overrides)
+    return env
+
+
+def processor_process(log_dir: Path, env: dict[str, str]) -> ManagedProcess:
+    """A price processor worker as `tickwire run` starts it."""
+    return ManagedProcess(
+        "processor",
+        [sys.executable, "-m", "processors", "worker", "--without-web", "--loglevel", "info"],
+        log_dir / f"processor-{uuid.uuid4().hex[:6]}.log",
+        env,
+    )

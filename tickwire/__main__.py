@@ -1,0 +1,5 @@
+"""``python -m tickwire`` = the ``tickwire`` command."""
+
+from tickwire.cli import main
+
+main()

@@ -1,0 +1,72 @@
+"""The ``tickwire`` command line: run the pipeline or one of its components."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from tickwire.logging import configure_logging
+from tickwire.settings import load_settings
+
+app = typer.Typer(help="tickwire: real-time market data and P&L on Kafka, Faust and Redis.", no_args_is_help=True)
+
+
+def _run_until_signalled(main: Callable[[asyncio.Event], Coroutine[Any, Any, int | None]]) -> int:
+    async def runner() -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        return (await main(stop)) or 0
+
+    return asyncio.run(runner())
+
+
+@app.command()
+def run(run_dir: Path = typer.Option(Path(".tickwire"), envvar="TICKWIRE_RUN_DIR",
+                                     help="Where component logs go.")) -> None:
+    """Run the whole pipeline in the foreground until Ctrl-C (embedded servers when none configured)."""
+    from deploy.stack import run_stack
+
+    configure_logging(level="WARNING")
+    settings = load_settings()
+    raise typer.Exit(_run_until_signalled(lambda stop: run_stack(settings, stop, run_dir)))
+
+
+@app.command()
+def ingest() -> None:
+    """Stream Alpaca trades, quotes and bars into the raw Kafka topics."""
+    from producers.alpaca_ingest import run_ingest
+
+    configure_logging()
+    settings = load_settings()
+    raise typer.Exit(_run_until_signalled(lambda stop: run_ingest(settings, stop)))
+
+
+@app.command()
+def processor() -> None:
+    """Run a price processor worker (a Faust worker; more workers share the partitions)."""
+    os.execv(sys.executable, [sys.executable, "-m", "processors", "worker", "--without-web", "--loglevel", "info"])
+
+
+def _mount_feed() -> None:
+    try:
+        from deploy.alpaca_feed.cli import feed_app
+    except ImportError:  # pragma: no cover - the feed package is part of the distribution
+        return
+    app.add_typer(feed_app, name="feed", help="The local Alpaca-protocol market-data feed.")
+
+
+_mount_feed()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,56 @@
+"""Structured logging for every tickwire process (structlog; console or JSON lines on stderr)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import structlog
+
+from tickwire.settings import load_settings
+
+
+def configure_logging(level: str | None = None, fmt: str | None = None, *, own_handlers: bool = True) -> None:
+    """Route structlog and the standard library (aiokafka, faust, alpaca-py) through one renderer.
+
+    With ``own_handlers=False`` (Faust workers, which install their own handlers) structlog renders
+    each event to a line and hands it to whatever handlers the host framework configured.
+    """
+    settings = load_settings()
+    level_name = (level or settings.log_level).upper()
+    renderer: structlog.typing.Processor = (
+        structlog.processors.JSONRenderer()
+        if (fmt or settings.log_format) == "json"
+        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    )
+    shared: list[structlog.typing.Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    if not own_handlers:
+        structlog.configure(
+            processors=[structlog.contextvars.merge_contextvars, structlog.processors.KeyValueRenderer(
+                key_order=["event"], drop_missing=True)],
+            logger_factory=structlog.stdlib.LoggerFactory(),
+            wrapper_class=structlog.stdlib.BoundLogger,
+            cache_logger_on_first_use=True,
+        )
+        return
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=shared,
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level_name)

@@ -1,0 +1,104 @@
+"""Every setting tickwire reads, in one place (environment variables, documented in the README)."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Annotated, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from schemas.symbols import normalize_symbol
+
+AlpacaFeed = Literal["iex", "sip", "delayed_sip", "test"]
+
+ALPACA_STREAM_BASE = "wss://stream.data.alpaca.markets/v2/"
+
+
+class Settings(BaseSettings):
+    """tickwire configuration. Every field names the environment variable that sets it."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+    alpaca_api_key: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("ALPACA_API_KEY", "APCA_API_KEY_ID")
+    )
+    alpaca_secret_key: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("ALPACA_SECRET_KEY", "APCA_API_SECRET_KEY")
+    )
+    alpaca_feed: AlpacaFeed = Field("iex", validation_alias="ALPACA_FEED")
+    alpaca_stream_url: str | None = Field(None, validation_alias="ALPACA_STREAM_URL")
+    alpaca_data_url: str | None = Field(None, validation_alias="ALPACA_DATA_URL")
+
+    kafka_bootstrap_servers: str | None = Field(None, validation_alias="KAFKA_BOOTSTRAP_SERVERS")
+    redis_url: str | None = Field(None, validation_alias="REDIS_URL")
+
+    symbols: Annotated[tuple[str, ...], NoDecode] = Field(
+        ("AAPL", "MSFT", "GOOGL"), validation_alias="TICKWIRE_SYMBOLS"
+    )
+    price_ttl_seconds: int = Field(300, gt=0, validation_alias="TICKWIRE_PRICE_TTL_SECONDS")
+    # A quote whose exchange time is further than this from its receive time is dead-lettered as stale.
+    max_quote_age_seconds: float = Field(60.0, gt=0, validation_alias="TICKWIRE_MAX_QUOTE_AGE_SECONDS")
+    topic_partitions: int = Field(4, gt=0, validation_alias="TICKWIRE_TOPIC_PARTITIONS")
+    ingest_queue_size: int = Field(10_000, gt=0, validation_alias="TICKWIRE_INGEST_QUEUE_SIZE")
+    processor_app_id: str = Field("tickwire-processor", validation_alias="TICKWIRE_PROCESSOR_APP_ID")
+    processor_batch_size: int = Field(100, gt=0, validation_alias="TICKWIRE_PROCESSOR_BATCH_SIZE")
+    processor_batch_window_ms: float = Field(
+        5.0, gt=0, validation_alias="TICKWIRE_PROCESSOR_BATCH_WINDOW_MS"
+    )
+    feed_rate_per_symbol: float = Field(5.0, ge=0, validation_alias="TICKWIRE_FEED_RATE")
+    log_format: Literal["console", "json"] = Field("console", validation_alias="TICKWIRE_LOG_FORMAT")
+    log_level: str = Field("INFO", validation_alias="TICKWIRE_LOG_LEVEL")
+
+    @field_validator("symbols", mode="before")
+    @classmethod
+    def _split_symbols(cls, value: object) -> tuple[str, ...]:
+        items = value.split(",") if isinstance(value, str) else list(value)  # type: ignore[arg-type]
+        symbols = tuple(dict.fromkeys(normalize_symbol(s) for s in items if str(s).strip()))
+        if not symbols:
+            raise ValueError("TICKWIRE_SYMBOLS must name at least one symbol")
+        return symbols
+
+    @property
+    def has_alpaca_credentials(self) -> bool:
+        """True when both an Alpaca key id and secret are configured."""
+        return self.alpaca_api_key is not None and self.alpaca_secret_key is not None
+
+    @property
+    def uses_local_feed(self) -> bool:
+        """The embedded default: no stream URL and no credentials means the local Alpaca feed."""
+        return self.alpaca_stream_url is None and not self.has_alpaca_credentials
+
+    @cached_property
+    def stream_url(self) -> str:
+        """The WebSocket URL the ingest connects to."""
+        return self.alpaca_stream_url or ALPACA_STREAM_BASE + self.alpaca_feed
+
+    @property
+    def quote_age_limit_seconds(self) -> float:
+        """Allowed exchange-to-receive delay; the delayed SIP feed is 15 minutes late by design."""
+        return self.max_quote_age_seconds + (900.0 if self.alpaca_feed == "delayed_sip" else 0.0)
+
+    def redacted(self) -> dict[str, object]:
+        """Settings as a dict safe to log: secrets masked, URL passwords hidden."""
+        out = self.model_dump()
+        for name in ("alpaca_api_key", "alpaca_secret_key"):
+            out[name] = "**********" if out[name] is not None else None
+        if self.redis_url:
+            out["redis_url"] = redact_url(self.redis_url)
+        return out
+
+
+def redact_url(url: str) -> str:
+    """Hide the password part of a URL like redis://user:secret@host:6379/0."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    creds, _, host = rest.rpartition("@")
+    user = creds.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings from the environment, with explicit overrides winning (used by tests and the CLI)."""
+    return Settings(**overrides)  # type: ignore[arg-type]
