@@ -12,12 +12,18 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 from redis.asyncio import Redis
 
 from deploy.embedded import EmbeddedBroker, EmbeddedRedis
 from deploy.topics import ensure_topics
 
 TEST_PARTITIONS = 4
+
+# The test machine is shared with brokers and workers: judge properties, not generation speed.
+hypothesis_settings.register_profile("tickwire", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+hypothesis_settings.load_profile("tickwire")
 _redis_db = itertools.count(1)
 
 

@@ -1,0 +1,50 @@
+"""Decimal arithmetic of mid, spread and spread in basis points."""
+
+from decimal import Decimal
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from processors.pricing import mid_price, price_event, spread_bps
+from processors.quote_validator import ValidQuote
+from schemas.timestamps import format_ns
+
+prices = st.decimals(min_value=Decimal("0.0001"), max_value=Decimal("100000"), places=4)
+
+
+def test_mid_price_given_150_25_and_150_27_is_exactly_150_26() -> None:
+    assert mid_price(Decimal("150.25"), Decimal("150.27")) == Decimal("150.26")
+    assert str(mid_price(Decimal("150.25"), Decimal("150.27"))) == "150.26"
+
+
+def test_mid_price_given_float_inputs_that_drift_stays_exact() -> None:
+    # The float version gives 0.15000000000000002.
+    assert mid_price(Decimal("0.1"), Decimal("0.2")) == Decimal("0.15")
+
+
+def test_spread_bps_given_two_cent_spread_at_150_26_rounds_to_four_places() -> None:
+    assert spread_bps(Decimal("150.25"), Decimal("150.27")) == Decimal("1.3310")
+
+
+def test_price_event_given_quote_serialises_exact_decimal_strings() -> None:
+    quote = ValidQuote("AAPL", Decimal("150.25"), Decimal("150.27"), 3, 5, 1_700_000_000_123_456_789, None, "V")
+    event = price_event(quote)
+    assert event.model_dump(mode="json") == {
+        "symbol": "AAPL", "bid": "150.25", "ask": "150.27", "mid": "150.26", "spread": "0.02",
+        "spread_bps": "1.3310", "bid_size": 3, "ask_size": 5, "timestamp": format_ns(1_700_000_000_123_456_789),
+        "exchange": "V", "received_at": None,
+    }
+
+
+def test_price_event_given_tiny_price_never_uses_exponent_notation() -> None:
+    quote = ValidQuote("PENNY", Decimal("0.00001"), Decimal("0.00003"), 1, 1, 0, None, None)
+    dumped = price_event(quote).model_dump(mode="json")
+    assert dumped["bid"] == "0.00001" and dumped["mid"] == "0.00002"
+
+
+@given(bid=prices, extra=prices)
+def test_mid_price_given_any_uncrossed_market_lies_between_bid_and_ask(bid: Decimal, extra: Decimal) -> None:
+    ask = bid + extra
+    mid = mid_price(bid, ask)
+    assert bid <= mid <= ask
+    assert mid * 2 == bid + ask  # exact, no rounding
