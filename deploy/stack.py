@@ -79,7 +79,7 @@ async def run_stack(settings: Settings, stop: asyncio.Event, run_dir: Path) -> i
 
         python = sys.executable
         processor = ManagedProcess(
-            "processor", [python, "-m", "processors", "worker", "--without-web", "--loglevel", "warning"],
+            "processor", [python, "-m", "processors", "worker", "--without-web", "--loglevel", "warn"],
             log_dir / "processor.log", env,
         )
         ingest = ManagedProcess("ingest", [python, "-m", "tickwire", "ingest"], log_dir / "ingest.log", env)

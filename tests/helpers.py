@@ -62,6 +62,54 @@ async def read_topic_until(
         await consumer.stop()
 
 
+def descendants(pid: int) -> list[int]:
+    """Every live process below ``pid`` (children, grandchildren, ...), from /proc."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            # The command name is in parentheses and may hold spaces; ppid follows the state field.
+            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found: list[int] = []
+    frontier = [pid]
+    while frontier:
+        current = frontier.pop()
+        children = [child for child, parent in parents.items() if parent == current]
+        found.extend(children)
+        frontier.extend(children)
+    return found
+
+
+def command_line(pid: int) -> str:
+    """The command line of a live process ('' if it is gone)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def alive(pids: list[int]) -> list[int]:
+    """The pids in ``pids`` that still exist and are not zombies."""
+    living = []
+    for pid in pids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z":
+            living.append(pid)
+    return living
+
+
+def tickwire_run_process(log_dir: Path, env: dict[str, str]) -> ManagedProcess:
+    """``tickwire run`` as a user starts it; its stdout goes to the returned process's log."""
+    return ManagedProcess("tickwire-run", [sys.executable, "-m", "tickwire", "run"],
+                          log_dir / f"run-{uuid.uuid4().hex[:6]}.log", env)
+
+
 def unique_symbol(prefix: str = "T") -> str:
     """A symbol no other test uses, so tests sharing a broker stay independent."""
     return (prefix + uuid.uuid4().hex[:6]).upper().replace("0", "Q").replace("1", "Z")[:8]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 from types import TracebackType
@@ -29,6 +30,11 @@ def tansu_binary() -> str:
 
 async def probe_kafka(bootstrap: str) -> None:
     """Succeeds when the broker answers a metadata request."""
+    host, _, port = bootstrap.rpartition(":")
+    # A plain connect first: aiokafka logs an ERROR for every refused connection.
+    _, writer = await asyncio.open_connection(host, int(port))
+    writer.close()
+    await writer.wait_closed()
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=2000)
     try:
         await admin.start()
