@@ -86,10 +86,9 @@ async def run_stack(settings: Settings, stop: asyncio.Event, run_dir: Path) -> i
         for child in (processor, ingest):
             await child.start()
             children.append(child)
-        log.info("tickwire running", kafka=bootstrap, redis=redact_url(redis_url), alpaca=stream_url,
-                 symbols=",".join(settings.symbols), logs=str(log_dir))
-        print(f"tickwire: streaming {','.join(settings.symbols)} from {stream_url}; "
-              f"logs in {log_dir}; Ctrl-C to stop", flush=True)
+        print(f"tickwire: streaming {','.join(settings.symbols)} from {stream_url}\n"
+              f"tickwire: kafka {bootstrap}, redis {redact_url(redis_url)}, logs in {log_dir}; Ctrl-C to stop",
+              flush=True)
 
         monitor = asyncio.create_task(PriceMonitor(redis_url, settings.symbols).run(), name="monitor")
         exit_code = await _wait_for_stop_or_death(stop, children)

@@ -56,6 +56,19 @@ def processor() -> None:
     os.execv(sys.executable, [sys.executable, "-m", "processors", "worker", "--without-web", "--loglevel", "info"])
 
 
+@app.command("create-topics")
+def create_topics() -> None:
+    """Create tickwire's topics on KAFKA_BOOTSTRAP_SERVERS with TICKWIRE_TOPIC_PARTITIONS partitions."""
+    from deploy.topics import ensure_topics
+
+    configure_logging()
+    settings = load_settings()
+    if not settings.kafka_bootstrap_servers:
+        raise typer.BadParameter("KAFKA_BOOTSTRAP_SERVERS is not set")
+    created = asyncio.run(ensure_topics(settings.kafka_bootstrap_servers, settings.topic_partitions))
+    typer.echo(f"created: {', '.join(created) or 'nothing (all topics exist)'}")
+
+
 def _mount_feed() -> None:
     try:
         from deploy.alpaca_feed.cli import feed_app
