@@ -54,9 +54,9 @@ async def start_local_feed(settings: Settings, log_dir: Path, timeout: float = 2
     return feed, f"ws://{host}:{port}/v2/{settings.alpaca_feed}"
 
 
-async def run_stack(settings: Settings, stop: asyncio.Event, run_dir: Path) -> int:
+async def run_stack(settings: Settings, stop: asyncio.Event) -> int:
     """Run until ``stop`` is set or a component dies; returns the process exit code."""
-    log_dir = run_dir / "logs"
+    log_dir = settings.run_dir / "logs"
     shutil.rmtree(log_dir, ignore_errors=True)
     log_dir.mkdir(parents=True)
     env = dict(os.environ)

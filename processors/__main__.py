@@ -1,9 +1,10 @@
 """Run the price processor worker: ``python -m processors worker --without-web``."""
 
 from processors.agents import price_quotes  # noqa: F401  (registers the agent with the app)
-from processors.app import app
+from processors.app import app, settings
 from tickwire.logging import configure_logging
 
 if __name__ == "__main__":
     configure_logging(own_handlers=False)
+    settings.run_dir.mkdir(parents=True, exist_ok=True)  # Faust creates its datadir inside, not parents
     app.main()

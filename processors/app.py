@@ -27,6 +27,8 @@ def build_app(settings: Settings) -> faust.App:
         producer_max_batch_size=1,
         producer_linger=0.0,
         web_enabled=False,
+        # Faust keeps per-app files here; with the memory store that is only its lock and version.
+        datadir=str(settings.run_dir / f"faust-{settings.processor_app_id}"),
     )
 
 

@@ -16,12 +16,21 @@ from schemas.timestamps import format_ns, now_ns
 
 @dataclass(frozen=True, slots=True)
 class SourceRecord:
-    """One consumed Kafka record: its raw value and where it came from."""
+    """One consumed Kafka record: its raw key and value, and where it came from."""
 
+    key: bytes | None
     value: bytes
     topic: str
     partition: int
     offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A rejected quote and the Kafka key of the record it came from."""
+
+    key: bytes | None
+    value: RejectedQuote
 
 
 @dataclass(slots=True)
@@ -29,7 +38,7 @@ class BatchResult:
     """What a batch produced, in input order."""
 
     prices: list[PriceEvent] = field(default_factory=list)
-    rejected: list[RejectedQuote] = field(default_factory=list)
+    rejected: list[DeadLetter] = field(default_factory=list)
 
 
 def price_batch(
@@ -70,8 +79,8 @@ def _payload(record: SourceRecord) -> Any:
     return orjson.loads(record.value)
 
 
-def _rejected(record: SourceRecord, rejection: Rejection) -> RejectedQuote:
-    return RejectedQuote(
+def _rejected(record: SourceRecord, rejection: Rejection) -> DeadLetter:
+    return DeadLetter(record.key, RejectedQuote(
         reason=rejection.reason,
         detail=rejection.detail,
         symbol=rejection.symbol,
@@ -80,4 +89,4 @@ def _rejected(record: SourceRecord, rejection: Rejection) -> RejectedQuote:
         source_partition=record.partition,
         source_offset=record.offset,
         rejected_at=format_ns(now_ns()),
-    )
+    ))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -119,6 +120,7 @@ def tickwire_env(**overrides: str) -> dict[str, str]:
     """The environment for a tickwire child process: this one's, plus overrides."""
     ours = ("ALPACA_", "APCA_", "TICKWIRE_", "KAFKA_", "REDIS_")
     env = {k: v for k, v in os.environ.items() if not k.startswith(ours)}
+    env["TICKWIRE_RUN_DIR"] = tempfile.mkdtemp(prefix="tickwire-test-run-")
     env.update(overrides)
     return env
 

@@ -7,11 +7,11 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Coroutine
-from pathlib import Path
 from typing import Any
 
 import typer
 
+from deploy.alpaca_feed.cli import feed_app
 from tickwire.logging import configure_logging
 from tickwire.settings import load_settings
 
@@ -30,14 +30,13 @@ def _run_until_signalled(main: Callable[[asyncio.Event], Coroutine[Any, Any, int
 
 
 @app.command()
-def run(run_dir: Path = typer.Option(Path(".tickwire"), envvar="TICKWIRE_RUN_DIR",
-                                     help="Where component logs go.")) -> None:
+def run() -> None:
     """Run the whole pipeline in the foreground until Ctrl-C (embedded servers when none configured)."""
     from deploy.stack import run_stack
 
     configure_logging(level="WARNING")
     settings = load_settings()
-    raise typer.Exit(_run_until_signalled(lambda stop: run_stack(settings, stop, run_dir)))
+    raise typer.Exit(_run_until_signalled(lambda stop: run_stack(settings, stop)))
 
 
 @app.command()
@@ -69,15 +68,7 @@ def create_topics() -> None:
     typer.echo(f"created: {', '.join(created) or 'nothing (all topics exist)'}")
 
 
-def _mount_feed() -> None:
-    try:
-        from deploy.alpaca_feed.cli import feed_app
-    except ImportError:  # pragma: no cover - the feed package is part of the distribution
-        return
-    app.add_typer(feed_app, name="feed", help="The local Alpaca-protocol market-data feed.")
-
-
-_mount_feed()
+app.add_typer(feed_app, name="feed", help="The local Alpaca-protocol market-data feed.")
 
 
 def main() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import cached_property
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
@@ -47,6 +48,7 @@ class Settings(BaseSettings):
         5.0, gt=0, validation_alias="TICKWIRE_PROCESSOR_BATCH_WINDOW_MS"
     )
     feed_rate_per_symbol: float = Field(5.0, ge=0, validation_alias="TICKWIRE_FEED_RATE")
+    run_dir: Path = Field(Path(".tickwire"), validation_alias="TICKWIRE_RUN_DIR")
     log_format: Literal["console", "json"] = Field("console", validation_alias="TICKWIRE_LOG_FORMAT")
     log_level: str = Field("INFO", validation_alias="TICKWIRE_LOG_LEVEL")
 

@@ -29,14 +29,15 @@ async def price_quotes(stream):  # type: ignore[no-untyped-def]
         settings.processor_batch_size, within=settings.processor_batch_window_ms / 1000
     ):
         records = [
-            SourceRecord(e.value, e.message.topic, e.message.partition, e.message.offset) for e in events
+            SourceRecord(e.key, e.value, e.message.topic, e.message.partition, e.message.offset) for e in events
         ]
         result = price_batch(records, latest_price_by_symbol, validator)
-        for rejected in result.rejected:
+        for dead in result.rejected:
+            rejected = dead.value
             log.info("quote rejected", symbol=rejected.symbol, reason=str(rejected.reason), detail=rejected.detail)
-            key = rejected.symbol.encode() if rejected.symbol else None
-            await quotes_rejected_topic.send(key=key, value=rejected.to_json())
+            # The source key keeps a dead letter in its symbol's partition, in order with its neighbours.
+            await quotes_rejected_topic.send(key=dead.key, value=rejected.to_json())
         for price in result.prices:
             await prices_topic.send(key=price.symbol.encode(), value=price.to_json())
-        await projector.project(result.prices, Counter(str(r.reason) for r in result.rejected))
+        await projector.project(result.prices, Counter(str(d.value.reason) for d in result.rejected))
 

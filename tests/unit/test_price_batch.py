@@ -14,7 +14,7 @@ T0 = 1_700_000_000_000_000_000
 def record(offset: int, symbol: str, bid: float, ask: float, t_ns: int) -> SourceRecord:
     value = {"T": "q", "S": symbol, "bp": bid, "bs": 1, "ap": ask, "as": 1, "t": format_ns(t_ns),
              "received_at": format_ns(t_ns)}
-    return SourceRecord(orjson.dumps(value), "quotes.raw", 0, offset)
+    return SourceRecord(symbol.encode(), orjson.dumps(value), "quotes.raw", 0, offset)
 
 
 def test_price_batch_given_older_quote_rejects_it_as_out_of_order() -> None:
@@ -24,8 +24,8 @@ def test_price_batch_given_older_quote_rejects_it_as_out_of_order() -> None:
         latest, QuoteValidator(),
     )
     assert [str(p.mid) for p in result.prices] == ["10.01"]
-    assert [r.reason.value for r in result.rejected] == ["out_of_order"]
-    assert result.rejected[0].source_offset == 1
+    assert [r.value.reason.value for r in result.rejected] == ["out_of_order"]
+    assert result.rejected[0].value.source_offset == 1 and result.rejected[0].key == b"AAPL"
     assert latest["AAPL"]["mid"] == "10.01"
 
 
@@ -33,7 +33,7 @@ def test_price_batch_given_stored_newer_price_rejects_older_quote_across_batches
     latest: dict[str, dict[str, Any]] = {}
     price_batch([record(0, "AAPL", 10.0, 10.02, T0)], latest, QuoteValidator())
     result = price_batch([record(1, "AAPL", 11.0, 11.02, T0 - 1)], latest, QuoteValidator())
-    assert result.prices == [] and result.rejected[0].reason.value == "out_of_order"
+    assert result.prices == [] and result.rejected[0].value.reason.value == "out_of_order"
     assert latest["AAPL"]["bid"] == "10.0"
 
 

@@ -1,0 +1,172 @@
+"""Wire format of Alpaca's v2 stock stream: frame encoding, client-message decoding, control messages.
+
+Server frames are arrays of maps with ``T`` as the first key. A client that upgraded with
+``Content-Type: application/msgpack`` (alpaca-py always does) gets msgpack binary frames whose ``t`` is
+a msgpack Timestamp (ext type -1); every other client gets JSON text frames whose ``t`` is an RFC 3339
+string with trailing fractional zeros trimmed. Internally ``t`` is carried as integer nanoseconds.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import msgpack
+import orjson
+
+from schemas.timestamps import datetime_to_ns, format_ns_trimmed
+
+MSGPACK_CONTENT_TYPE = "application/msgpack"
+
+# Frames above 1 MiB make alpaca-py close with 1009, so batches are cut far below that.
+MAX_FRAME_BYTES = 256 * 1024
+
+# The exact texts matter: alpaca-py turns them into exception messages and matches on some of them.
+ERROR_MESSAGES: dict[int, str] = {
+    400: "invalid syntax",
+    401: "not authenticated",
+    402: "auth failed",
+    403: "already authenticated",
+    404: "auth timeout",
+    405: "symbol limit exceeded",
+    406: "connection limit exceeded",
+    407: "slow client",
+    409: "insufficient subscription",
+    410: "invalid subscribe action for this feed",
+    500: "internal error",
+}
+
+
+class Encoding(enum.Enum):
+    """How a session's server frames are encoded, chosen from the upgrade request's Content-Type."""
+
+    MSGPACK = "msgpack"
+    JSON = "json"
+
+    @classmethod
+    def from_content_type(cls, content_type: str | None) -> Encoding:
+        """msgpack only when the client asked for it; JSON otherwise (Alpaca's default)."""
+        if content_type and content_type.split(";")[0].strip().lower() == MSGPACK_CONTENT_TYPE:
+            return cls.MSGPACK
+        return cls.JSON
+
+
+class ProtocolError(Exception):
+    """A client request the server answers with ``[{"T":"error","code":…,"msg":…}]``."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(ERROR_MESSAGES[code])
+        self.code = code
+
+
+# --- control messages -------------------------------------------------------------------------
+
+
+def connected_message() -> dict[str, Any]:
+    """The greeting sent right after the upgrade."""
+    return {"T": "success", "msg": "connected"}
+
+
+def authenticated_message() -> dict[str, Any]:
+    """The reply to a successful auth."""
+    return {"T": "success", "msg": "authenticated"}
+
+
+def error_message(code: int) -> dict[str, Any]:
+    """An error control message with Alpaca's text for ``code``."""
+    return {"T": "error", "code": code, "msg": ERROR_MESSAGES[code]}
+
+
+# --- timestamps -------------------------------------------------------------------------------
+
+
+def timestamp_to_ns(value: Any) -> Any:
+    """Normalise a ``t`` value to integer ns when it is a time (int, datetime, msgpack.Timestamp).
+
+    Anything else is returned unchanged so tests can inject deliberately malformed values.
+    """
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return value
+    if isinstance(value, msgpack.Timestamp):
+        return value.to_unix_nano()
+    if isinstance(value, datetime):
+        return datetime_to_ns(value)
+    return value
+
+
+def _wire_time(ns: int, encoding: Encoding) -> Any:
+    return msgpack.Timestamp.from_unix_nano(ns) if encoding is Encoding.MSGPACK else format_ns_trimmed(ns)
+
+
+# --- encoding ---------------------------------------------------------------------------------
+
+
+def encode_message(message: Mapping[str, Any], encoding: Encoding) -> bytes:
+    """Encode one map (not yet wrapped in an array); an integer ``t`` becomes the wire timestamp."""
+    t = message.get("t")
+    if isinstance(t, int) and not isinstance(t, bool):
+        message = {**message, "t": _wire_time(t, encoding)}
+    if encoding is Encoding.MSGPACK:
+        return msgpack.packb(message)
+    return orjson.dumps(message)
+
+
+def assemble_frames(encoded: Sequence[bytes], encoding: Encoding, max_bytes: int = MAX_FRAME_BYTES) -> list[bytes]:
+    """Wrap pre-encoded maps into as few array frames as fit under ``max_bytes`` each, in order."""
+    frames: list[bytes] = []
+    start = size = 0
+    for index, part in enumerate(encoded):
+        if index > start and size + len(part) > max_bytes:
+            frames.append(_wrap(encoded[start:index], encoding))
+            start, size = index, 0
+        size += len(part) + 1
+    if start < len(encoded):
+        frames.append(_wrap(encoded[start:], encoding))
+    return frames
+
+
+def _wrap(parts: Sequence[bytes], encoding: Encoding) -> bytes:
+    if encoding is Encoding.MSGPACK:
+        return msgpack.Packer().pack_array_header(len(parts)) + b"".join(parts)
+    return b"[" + b",".join(parts) + b"]"
+
+
+def encode_frame(messages: Iterable[Mapping[str, Any]], encoding: Encoding) -> bytes:
+    """Encode messages as a single array frame (used for control messages, which travel alone)."""
+    return _wrap([encode_message(message, encoding) for message in messages], encoding)
+
+
+def with_type_first(message: Mapping[str, Any]) -> dict[str, Any]:
+    """Copy of a data message with ``T`` as its first key (the Go SDK rejects anything else)."""
+    if "T" not in message:
+        raise ValueError(f"message has no 'T' key: {message!r}")
+    out: dict[str, Any] = {"T": message["T"]}
+    out.update((key, value) for key, value in message.items() if key != "T")
+    return out
+
+
+# --- decoding ---------------------------------------------------------------------------------
+
+
+def decode_client_message(data: bytes | str) -> Any:
+    """Decode one client message by opcode: binary frames are msgpack, text frames are JSON.
+
+    Raises ProtocolError(400) when the payload cannot be decoded.
+    """
+    try:
+        if isinstance(data, str):
+            return orjson.loads(data)
+        return msgpack.unpackb(data, raw=False)
+    except Exception as exc:  # msgpack raises several unrelated types for bad input
+        raise ProtocolError(400) from exc
+
+
+def decode_server_frame(data: bytes | str) -> list[dict[str, Any]]:
+    """Decode a server frame the way a client would (used by tests and debugging tools)."""
+    if isinstance(data, str):
+        return orjson.loads(data)
+    return msgpack.unpackb(data, raw=False)

@@ -1,0 +1,82 @@
+"""The single generator task that turns the market model into live data for all sessions."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from deploy.alpaca_feed.hub import FeedHub
+from deploy.alpaca_feed.market import MINUTE_NS, MarketModel
+from schemas.timestamps import NS_PER_SECOND, now_ns
+
+log = logging.getLogger(__name__)
+
+MIN_TICK_SECONDS = 0.01
+MAX_TICK_SECONDS = 0.1
+# Lets bars be emitted just after the minute mark rather than just before it.
+_MINUTE_SLACK_SECONDS = 0.001
+
+
+class SyntheticFeed:
+    """Emits ``rate_per_symbol`` quotes/s for every subscribed symbol, plus trades and minute bars."""
+
+    def __init__(self, hub: FeedHub, model: MarketModel, rate_per_symbol: float) -> None:
+        if rate_per_symbol <= 0:
+            raise ValueError("rate_per_symbol must be positive (use no SyntheticFeed to disable data)")
+        self._hub = hub
+        self._model = model
+        self._rate = rate_per_symbol
+        # Tick often enough for the rate, but batch many quotes per tick at high rates.
+        self._tick = min(MAX_TICK_SECONDS, max(MIN_TICK_SECONDS, 1.0 / rate_per_symbol))
+        self._credits: dict[str, float] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Start the generator task on the running loop."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="alpaca-feed-synthetic")
+
+    async def stop(self) -> None:
+        """Cancel the generator task and wait for it."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def tick(self, elapsed: float) -> list[dict[str, Any]]:
+        """Advance the market by ``elapsed`` seconds and return the messages to publish now."""
+        now = now_ns()
+        events = self._model.close_bars(now)
+        symbols = self._hub.market_symbols()
+        for symbol in list(self._credits):
+            if symbol not in symbols:
+                del self._credits[symbol]
+        # After a stall catch up at most a few ticks' worth: an overloaded feed slows down, not bursts.
+        burst_cap = 1.0 + self._rate * self._tick * 4
+        for symbol in sorted(symbols):
+            credit = self._credits.get(symbol)
+            # A newly subscribed symbol gets its first quote immediately.
+            credit = 1.0 if credit is None else min(burst_cap, credit + self._rate * elapsed)
+            while credit >= 1.0:
+                events.extend(self._model.next_events(symbol, now))
+                credit -= 1.0
+            self._credits[symbol] = credit
+        return events
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        last = loop.time()
+        while True:
+            now = loop.time()
+            try:
+                events = self.tick(now - last)
+                if events:
+                    self._hub.publish(events, synthetic=True)
+            except Exception:  # keep the feed alive; a bug here should be loud but not fatal
+                log.exception("synthetic feed tick failed")
+            last = now
+            until_minute = (MINUTE_NS - now_ns() % MINUTE_NS) / NS_PER_SECOND + _MINUTE_SLACK_SECONDS
+            await asyncio.sleep(min(self._tick, until_minute))
