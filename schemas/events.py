@@ -128,3 +128,35 @@ class PriceUpdated(_Frozen):
     bid: DecimalStr
     ask: DecimalStr
     timestamp: str
+
+
+class SubscriptionRequest(_Frozen):
+    """Value of ``subscriptions`` (key = symbol): one source wants a symbol streamed, or no longer.
+
+    The ingest subscribes a symbol while at least one source wants it (reference counting by source:
+    ``config`` for TICKWIRE_SYMBOLS, ``api`` for POST /api/v1/subscribe, ``positions`` for open positions).
+    """
+
+    symbol: str
+    action: Literal["subscribe", "unsubscribe"]
+    source: str = Field(description="who asks: config, api, positions, ...")
+    requested_at: str
+
+
+class IngestStatus(_Frozen):
+    """Redis ``tickwire:status:ingest`` (short TTL, refreshed every second): what the ingest is doing."""
+
+    role: Literal["active", "standby"]
+    connected: bool
+    healthy: bool
+    stream_url: str
+    subscribed_symbols: list[str]
+    reconnect_attempts: int
+    queue_depth: int
+    overflow: int
+    messages_received: dict[str, int] = Field(description="by Alpaca message type: t, q, b, ...")
+    messages_published: dict[str, int]
+    last_message_at: dict[str, str] = Field(description="symbol -> receive time of its last message")
+    gaps: int
+    detail: str = ""
+    updated_at: str

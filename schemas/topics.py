@@ -8,7 +8,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from schemas.events import PriceEvent, PriceSnapshot, PriceUpdated, RawBar, RawQuote, RawTrade, RejectedQuote
+from schemas.events import (
+    IngestStatus,
+    PriceEvent,
+    PriceSnapshot,
+    PriceUpdated,
+    RawBar,
+    RawQuote,
+    RawTrade,
+    RejectedQuote,
+    SubscriptionRequest,
+)
 
 
 @dataclass(frozen=True)
@@ -28,8 +38,11 @@ QUOTES_REJECTED = TopicSpec(
     "quotes.rejected", "symbol", RejectedQuote, "Quotes that failed validation: original payload + reason"
 )
 PRICES = TopicSpec("prices", "symbol", PriceEvent, "Validated quotes that became the latest price")
+SUBSCRIPTIONS = TopicSpec(
+    "subscriptions", "symbol", SubscriptionRequest, "Control topic: which sources want which symbols streamed"
+)
 
-ALL_TOPICS: tuple[TopicSpec, ...] = (TRADES_RAW, QUOTES_RAW, BARS_RAW, QUOTES_REJECTED, PRICES)
+ALL_TOPICS: tuple[TopicSpec, ...] = (TRADES_RAW, QUOTES_RAW, BARS_RAW, QUOTES_REJECTED, PRICES, SUBSCRIPTIONS)
 
 # Alpaca message type "T" -> the raw topic it is published to.
 RAW_TOPIC_BY_MESSAGE_TYPE: dict[str, TopicSpec] = {"t": TRADES_RAW, "q": QUOTES_RAW, "b": BARS_RAW}
@@ -39,6 +52,8 @@ LATEST_PRICE_TABLE = "latest_price_by_symbol"
 
 PRICE_CHANNEL_PATTERN = "price.updated.*"
 PROCESSOR_STATS_KEY = "tickwire:stats:processor"
+INGEST_STATUS_KEY = "tickwire:status:ingest"  # IngestStatus JSON, short TTL
+INGEST_LEASE_KEY = "tickwire:lease:ingest"  # held by the active ingest (one Alpaca connection per account)
 
 
 def price_key(symbol: str) -> str:
@@ -59,6 +74,8 @@ def symbol_from_price_channel(channel: str) -> str:
 __all__ = [
     "ALL_TOPICS",
     "BARS_RAW",
+    "INGEST_LEASE_KEY",
+    "INGEST_STATUS_KEY",
     "LATEST_PRICE_TABLE",
     "PRICES",
     "PRICE_CHANNEL_PATTERN",
@@ -66,9 +83,12 @@ __all__ = [
     "QUOTES_RAW",
     "QUOTES_REJECTED",
     "RAW_TOPIC_BY_MESSAGE_TYPE",
+    "SUBSCRIPTIONS",
     "TRADES_RAW",
+    "IngestStatus",
     "PriceSnapshot",
     "PriceUpdated",
+    "SubscriptionRequest",
     "TopicSpec",
     "price_channel",
     "price_key",
