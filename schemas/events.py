@@ -160,3 +160,77 @@ class IngestStatus(_Frozen):
     gaps: int
     detail: str = ""
     updated_at: str
+
+
+PriceSource = Literal["real-time", "closing", "none"]
+
+
+class Position(_Frozen):
+    """Value of ``positions`` (key ``{account}:{symbol}``): a position as its owner reports it.
+
+    ``qty`` is negative for shorts; ``"0"`` (or a tombstone, i.e. a null value) closes the position.
+    """
+
+    account: str = "default"
+    symbol: str
+    qty: DecimalStr
+    avg_entry_price: DecimalStr
+    updated_at: str
+
+
+class PositionPnL(_Frozen):
+    """Value of ``pnl`` and of a field of Redis hash ``pnl:{account}``: one position valued at a mark.
+
+    ``mark_price``/``unrealized_pnl`` are null when neither a live price nor a previous close is known.
+    """
+
+    account: str
+    symbol: str
+    qty: DecimalStr
+    avg_entry_price: DecimalStr
+    mark_price: DecimalStr | None
+    unrealized_pnl: DecimalStr | None = Field(description="(mark - avg_entry_price) * qty, to the cent")
+    price_source: PriceSource
+    price_timestamp: str | None = Field(description="exchange time of the quote/trade or the close")
+    updated_at: str
+
+
+class AccountPnL(_Frozen):
+    """Redis ``pnl_total:{account}``: the account's total unrealized P&L over its open positions."""
+
+    account: str
+    total_unrealized: DecimalStr
+    positions: int
+    updated_at: str
+
+
+class PnLUpdated(_Frozen):
+    """Message on Redis channel ``pnl.updated.{account}``: a position was revalued."""
+
+    event_type: Literal["pnl.updated"] = "pnl.updated"
+    account: str
+    symbol: str
+    qty: DecimalStr
+    mark_price: DecimalStr | None
+    unrealized_pnl: DecimalStr | None
+    price_source: PriceSource
+    total_unrealized: DecimalStr
+    timestamp: str
+
+
+class PreviousClose(_Frozen):
+    """Redis ``close:{SYMBOL}``: the last official close, the mark when no live price exists."""
+
+    symbol: str
+    close: DecimalStr
+    timestamp: str = Field(description="the daily bar's time (session date, midnight New York, in UTC)")
+    source: Literal["daily_bar", "snapshot", "manual"]
+
+
+class LastTrade(_Frozen):
+    """Redis ``trade:{SYMBOL}``: the latest valid trade, the mark under the ``last`` policy."""
+
+    symbol: str
+    price: DecimalStr
+    size: int
+    timestamp: str

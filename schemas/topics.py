@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 from schemas.events import (
     IngestStatus,
+    Position,
+    PositionPnL,
     PriceEvent,
     PriceSnapshot,
     PriceUpdated,
@@ -42,10 +44,24 @@ SUBSCRIPTIONS = TopicSpec(
     "subscriptions", "symbol", SubscriptionRequest, "Control topic: which sources want which symbols streamed"
 )
 
-ALL_TOPICS: tuple[TopicSpec, ...] = (TRADES_RAW, QUOTES_RAW, BARS_RAW, QUOTES_REJECTED, PRICES, SUBSCRIPTIONS)
+DAILY_BARS_RAW = TopicSpec("bars.daily.raw", "symbol", RawBar, "Alpaca daily bars (dailyBars channel) as received")
+POSITIONS = TopicSpec(
+    "positions", "{account}:{symbol}", Position, "Positions reported by other services; qty 0 or null closes"
+)
+POSITIONS_BY_SYMBOL = TopicSpec(
+    "positions.by_symbol", "symbol", Position, "Internal: positions re-keyed by symbol, co-partitioned with prices"
+)
+PNL = TopicSpec("pnl", "{account}:{symbol}", PositionPnL, "A position revalued on a price or position change")
+
+ALL_TOPICS: tuple[TopicSpec, ...] = (
+    TRADES_RAW, QUOTES_RAW, BARS_RAW, DAILY_BARS_RAW, QUOTES_REJECTED, PRICES, SUBSCRIPTIONS,
+    POSITIONS, POSITIONS_BY_SYMBOL, PNL,
+)
 
 # Alpaca message type "T" -> the raw topic it is published to.
-RAW_TOPIC_BY_MESSAGE_TYPE: dict[str, TopicSpec] = {"t": TRADES_RAW, "q": QUOTES_RAW, "b": BARS_RAW}
+RAW_TOPIC_BY_MESSAGE_TYPE: dict[str, TopicSpec] = {
+    "t": TRADES_RAW, "q": QUOTES_RAW, "b": BARS_RAW, "d": DAILY_BARS_RAW,
+}
 
 # The price processor's Faust table; its changelog topic is "{TICKWIRE_PROCESSOR_APP_ID}-{name}-changelog".
 LATEST_PRICE_TABLE = "latest_price_by_symbol"
@@ -69,6 +85,52 @@ def price_channel(symbol: str) -> str:
 def symbol_from_price_channel(channel: str) -> str:
     """Inverse of :func:`price_channel`."""
     return channel.removeprefix("price.updated.")
+
+
+DEFAULT_ACCOUNT = "default"
+ACCOUNTS_KEY = "tickwire:accounts"  # Redis set of accounts that have (or had) positions
+PNL_CHANNEL_PATTERN = "pnl.updated.*"
+
+
+def position_key(account: str, symbol: str) -> str:
+    """Kafka key of a ``positions`` / ``pnl`` record."""
+    return f"{account}:{symbol}"
+
+
+def split_position_key(key: str) -> tuple[str, str]:
+    """Inverse of :func:`position_key`; a bare symbol means the default account."""
+    account, sep, symbol = key.rpartition(":")
+    return (account if sep and account else DEFAULT_ACCOUNT), symbol
+
+
+def positions_key(account: str) -> str:
+    """Redis hash of an account's open positions: symbol -> :class:`Position` JSON."""
+    return f"positions:{account}"
+
+
+def pnl_key(account: str) -> str:
+    """Redis hash of an account's valued positions: symbol -> :class:`PositionPnL` JSON."""
+    return f"pnl:{account}"
+
+
+def pnl_total_key(account: str) -> str:
+    """Redis key of an account's :class:`AccountPnL` JSON."""
+    return f"pnl_total:{account}"
+
+
+def pnl_channel(account: str) -> str:
+    """Redis channel receiving a :class:`PnLUpdated` JSON per revaluation of the account's positions."""
+    return f"pnl.updated.{account}"
+
+
+def close_key(symbol: str) -> str:
+    """Redis key of a symbol's :class:`PreviousClose` JSON."""
+    return f"close:{symbol}"
+
+
+def last_trade_key(symbol: str) -> str:
+    """Redis key of a symbol's :class:`LastTrade` JSON (with the price TTL)."""
+    return f"trade:{symbol}"
 
 
 __all__ = [
