@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
@@ -47,6 +48,13 @@ class Settings(BaseSettings):
     processor_batch_window_ms: float = Field(
         5.0, gt=0, validation_alias="TICKWIRE_PROCESSOR_BATCH_WINDOW_MS"
     )
+    mark_policy: Literal["mid", "side", "last"] = Field("mid", validation_alias="TICKWIRE_MARK_POLICY")
+    # P&L conflation: emit a revaluation only when it moves at least this much (0 = every change) ...
+    pnl_min_change: Decimal = Field(Decimal("0"), ge=0, validation_alias="TICKWIRE_PNL_MIN_CHANGE")
+    pnl_min_change_bps: Decimal = Field(Decimal("0"), ge=0, validation_alias="TICKWIRE_PNL_MIN_CHANGE_BPS")
+    # ... or when this long has passed since the last emission of a changed position.
+    pnl_max_delay_ms: float = Field(1000.0, gt=0, validation_alias="TICKWIRE_PNL_MAX_DELAY_MS")
+    unsubscribe_grace_seconds: float = Field(60.0, ge=0, validation_alias="TICKWIRE_UNSUBSCRIBE_GRACE_SECONDS")
     feed_rate_per_symbol: float = Field(5.0, ge=0, validation_alias="TICKWIRE_FEED_RATE")
     run_dir: Path = Field(Path(".tickwire"), validation_alias="TICKWIRE_RUN_DIR")
     log_format: Literal["console", "json"] = Field("console", validation_alias="TICKWIRE_LOG_FORMAT")
