@@ -70,6 +70,7 @@ PRICE_CHANNEL_PATTERN = "price.updated.*"
 PROCESSOR_STATS_KEY = "tickwire:stats:processor"
 INGEST_STATUS_KEY = "tickwire:status:ingest"  # IngestStatus JSON, short TTL
 INGEST_LEASE_KEY = "tickwire:lease:ingest"  # held by the active ingest (one Alpaca connection per account)
+API_SUBSCRIPTIONS_KEY = "tickwire:subscriptions:api"  # Redis set: symbols subscribed through the API
 
 
 def price_key(symbol: str) -> str:

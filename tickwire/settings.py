@@ -59,6 +59,13 @@ class Settings(BaseSettings):
     run_dir: Path = Field(Path(".tickwire"), validation_alias="TICKWIRE_RUN_DIR")
     log_format: Literal["console", "json"] = Field("console", validation_alias="TICKWIRE_LOG_FORMAT")
     log_level: str = Field("INFO", validation_alias="TICKWIRE_LOG_LEVEL")
+    # Which price marks a position: the quote's mid, the side a close would hit (bid/ask), or the last trade.
+    mark_policy: Literal["mid", "side", "last"] = Field("mid", validation_alias="TICKWIRE_MARK_POLICY")
+    api_host: str = Field("127.0.0.1", validation_alias="TICKWIRE_API_HOST")
+    # 0 = any free port (tickwire run picks one and prints it).
+    api_port: int = Field(8004, ge=0, le=65535, validation_alias="TICKWIRE_API_PORT")
+    # When set, mutating API calls need "Authorization: Bearer <token>".
+    api_token: SecretStr | None = Field(None, validation_alias="TICKWIRE_API_TOKEN")
 
     @field_validator("symbols", mode="before")
     @classmethod
@@ -92,7 +99,7 @@ class Settings(BaseSettings):
     def redacted(self) -> dict[str, object]:
         """Settings as a dict safe to log: secrets masked, URL passwords hidden."""
         out = self.model_dump()
-        for name in ("alpaca_api_key", "alpaca_secret_key"):
+        for name in ("alpaca_api_key", "alpaca_secret_key", "api_token"):
             out[name] = "**********" if out[name] is not None else None
         if self.redis_url:
             out["redis_url"] = redact_url(self.redis_url)
