@@ -33,6 +33,9 @@ class _RawAlpaca(_Frozen):
     symbol: str = Field(alias="S")
     timestamp: str = Field(alias="t", description="exchange time, RFC 3339 with nanoseconds")
     received_at: str = Field(description="when the ingest received it, RFC 3339 with nanoseconds")
+    # Live messages carry no source (or "stream"); REST repairs of a gap say "backfill" and name the gap.
+    source: Literal["stream", "backfill"] = "stream"
+    gap_id: str | None = Field(None, description="the FeedGap a backfilled message repairs")
 
 
 class RawTrade(_RawAlpaca):
@@ -160,6 +163,46 @@ class IngestStatus(_Frozen):
     gaps: int
     detail: str = ""
     updated_at: str
+    instance: str = Field("", description="which ingest process wrote this")
+    reconnects_total: int = Field(0, description="successful reconnects since start")
+    max_reconnect_attempts_exceeded: bool = False
+    pending_symbols: list[str] = Field([], description="wanted, but over the feed's symbol limit")
+    quiet_symbols: list[str] = Field([], description="subscribed, silent while others flow")
+    halted_symbols: list[str] = Field([], description="halted per the last trading status message")
+    messages_per_second: dict[str, float] = Field({}, description="by Alpaca message type, last second")
+    last_exchange_at: dict[str, str] = Field({}, description="symbol -> exchange time of its last message")
+    backfilled: int = Field(0, description="messages re-published from REST to repair gaps")
+    backfill_failures: int = 0
+    malformed: int = Field(0, description="frames or messages from Alpaca that could not be used")
+
+
+class GapReason(StrEnum):
+    """Why the ingest may have missed data (value of ``FeedGap.reason``)."""
+
+    RECONNECT = "reconnect"  # the socket dropped or failed; data sent meanwhile never arrived
+    STALL = "stall"  # the socket stayed open but went mute; it was reconnected
+    OVERFLOW = "overflow"  # the ingest's queue was full (Kafka slow or down): received messages were dropped
+    TAKEOVER = "takeover"  # a standby ingest took over from an active one that stopped or died
+
+
+class FeedGap(_Frozen):
+    """Value of ``feed.gaps`` (key = symbol): a window in which this symbol's stream data may be missing.
+
+    ``last_before`` / ``first_after`` are exchange times (RFC 3339, ns) of the last message received before
+    the gap and the first one after it (None: none seen, or none yet when the gap was closed). The ingest
+    then re-publishes the window's trades and bars and the latest quote from Alpaca's REST API to the raw
+    topics with ``"source": "backfill"`` and this ``gap_id``.
+    """
+
+    gap_id: str = Field(description="one id per incident, shared by all its symbols")
+    symbol: str
+    symbols: list[str] = Field(description="every symbol of the same incident")
+    reason: GapReason
+    last_before: str | None
+    first_after: str | None
+    started_at: str = Field(description="when the ingest lost data (receive time, RFC 3339 ns)")
+    ended_at: str = Field(description="when the stream was back for this symbol (receive time)")
+    detail: str = ""
 
 
 PriceSource = Literal["real-time", "closing", "none"]

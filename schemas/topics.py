@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from schemas.events import (
+    FeedGap,
     IngestStatus,
     Position,
     PositionPnL,
@@ -43,6 +44,9 @@ PRICES = TopicSpec("prices", "symbol", PriceEvent, "Validated quotes that became
 SUBSCRIPTIONS = TopicSpec(
     "subscriptions", "symbol", SubscriptionRequest, "Control topic: which sources want which symbols streamed"
 )
+FEED_GAPS = TopicSpec(
+    "feed.gaps", "symbol", FeedGap, "Windows the ingest may have missed (reconnect, stall, overflow), then backfilled"
+)
 
 DAILY_BARS_RAW = TopicSpec("bars.daily.raw", "symbol", RawBar, "Alpaca daily bars (dailyBars channel) as received")
 POSITIONS = TopicSpec(
@@ -54,7 +58,7 @@ POSITIONS_BY_SYMBOL = TopicSpec(
 PNL = TopicSpec("pnl", "{account}:{symbol}", PositionPnL, "A position revalued on a price or position change")
 
 ALL_TOPICS: tuple[TopicSpec, ...] = (
-    TRADES_RAW, QUOTES_RAW, BARS_RAW, DAILY_BARS_RAW, QUOTES_REJECTED, PRICES, SUBSCRIPTIONS,
+    TRADES_RAW, QUOTES_RAW, BARS_RAW, DAILY_BARS_RAW, QUOTES_REJECTED, PRICES, SUBSCRIPTIONS, FEED_GAPS,
     POSITIONS, POSITIONS_BY_SYMBOL, PNL,
 )
 
@@ -137,6 +141,7 @@ def last_trade_key(symbol: str) -> str:
 __all__ = [
     "ALL_TOPICS",
     "BARS_RAW",
+    "FEED_GAPS",
     "INGEST_LEASE_KEY",
     "INGEST_STATUS_KEY",
     "LATEST_PRICE_TABLE",
@@ -148,6 +153,7 @@ __all__ = [
     "RAW_TOPIC_BY_MESSAGE_TYPE",
     "SUBSCRIPTIONS",
     "TRADES_RAW",
+    "FeedGap",
     "IngestStatus",
     "PriceSnapshot",
     "PriceUpdated",
