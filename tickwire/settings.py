@@ -43,6 +43,28 @@ class Settings(BaseSettings):
     max_quote_age_seconds: float = Field(60.0, gt=0, validation_alias="TICKWIRE_MAX_QUOTE_AGE_SECONDS")
     topic_partitions: int = Field(4, gt=0, validation_alias="TICKWIRE_TOPIC_PARTITIONS")
     ingest_queue_size: int = Field(10_000, gt=0, validation_alias="TICKWIRE_INGEST_QUEUE_SIZE")
+    # Ingest reconnects: base, 2x base, 4x base ... up to the max, minus up to `jitter` of it; a success resets.
+    reconnect_base_seconds: float = Field(5.0, gt=0, validation_alias="TICKWIRE_RECONNECT_BASE_SECONDS")
+    reconnect_max_seconds: float = Field(300.0, gt=0, validation_alias="TICKWIRE_RECONNECT_MAX_SECONDS")
+    reconnect_jitter: float = Field(0.2, ge=0, lt=1, validation_alias="TICKWIRE_RECONNECT_JITTER")
+    # After this many failures in a row the ingest reports unhealthy and keeps trying at the max delay.
+    max_reconnect_attempts: int = Field(10, gt=0, validation_alias="TICKWIRE_MAX_RECONNECT_ATTEMPTS")
+    # The feed's per-connection symbol limit (IEX: 30 for trades and quotes).
+    max_symbols: int = Field(30, gt=0, validation_alias="TICKWIRE_MAX_SYMBOLS")
+    # No data at all on the socket for this long (market open, some symbol not halted): it is mute, reconnect.
+    mute_after_seconds: float = Field(60.0, gt=0, validation_alias="TICKWIRE_MUTE_AFTER_SECONDS")
+    # One symbol silent this long while others flow: reported as quiet, no reconnect.
+    quiet_after_seconds: float = Field(30.0, gt=0, validation_alias="TICKWIRE_QUIET_AFTER_SECONDS")
+    market_hours: Literal["always", "extended", "regular"] | None = Field(
+        None, validation_alias="TICKWIRE_MARKET_HOURS"
+    )
+    # After a reconnect, how long to wait for each symbol's first message before closing its gap anyway.
+    gap_settle_seconds: float = Field(5.0, gt=0, validation_alias="TICKWIRE_GAP_SETTLE_SECONDS")
+    backfill_max_window_seconds: float = Field(
+        3600.0, gt=0, validation_alias="TICKWIRE_BACKFILL_MAX_WINDOW_SECONDS"
+    )
+    ingest_lease_ttl_ms: int = Field(5000, ge=200, validation_alias="TICKWIRE_INGEST_LEASE_TTL_MS")
+    ingest_metrics_port: int = Field(0, ge=0, le=65535, validation_alias="TICKWIRE_INGEST_METRICS_PORT")
     processor_app_id: str = Field("tickwire-processor", validation_alias="TICKWIRE_PROCESSOR_APP_ID")
     processor_batch_size: int = Field(100, gt=0, validation_alias="TICKWIRE_PROCESSOR_BATCH_SIZE")
     processor_batch_window_ms: float = Field(
@@ -95,6 +117,13 @@ class Settings(BaseSettings):
     def quote_age_limit_seconds(self) -> float:
         """Allowed exchange-to-receive delay; the delayed SIP feed is 15 minutes late by design."""
         return self.max_quote_age_seconds + (900.0 if self.alpaca_feed == "delayed_sip" else 0.0)
+
+    @property
+    def effective_market_hours(self) -> Literal["always", "extended", "regular"]:
+        """When silence means a mute socket: set, or "always" without credentials (a local feed, 24/7)."""
+        if self.market_hours is not None:
+            return self.market_hours
+        return "always" if self.alpaca_feed == "test" or not self.has_alpaca_credentials else "extended"
 
     def redacted(self) -> dict[str, object]:
         """Settings as a dict safe to log: secrets masked, URL passwords hidden."""
