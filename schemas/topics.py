@@ -32,6 +32,7 @@ class TopicSpec:
     key: str
     value: type
     description: str
+    compacted: bool = False  # cleanup.policy=compact: the topic keeps the latest value of every key
 
 
 TRADES_RAW = TopicSpec("trades.raw", "symbol", RawTrade, "Alpaca trades as received, plus receive time")
@@ -50,7 +51,8 @@ FEED_GAPS = TopicSpec(
 
 DAILY_BARS_RAW = TopicSpec("bars.daily.raw", "symbol", RawBar, "Alpaca daily bars (dailyBars channel) as received")
 POSITIONS = TopicSpec(
-    "positions", "{account}:{symbol}", Position, "Positions reported by other services; qty 0 or null closes"
+    "positions", "{account}:{symbol}", Position, "Positions reported by other services; qty 0 or null closes",
+    compacted=True,
 )
 POSITIONS_BY_SYMBOL = TopicSpec(
     "positions.by_symbol", "symbol", Position, "Internal: positions re-keyed by symbol, co-partitioned with prices"
@@ -136,6 +138,31 @@ def close_key(symbol: str) -> str:
 def last_trade_key(symbol: str) -> str:
     """Redis key of a symbol's :class:`LastTrade` JSON (with the price TTL)."""
     return f"trade:{symbol}"
+
+
+# Replays (``tickwire replay``) write under a namespace of their own and to suffixed topics, never to live names.
+LIVE_NAMESPACE = ""
+REPLAY_RUN_KEY = "tickwire:replay:run"  # inside a run's namespace: the run's manifest JSON
+
+
+def namespaced(name: str, namespace: str = LIVE_NAMESPACE) -> str:
+    """A Redis key, channel or pattern inside ``namespace`` (a prefix; live names have the empty one)."""
+    return namespace + name
+
+
+def replay_namespace(run_id: str) -> str:
+    """The Redis namespace of a replay run: every key and channel the run writes starts with it."""
+    return f"replay:{run_id}:"
+
+
+def replay_topic(topic: str, run_id: str) -> str:
+    """The Kafka topic a replay run writes instead of ``topic``."""
+    return f"{topic}.replay.{run_id}"
+
+
+def symbol_stats_key(symbol: str) -> str:
+    """Redis hash of a symbol's processing counts: ``accepted`` and ``rejected.{reason}``."""
+    return f"tickwire:stats:symbol:{symbol}"
 
 
 __all__ = [
