@@ -11,8 +11,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
-from schemas.events import PriceEvent, PriceUpdated
-from schemas.topics import PROCESSOR_STATS_KEY, price_channel, price_key
+from schemas.events import PriceEvent, PriceUpdated, RejectedQuote
+from schemas.topics import LIVE_NAMESPACE, PROCESSOR_STATS_KEY, namespaced, price_channel, price_key, symbol_stats_key
 
 log = structlog.get_logger(__name__)
 
@@ -40,15 +40,17 @@ class PriceProjector:
 
     While Redis is unreachable it retries the whole batch with capped exponential backoff (the stream
     waits, nothing is acknowledged, nothing is lost), logging one line per failed attempt.
+    Every key and channel is prefixed with ``namespace`` (a replay run's, see ``schemas.topics``).
     """
 
-    def __init__(self, redis: Redis, ttl_seconds: int) -> None:
+    def __init__(self, redis: Redis, ttl_seconds: int, namespace: str = LIVE_NAMESPACE) -> None:
         self.redis = redis
         self.ttl_seconds = ttl_seconds
+        self.namespace = namespace
         self._script = redis.register_script(_PROJECT_PRICE_LUA)
 
-    async def project(self, prices: Sequence[PriceEvent], rejected: Counter[str] | None = None) -> int:
-        """Write a batch; returns how many prices changed (and were published)."""
+    async def project(self, prices: Sequence[PriceEvent], rejected: Sequence[RejectedQuote] = ()) -> int:
+        """Write a batch and count it (in total and per symbol); returns how many prices changed."""
         if not prices and not rejected:
             return 0
         async for attempt in AsyncRetrying(
@@ -58,12 +60,14 @@ class PriceProjector:
             reraise=True,
         ):
             with attempt:
-                published = await self._write(prices, rejected or Counter())
+                published = await self._write(prices, rejected)
         if attempt.retry_state.attempt_number > 1:
             log.info("redis reachable again", attempts=attempt.retry_state.attempt_number)
         return published
 
-    async def _write(self, prices: Sequence[PriceEvent], rejected: Counter[str]) -> int:
+    async def _write(self, prices: Sequence[PriceEvent], rejected: Sequence[RejectedQuote]) -> int:
+        ns = self.namespace
+        stats_key = namespaced(PROCESSOR_STATS_KEY, ns)
         pipe = self.redis.pipeline(transaction=False)
         for event in prices:
             # PriceSnapshot is PriceEvent without received_at: same fields, same order.
@@ -72,14 +76,19 @@ class PriceProjector:
                 symbol=event.symbol, price=event.mid, bid=event.bid, ask=event.ask, timestamp=event.timestamp
             ).to_json()
             await self._script(
-                keys=[price_key(event.symbol), PROCESSOR_STATS_KEY],
-                args=[snapshot, event.timestamp, self.ttl_seconds, price_channel(event.symbol), update],
+                keys=[namespaced(price_key(event.symbol), ns), stats_key],
+                args=[snapshot, event.timestamp, self.ttl_seconds, namespaced(price_channel(event.symbol), ns), update],
                 client=pipe,
             )
         if prices:
-            pipe.hincrby(PROCESSOR_STATS_KEY, "accepted", len(prices))
-        for reason, count in rejected.items():
-            pipe.hincrby(PROCESSOR_STATS_KEY, f"rejected.{reason}", count)
+            pipe.hincrby(stats_key, "accepted", len(prices))
+        for reason, count in Counter(str(r.reason) for r in rejected).items():
+            pipe.hincrby(stats_key, f"rejected.{reason}", count)
+        # Per-symbol counts let `tickwire diff` compare a replay with live processing symbol by symbol.
+        for symbol, count in Counter(p.symbol for p in prices).items():
+            pipe.hincrby(namespaced(symbol_stats_key(symbol), ns), "accepted", count)
+        for (symbol, reason), count in Counter((r.symbol, str(r.reason)) for r in rejected if r.symbol).items():
+            pipe.hincrby(namespaced(symbol_stats_key(symbol), ns), f"rejected.{reason}", count)
         results = await pipe.execute()
         return sum(int(r) for r in results[: len(prices)])
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
-
 import structlog
 from redis.asyncio import Redis
 
@@ -39,5 +37,5 @@ async def price_quotes(stream):  # type: ignore[no-untyped-def]
             await quotes_rejected_topic.send(key=dead.key, value=rejected.to_json())
         for price in result.prices:
             await prices_topic.send(key=price.symbol.encode(), value=price.to_json())
-        await projector.project(result.prices, Counter(str(d.value.reason) for d in result.rejected))
+        await projector.project(result.prices, [dead.value for dead in result.rejected])
 
