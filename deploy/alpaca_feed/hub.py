@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import collections
+import math
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -27,14 +30,22 @@ class FeedHub:
         connections_per_key: int | None = 1,
         plan_feeds: Iterable[str] | None = None,
         universe: Sequence[str] = DEFAULT_UNIVERSE,
+        max_pending_bytes: int = 32 * 1024 * 1024,
     ) -> None:
         self._key = key
         self._secret = secret
         self._connections_per_key = connections_per_key
         self._plan_feeds = None if plan_feeds is None else frozenset(plan_feeds)
         self._universe = tuple(universe)
+        self.max_pending_bytes = max_pending_bytes  # backlog bound given to new sessions
         self.sessions: set[FeedSession] = set()
         self.connection_count = 0
+        self.auth_rejections = 0  # every refused auth, whatever the reason
+        self.handshake_rejections = 0  # upgrades answered with an HTTP error status (a fault)
+        # Fault state, set through FeedFaults: forced auth refusals, data mute, halted symbols.
+        self.forced_auth_refusals: collections.deque[int] = collections.deque()
+        self.muted_until = 0.0  # time.monotonic() deadline; math.inf = until unmuted
+        self.halted: set[str] = set()
         self._market_symbols: set[str] | None = None
         self._changed = asyncio.Event()
 
@@ -43,21 +54,30 @@ class FeedHub:
     def connection_attempted(self) -> None:
         """Count an upgrade attempt on a valid feed path (before the handshake completes)."""
         self.connection_count += 1
-        self._notify()
+        self.notify()
 
     def session_opened(self, session: FeedSession) -> None:
         """A session was greeted."""
         self.sessions.add(session)
-        self._notify()
+        self.notify()
 
     def session_closed(self, session: FeedSession) -> None:
         """A session ended; its connection slot and subscriptions are released."""
         self.sessions.discard(session)
         self._market_symbols = None
-        self._notify()
+        self.notify()
 
     def authenticate(self, session: FeedSession, key: str, secret: str) -> int | None:
         """Check an auth request: None when accepted, else the Alpaca error code to send."""
+        refusal = self._auth_refusal(session, key, secret)
+        if refusal is not None:
+            self.auth_rejections += 1
+            self.notify()
+        return refusal
+
+    def _auth_refusal(self, session: FeedSession, key: str, secret: str) -> int | None:
+        if self.forced_auth_refusals:
+            return self.forced_auth_refusals.popleft()
         if (self._key is not None and key != self._key) or (self._secret is not None and secret != self._secret):
             return 402
         if self._plan_feeds is not None and session.feed not in self._plan_feeds:
@@ -74,16 +94,21 @@ class FeedHub:
 
     def session_authenticated(self, session: FeedSession) -> None:
         """A session completed auth."""
-        self._notify()
+        self.notify()
 
     def subscriptions_changed(self) -> None:
         """Some session's subscription set changed."""
         self._market_symbols = None
-        self._notify()
+        self.notify()
 
     def authenticated_sessions(self) -> list[FeedSession]:
         """Sessions that may receive data."""
         return [session for session in self.sessions if session.authenticated]
+
+    @property
+    def universe(self) -> tuple[str, ...]:
+        """Symbols a ``*`` subscription covers."""
+        return self._universe
 
     # --- data ---------------------------------------------------------------------------------
 
@@ -96,12 +121,25 @@ class FeedHub:
             self._market_symbols = wanted
         return self._market_symbols
 
+    @property
+    def muted(self) -> bool:
+        """True while a mute fault silences data messages."""
+        return self.muted_until > 0 and (math.isinf(self.muted_until) or time.monotonic() < self.muted_until)
+
+    def handshake_rejected(self) -> None:
+        """Count an upgrade refused with an HTTP error status."""
+        self.handshake_rejections += 1
+        self.notify()
+
     def publish(self, messages: Sequence[Mapping[str, Any]], *, synthetic: bool = False) -> int:
         """Send data messages to every authenticated session subscribed to them, one batch per session.
 
         Each message is encoded at most once per encoding. ``synthetic`` data reaches test-feed
-        sessions only for FAKEPACA, like the real test stream. Returns how many sessions got data.
+        sessions only for FAKEPACA, like the real test stream. While muted nothing is sent.
+        Returns how many sessions got data.
         """
+        if self.muted:
+            return 0
         routed = [(channel_for(message.get("T")), message.get("S")) for message in messages]
         encoded: dict[Encoding, list[bytes | None]] = {}
         reached = 0
@@ -131,7 +169,8 @@ class FeedHub:
 
     # --- waiting ------------------------------------------------------------------------------
 
-    def _notify(self) -> None:
+    def notify(self) -> None:
+        """Wake every ``wait_until`` waiter to re-check its predicate."""
         # Wake every waiter, then give later waiters a fresh event.
         self._changed.set()
         self._changed = asyncio.Event()

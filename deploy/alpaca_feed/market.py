@@ -24,6 +24,7 @@ EXCHANGES = ("V", "Q", "P", "N", "K", "Z", "Y", "J", "U", "B", "X", "A", "H")
 TRADE_PROBABILITY = 0.25  # trades arrive at about a quarter of the quote rate
 _N_EXCHANGES = len(EXCHANGES)
 _BID_STEPS = (-1, 0, 0, 1)  # a drift-free walk that stays put half the time
+BAD_QUOTE_KINDS = ("crossed", "locked", "zero", "negative", "out_of_order")
 
 
 def _price(ticks: int) -> float:
@@ -101,6 +102,56 @@ class MarketModel:
     def start_price(self, symbol: str) -> float:
         """The initial bid of ``symbol``: plausible ($20-$500) and fixed by (seed, symbol)."""
         return _price(self._new_state(symbol).bid)
+
+    def next_timestamp(self, symbol: str, now_ns: int) -> int:
+        """Claim the next timestamp of ``symbol``'s tape (``now_ns``, but strictly increasing)."""
+        state = self._state(symbol)
+        state.last_t = max(now_ns, state.last_t + 1)
+        return state.last_t
+
+    def current_quote(self, symbol: str, now_ns: int) -> dict[str, Any]:
+        """A quote at ``symbol``'s current bid and ask, without moving the market."""
+        state = self._state(symbol)
+        return self._quote(symbol, state.bid, state.bid + state.spread, self.next_timestamp(symbol, now_ns))
+
+    def bad_quote(self, symbol: str, kind: str, now_ns: int) -> dict[str, Any]:
+        """A deliberately bad quote around ``symbol``'s current price (see ``BAD_QUOTE_KINDS``).
+
+        ``out_of_order`` is a sane quote stamped one second before the symbol's latest message.
+        """
+        if kind not in BAD_QUOTE_KINDS:
+            raise ValueError(f"unknown bad quote kind {kind!r}; known: {', '.join(BAD_QUOTE_KINDS)}")
+        state = self._state(symbol)
+        bid, ask = state.bid, state.bid + state.spread
+        if kind == "crossed":
+            bid, ask = ask + 1, bid  # the bid above the ask
+        elif kind == "locked":
+            ask = bid
+        elif kind == "zero":
+            bid = 0
+        elif kind == "negative":
+            bid = -bid
+        if kind == "out_of_order":
+            t = max(1, max(now_ns, state.last_t) - NS_PER_SECOND)
+        else:
+            t = self.next_timestamp(symbol, now_ns)
+        return self._quote(symbol, bid, ask, t)
+
+    @staticmethod
+    def _quote(symbol: str, bid: int, ask: int, t: int) -> dict[str, Any]:
+        return {
+            "T": "q",
+            "S": symbol,
+            "bx": EXCHANGES[0],
+            "bp": _price(bid),
+            "bs": 1,
+            "ax": EXCHANGES[1],
+            "ap": _price(ask),
+            "as": 1,
+            "c": list(QUOTE_CONDITIONS),
+            "z": TAPE,
+            "t": t,
+        }
 
     def next_events(self, symbol: str, now_ns: int) -> list[dict[str, Any]]:
         """One quote for ``symbol`` and, about one time in four, a trade inside that quote.

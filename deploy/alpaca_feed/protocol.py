@@ -39,6 +39,16 @@ ERROR_MESSAGES: dict[int, str] = {
 }
 
 
+# Auth refusals after which Alpaca closes the socket at once. After any other (406) the socket stays
+# open, unauthenticated, until the auth deadline closes it.
+CLOSING_AUTH_REFUSALS = frozenset({402, 404, 407, 409, 500})
+
+
+def close_code_for(error_code: int) -> int:
+    """The WebSocket close code that follows an error the server ends a session with."""
+    return 1011 if error_code == 500 else 1008  # internal error vs policy violation
+
+
 class Encoding(enum.Enum):
     """How a session's server frames are encoded, chosen from the upgrade request's Content-Type."""
 

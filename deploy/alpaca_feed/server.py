@@ -14,6 +14,7 @@ from typing import Any
 
 from aiohttp import WSCloseCode, web
 
+from deploy.alpaca_feed.faults import FeedFaults
 from deploy.alpaca_feed.hub import DEFAULT_UNIVERSE, FeedHub
 from deploy.alpaca_feed.market import MarketModel
 from deploy.alpaca_feed.protocol import Encoding, timestamp_to_ns, with_type_first
@@ -68,7 +69,6 @@ class AlpacaFeedServer:
         self._requested_port = port
         self._rate = rate_per_symbol
         self._auth_timeout = auth_timeout
-        self._max_pending_bytes = max_pending_bytes
         self.model = MarketModel(seed)
         self._hub = FeedHub(
             key=key,
@@ -76,7 +76,9 @@ class AlpacaFeedServer:
             connections_per_key=connections_per_key,
             plan_feeds=plan_feeds,
             universe=tuple(universe),
+            max_pending_bytes=max_pending_bytes,
         )
+        self.faults = FeedFaults(self._hub, self.model, self._publish)
         self._runner: web.AppRunner | None = None
         self._synthetic: SyntheticFeed | None = None
         self._port: int | None = None
@@ -104,6 +106,7 @@ class AlpacaFeedServer:
         if self._rate > 0:
             self._synthetic = SyntheticFeed(self._hub, self.model, self._rate)
             self._synthetic.start()
+            self.faults.burst_target = self._synthetic.burst
         log.info("alpaca feed listening on %s", self.url("{feed}"))
 
     async def stop(self) -> None:
@@ -158,6 +161,16 @@ class AlpacaFeedServer:
         return self._hub.connection_count
 
     @property
+    def handshake_rejections(self) -> int:
+        """WebSocket upgrades refused with an HTTP error status by ``faults.reject_handshakes``."""
+        return self._hub.handshake_rejections
+
+    @property
+    def auth_rejections(self) -> int:
+        """Auth attempts answered with an error (402, 406, 409, … and forced refusals)."""
+        return self._hub.auth_rejections
+
+    @property
     def sessions(self) -> tuple[FeedSession, ...]:
         """Live sessions (greeted, not yet closed), for inspection."""
         return tuple(self._hub.sessions)
@@ -188,6 +201,13 @@ class AlpacaFeedServer:
             f"{count} authenticated sessions",
         )
 
+    async def wait_until(self, predicate: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
+        """Resolve once ``predicate()`` holds, re-checked on every session, auth or fault event.
+
+        E.g. ``await server.wait_until(lambda: server.auth_rejections >= 2)``. Raises TimeoutError.
+        """
+        await self._wait(predicate, timeout, what)
+
     # --- data ---------------------------------------------------------------------------------
 
     def inject(self, messages: Iterable[Mapping[str, Any]]) -> int:
@@ -206,7 +226,7 @@ class AlpacaFeedServer:
             if "t" in out:
                 out["t"] = timestamp_to_ns(out["t"])
             prepared.append(out)
-        return self._hub.publish(prepared)
+        return self._publish(prepared)
 
     async def close_sessions(self, code: int = WSCloseCode.INTERNAL_ERROR, reason: str = "") -> int:
         """Close every live session with ``code`` (default 1011), e.g. to make clients reconnect.
@@ -216,6 +236,9 @@ class AlpacaFeedServer:
         return await self._close_all(code, reason)
 
     # --- internals ----------------------------------------------------------------------------
+
+    def _publish(self, messages: list[dict[str, Any]]) -> int:
+        return self._hub.publish(messages)
 
     async def _wait(self, predicate: Callable[[], bool], seconds: float, what: str) -> None:
         try:
@@ -239,6 +262,10 @@ class AlpacaFeedServer:
         if self._stopping:
             raise web.HTTPServiceUnavailable(text="shutting down")
         self._hub.connection_attempted()
+        refusal = self.faults.handshake_refusal()
+        if refusal is not None:
+            self._hub.handshake_rejected()
+            return web.json_response({"code": refusal, "message": "fault: handshake rejected"}, status=refusal)
         ws = web.WebSocketResponse(compress=True, max_msg_size=MAX_CLIENT_MESSAGE_BYTES, timeout=CLOSE_TIMEOUT_SECONDS)
         await ws.prepare(request)
         session = FeedSession(
@@ -247,9 +274,10 @@ class AlpacaFeedServer:
             encoding=Encoding.from_content_type(request.headers.get("Content-Type")),
             hub=self._hub,
             auth_timeout=self._auth_timeout,
-            max_pending_bytes=self._max_pending_bytes,
+            max_pending_bytes=self._hub.max_pending_bytes,
             user_agent=request.headers.get("User-Agent", ""),
             remote=request.remote,
+            transport=request.transport,
         )
         await session.run()
         return ws

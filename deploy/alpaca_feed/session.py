@@ -18,9 +18,12 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from deploy.alpaca_feed.protocol import (
+    CLOSING_AUTH_REFUSALS,
+    ERROR_MESSAGES,
     Encoding,
     ProtocolError,
     authenticated_message,
+    close_code_for,
     connected_message,
     decode_client_message,
     encode_frame,
@@ -55,6 +58,14 @@ class _Close:
         self.reason = reason
 
 
+class _Frame:
+    """Queue item: a pre-built frame sent with an explicit opcode (fault injection only)."""
+
+    def __init__(self, data: bytes, text: bool) -> None:
+        self.data = data
+        self.text = text
+
+
 class FeedSession:
     """Serves one WebSocket connection on ``/v2/{feed}``."""
 
@@ -69,6 +80,7 @@ class FeedSession:
         max_pending_bytes: int = DEFAULT_MAX_PENDING_BYTES,
         user_agent: str = "",
         remote: str | None = None,
+        transport: asyncio.BaseTransport | None = None,
     ) -> None:
         self.feed = feed
         self.encoding = encoding
@@ -80,8 +92,10 @@ class FeedSession:
         self._ws = ws
         self._hub = hub
         self._auth_timeout = auth_timeout
-        self._max_pending = max_pending_bytes
-        self._queue: collections.deque[bytes | _Close] = collections.deque()
+        self._transport = transport
+        # Outbound backlog bound; public so a fault can lower it on a live session.
+        self.max_pending_bytes = max_pending_bytes
+        self._queue: collections.deque[bytes | _Frame | _Close] = collections.deque()
         self._pending_bytes = 0
         self._wakeup = asyncio.Event()
         self._closing = False  # a close is queued: drop every later send
@@ -135,6 +149,19 @@ class FeedSession:
         """Queue already-encoded data frames in order (drops the client with 407 if it falls behind)."""
         self._enqueue(list(frames))
 
+    def send_raw(self, data: bytes, *, text: bool) -> None:
+        """Queue one frame exactly as given, as a text or binary frame whatever the session's encoding."""
+        if self._closing or self._stopping:
+            return
+        self._queue.append(_Frame(data, text))
+        self._wakeup.set()
+
+    def abort(self) -> None:
+        """Drop the TCP connection at once, with no close frame (the client sees 1006)."""
+        self._abandon()
+        if self._transport is not None:
+            self._transport.abort()
+
     def close(self, code: int = WSCloseCode.OK, reason: str = "", *, urgent: bool = False) -> None:
         """Queue a close frame after what is already queued (``urgent`` discards the backlog first)."""
         if self._closing:
@@ -149,7 +176,7 @@ class FeedSession:
         if self._closing or self._stopping or not frames:
             return
         size = sum(len(frame) for frame in frames)
-        if self._pending_bytes + size > self._max_pending:
+        if self._pending_bytes + size > self.max_pending_bytes:
             # Alpaca buffers a bounded amount per client, then reports a slow client and disconnects.
             log.warning("feed session %s: slow client, %d bytes pending", self.remote, self._pending_bytes)
             self._discard_backlog()
@@ -179,6 +206,9 @@ class FeedSession:
                 if isinstance(item, _Close):
                     await ws.close(code=item.code, message=item.reason.encode())
                     return
+                if isinstance(item, _Frame):
+                    await ws.send_frame(item.data, WSMsgType.TEXT if item.text else WSMsgType.BINARY)
+                    continue
                 self._pending_bytes -= len(item)
                 if text:
                     await ws.send_frame(item, WSMsgType.TEXT)
@@ -221,12 +251,11 @@ class FeedSession:
         if not isinstance(key, str) or not isinstance(secret, str):
             raise ProtocolError(400)
         refusal = self._hub.authenticate(self, key, secret)
-        if refusal == 402:
-            self.send_control(error_message(402))
-            self.close(WSCloseCode.POLICY_VIOLATION, "auth failed")
-        elif refusal is not None:
-            # 406/409 leave the socket open; the auth deadline still closes it (as Alpaca does).
+        if refusal is not None:
             self.send_control(error_message(refusal))
+            if refusal in CLOSING_AUTH_REFUSALS:
+                self.close(close_code_for(refusal), ERROR_MESSAGES[refusal])
+            # Otherwise (406) the socket stays open unauthenticated until the auth deadline closes it.
         else:
             self.state = SessionState.AUTHENTICATED
             self.key = key

@@ -31,6 +31,8 @@ class SyntheticFeed:
         # Tick often enough for the rate, but batch many quotes per tick at high rates.
         self._tick = min(MAX_TICK_SECONDS, max(MIN_TICK_SECONDS, 1.0 / rate_per_symbol))
         self._credits: dict[str, float] = {}
+        self._burst_factor = 1.0
+        self._burst_until = 0.0  # loop time
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -46,20 +48,36 @@ class SyntheticFeed:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
+    def burst(self, factor: float, seconds: float) -> None:
+        """Multiply the rate by ``factor`` for the next ``seconds``."""
+        self._burst_factor = factor
+        self._burst_until = asyncio.get_running_loop().time() + seconds
+
+    def current_rate(self) -> float:
+        """Quotes per second per symbol right now (bursts included)."""
+        if self._burst_until and asyncio.get_running_loop().time() < self._burst_until:
+            return self._rate * self._burst_factor
+        return self._rate
+
     def tick(self, elapsed: float) -> list[dict[str, Any]]:
         """Advance the market by ``elapsed`` seconds and return the messages to publish now."""
         now = now_ns()
         events = self._model.close_bars(now)
         symbols = self._hub.market_symbols()
+        halted = self._hub.halted
         for symbol in list(self._credits):
             if symbol not in symbols:
                 del self._credits[symbol]
+        rate = self.current_rate()
         # After a stall catch up at most a few ticks' worth: an overloaded feed slows down, not bursts.
-        burst_cap = 1.0 + self._rate * self._tick * 4
+        burst_cap = 1.0 + rate * self._tick * 4
         for symbol in sorted(symbols):
+            if symbol in halted:  # a halted symbol neither quotes nor trades
+                self._credits[symbol] = 0.0
+                continue
             credit = self._credits.get(symbol)
             # A newly subscribed symbol gets its first quote immediately.
-            credit = 1.0 if credit is None else min(burst_cap, credit + self._rate * elapsed)
+            credit = 1.0 if credit is None else min(burst_cap, credit + rate * elapsed)
             while credit >= 1.0:
                 events.extend(self._model.next_events(symbol, now))
                 credit -= 1.0
