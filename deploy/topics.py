@@ -1,8 +1,9 @@
-"""Creates tickwire's topics (idempotent) so partition counts are chosen, not left to auto-creation."""
+"""Creates tickwire's topics (idempotent): partitions and cleanup policies are chosen, not left to auto-creation."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import structlog
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -13,13 +14,39 @@ from schemas.topics import ALL_TOPICS, TopicSpec
 log = structlog.get_logger(__name__)
 
 
-async def ensure_topics(bootstrap: str, partitions: int, specs: Iterable[TopicSpec] = ALL_TOPICS) -> list[str]:
-    """Create the missing topics; returns the names it created."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+def new_topic(spec: TopicSpec, partitions: int, replication: int = 1) -> NewTopic:
+    """The CreateTopics request of a spec: compacted topics keep the latest value of every key."""
+    configs = {"cleanup.policy": "compact"} if spec.compacted else {}
+    return NewTopic(spec.name, partitions, replication, topic_configs=configs)
+
+
+def table_changelog_specs() -> list[TopicSpec]:
+    """The changelog topic of every Faust table the processors declare, compacted as Faust itself creates them.
+
+    Creating them up front gives them the right partitions and policy on brokers that auto-create topics.
+    """
+    from processors.tables import app  # importing the module declares every table on the app
+
+    return [
+        TopicSpec(table.changelog_topic.get_topic_name(), "table key", dict, f"changelog of table {name}",
+                  compacted=True)
+        for name, table in app.tables.items()
+    ]
+
+
+async def ensure_topics(
+    bootstrap: str,
+    partitions: int,
+    specs: Iterable[TopicSpec] = ALL_TOPICS,
+    replication: int = 1,
+    **client_options: Any,
+) -> list[str]:
+    """Create the missing topics; returns the names it created (``client_options``: TLS/SASL for aiokafka)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **client_options)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        missing = [NewTopic(s.name, partitions, 1) for s in specs if s.name not in existing]
+        missing = [new_topic(s, partitions, replication) for s in specs if s.name not in existing]
         if missing:
             try:
                 await admin.create_topics(missing)

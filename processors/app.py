@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import faust
 
-from tickwire.kafka import faust_broker_url
+from tickwire.kafka import faust_broker_url, faust_credentials
 from tickwire.settings import Settings, load_settings
 
 
@@ -15,8 +15,10 @@ def build_app(settings: Settings) -> faust.App:
     return faust.App(
         settings.processor_app_id,
         broker=faust_broker_url(settings.kafka_bootstrap_servers),
+        broker_credentials=faust_credentials(settings),
         store="memory://",
         topic_partitions=settings.topic_partitions,
+        topic_replication_factor=settings.topic_replication,
         processing_guarantee="at_least_once",
         consumer_auto_offset_reset="earliest",
         # A group join takes session_timeout/2 on Tansu; 6 s keeps start-up and failover near 5-10 s.

@@ -10,7 +10,7 @@ import structlog
 from alpaca.data.live import StockDataStream
 
 from producers.kafka_publisher import RawEventPublisher
-from tickwire.kafka import bootstrap_list
+from tickwire.kafka import aiokafka_security, bootstrap_list
 from tickwire.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -67,7 +67,9 @@ async def run_ingest(settings: Settings, stop: asyncio.Event) -> None:
     """Run the ingest until ``stop`` is set, then flush what is queued and exit."""
     if not settings.kafka_bootstrap_servers:
         raise SystemExit("KAFKA_BOOTSTRAP_SERVERS is not set: start the ingest through `tickwire run`")
-    publisher = RawEventPublisher(bootstrap_list(settings.kafka_bootstrap_servers), settings.ingest_queue_size)
+    publisher = RawEventPublisher(
+        bootstrap_list(settings.kafka_bootstrap_servers), settings.ingest_queue_size, **aiokafka_security(settings)
+    )
     await publisher.start()
     ingest = AlpacaIngest(settings, publisher)
     ingest.start()

@@ -43,7 +43,9 @@ class RawEventPublisher:
     never buffered without limit. A failed batch is retried until it is delivered.
     """
 
-    def __init__(self, bootstrap_servers: list[str], queue_size: int, batch_size: int = 500) -> None:
+    def __init__(
+        self, bootstrap_servers: list[str], queue_size: int, batch_size: int = 500, **client_options: Any
+    ) -> None:
         self.queue: asyncio.Queue[tuple[dict[str, Any], int]] = asyncio.Queue(maxsize=queue_size)
         self.batch_size = batch_size
         self.counters = IngestCounters()
@@ -53,6 +55,7 @@ class RawEventPublisher:
             linger_ms=1,
             request_timeout_ms=10_000,
             retry_backoff_ms=200,
+            **client_options,  # TLS/SASL for a managed Kafka (tickwire.kafka.aiokafka_security)
         )
         self._task: asyncio.Task[None] | None = None
 

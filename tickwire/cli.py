@@ -57,14 +57,18 @@ def processor() -> None:
 
 @app.command("create-topics")
 def create_topics() -> None:
-    """Create tickwire's topics on KAFKA_BOOTSTRAP_SERVERS with TICKWIRE_TOPIC_PARTITIONS partitions."""
-    from deploy.topics import ensure_topics
+    """Create tickwire's topics and the processors' table changelogs (compacted) on KAFKA_BOOTSTRAP_SERVERS."""
+    from deploy.topics import ensure_topics, table_changelog_specs
+    from schemas.topics import ALL_TOPICS
+    from tickwire.kafka import aiokafka_security
 
     configure_logging()
     settings = load_settings()
     if not settings.kafka_bootstrap_servers:
         raise typer.BadParameter("KAFKA_BOOTSTRAP_SERVERS is not set")
-    created = asyncio.run(ensure_topics(settings.kafka_bootstrap_servers, settings.topic_partitions))
+    specs = [*ALL_TOPICS, *table_changelog_specs()]
+    created = asyncio.run(ensure_topics(settings.kafka_bootstrap_servers, settings.topic_partitions, specs,
+                                        settings.topic_replication, **aiokafka_security(settings)))
     typer.echo(f"created: {', '.join(created) or 'nothing (all topics exist)'}")
 
 

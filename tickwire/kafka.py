@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from faust.types.auth import CredentialsT
+
+    from tickwire.settings import Settings
+
 
 def bootstrap_list(servers: str) -> list[str]:
     """'h1:9092,h2:9092' (or ';'-separated) -> ['h1:9092', 'h2:9092']."""
@@ -15,3 +22,37 @@ def bootstrap_list(servers: str) -> list[str]:
 def faust_broker_url(servers: str) -> str:
     """Faust's broker URL form: 'kafka://h1:9092;h2:9092'."""
     return "kafka://" + ";".join(bootstrap_list(servers))
+
+
+def aiokafka_security(settings: Settings) -> dict[str, Any]:
+    """TLS/SASL keyword arguments for any aiokafka client (none for PLAINTEXT), from the KAFKA_* settings."""
+    protocol = settings.kafka_security_protocol
+    if protocol == "PLAINTEXT":
+        return {}
+    from aiokafka.helpers import create_ssl_context
+
+    options: dict[str, Any] = {"security_protocol": protocol}
+    if protocol in ("SSL", "SASL_SSL"):
+        options["ssl_context"] = create_ssl_context(cafile=settings.kafka_ssl_cafile)
+    if protocol.startswith("SASL"):
+        options["sasl_mechanism"] = settings.kafka_sasl_mechanism
+        options["sasl_plain_username"] = settings.kafka_sasl_username
+        options["sasl_plain_password"] = settings.kafka_sasl_password.get_secret_value()  # type: ignore[union-attr]
+    return options
+
+
+def faust_credentials(settings: Settings) -> CredentialsT | None:
+    """The same TLS/SASL settings as Faust's ``broker_credentials`` (None for PLAINTEXT)."""
+    options = aiokafka_security(settings)
+    if not options:
+        return None
+    import faust
+
+    if options["security_protocol"] == "SSL":
+        return faust.SSLCredentials(options["ssl_context"])
+    return faust.SASLCredentials(
+        username=options["sasl_plain_username"],
+        password=options["sasl_plain_password"],
+        ssl_context=options.get("ssl_context"),
+        mechanism=options["sasl_mechanism"],
+    )

@@ -7,7 +7,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from schemas.symbols import normalize_symbol
@@ -34,6 +34,18 @@ class Settings(BaseSettings):
 
     kafka_bootstrap_servers: str | None = Field(None, validation_alias="KAFKA_BOOTSTRAP_SERVERS")
     redis_url: str | None = Field(None, validation_alias="REDIS_URL")
+    # A managed Kafka (Confluent Cloud, MSK, Redpanda Cloud, Aiven) needs TLS and SASL; see docs/deploy.md.
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", validation_alias="KAFKA_SECURITY_PROTOCOL"
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        "PLAIN", validation_alias="KAFKA_SASL_MECHANISM"
+    )
+    kafka_sasl_username: str | None = Field(None, validation_alias="KAFKA_SASL_USERNAME")
+    kafka_sasl_password: SecretStr | None = Field(None, validation_alias="KAFKA_SASL_PASSWORD")
+    kafka_ssl_cafile: Path | None = Field(None, validation_alias="KAFKA_SSL_CAFILE")  # else the system CAs
+    # How long a replay run's Redis keys live (`tickwire replay` never writes live keys).
+    replay_ttl_seconds: int = Field(7 * 86_400, gt=0, validation_alias="TICKWIRE_REPLAY_TTL_SECONDS")
 
     symbols: Annotated[tuple[str, ...], NoDecode] = Field(
         ("AAPL", "MSFT", "GOOGL"), validation_alias="TICKWIRE_SYMBOLS"
@@ -42,6 +54,8 @@ class Settings(BaseSettings):
     # A quote whose exchange time is further than this from its receive time is dead-lettered as stale.
     max_quote_age_seconds: float = Field(60.0, gt=0, validation_alias="TICKWIRE_MAX_QUOTE_AGE_SECONDS")
     topic_partitions: int = Field(4, gt=0, validation_alias="TICKWIRE_TOPIC_PARTITIONS")
+    # Copies of each partition on a multi-broker cluster (3 on managed Kafka); 1 for a single node.
+    topic_replication: int = Field(1, gt=0, validation_alias="TICKWIRE_TOPIC_REPLICATION")
     ingest_queue_size: int = Field(10_000, gt=0, validation_alias="TICKWIRE_INGEST_QUEUE_SIZE")
     # Ingest reconnects: base, 2x base, 4x base ... up to the max, minus up to `jitter` of it; a success resets.
     reconnect_base_seconds: float = Field(5.0, gt=0, validation_alias="TICKWIRE_RECONNECT_BASE_SECONDS")
@@ -97,6 +111,15 @@ class Settings(BaseSettings):
         if not symbols:
             raise ValueError("TICKWIRE_SYMBOLS must name at least one symbol")
         return symbols
+
+    @model_validator(mode="after")
+    def _sasl_needs_credentials(self) -> Settings:
+        if self.kafka_security_protocol.startswith("SASL") and not (
+            self.kafka_sasl_username and self.kafka_sasl_password
+        ):
+            protocol = self.kafka_security_protocol
+            raise ValueError(f"KAFKA_SECURITY_PROTOCOL={protocol} needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD")
+        return self
 
     @property
     def has_alpaca_credentials(self) -> bool:
