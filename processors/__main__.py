@@ -1,6 +1,6 @@
 """Run the price processor worker: ``python -m processors worker --without-web``."""
 
-from processors.agents import price_quotes  # noqa: F401  (registers the agent with the app)
+from processors.agents import price_quotes, rekey_positions, value_positions  # noqa: F401  (registers agents)
 from processors.app import app, settings
 from tickwire.logging import configure_logging
 

@@ -56,7 +56,7 @@ def price_batch(
     for record in records:
         outcome = validator.validate(record.value)
         if isinstance(outcome, Rejection):
-            result.rejected.append(_rejected(record, outcome))
+            result.rejected.append(dead_letter(record, outcome))
             continue
         event = price_event(outcome)
         stored = changed.get(event.symbol) or latest_by_symbol.get(event.symbol)
@@ -64,7 +64,7 @@ def price_batch(
         if stored is not None and stored["timestamp"] > event.timestamp:
             detail = f"quote time {event.timestamp} is older than the latest price's {stored['timestamp']}"
             result.rejected.append(
-                _rejected(record, Rejection(RejectReason.OUT_OF_ORDER, detail, event.symbol, _payload(record)))
+                dead_letter(record, Rejection(RejectReason.OUT_OF_ORDER, detail, event.symbol, _payload(record)))
             )
             continue
         changed[event.symbol] = event.model_dump(mode="json")
@@ -79,7 +79,8 @@ def _payload(record: SourceRecord) -> Any:
     return orjson.loads(record.value)
 
 
-def _rejected(record: SourceRecord, rejection: Rejection) -> DeadLetter:
+def dead_letter(record: SourceRecord, rejection: Rejection) -> DeadLetter:
+    """The dead letter for a record: its key, the rejection, and where the record came from."""
     return DeadLetter(record.key, RejectedQuote(
         reason=rejection.reason,
         detail=rejection.detail,

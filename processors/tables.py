@@ -6,7 +6,7 @@ from collections.abc import Iterator, MutableMapping
 from typing import Any
 
 from processors.app import app, settings
-from schemas.topics import LATEST_PRICE_TABLE
+from schemas.topics import LATEST_PRICE_TABLE, MARKS_TABLE, POSITIONS_TABLE
 
 # symbol bytes -> PriceEvent JSON dict of the newest accepted quote. The producer partitions changelog
 # records by these raw key bytes exactly as the ingest partitions quotes.raw, so each changelog partition
@@ -43,3 +43,14 @@ class SymbolKeyedTable(MutableMapping[str, dict[str, Any]]):
 
 
 latest_price_by_symbol = SymbolKeyedTable(latest_price_table)
+
+# symbol bytes -> {account: Position JSON}: the open positions in each symbol.
+positions_table = app.Table(
+    POSITIONS_TABLE, key_type=bytes, value_type=dict, partitions=settings.topic_partitions, use_partitioner=True
+)
+# symbol bytes -> {"price": PriceSnapshot JSON, "trade": LastTrade JSON, "close": PreviousClose JSON}.
+marks_table = app.Table(
+    MARKS_TABLE, key_type=bytes, value_type=dict, partitions=settings.topic_partitions, use_partitioner=True
+)
+positions_by_symbol = SymbolKeyedTable(positions_table)
+marks_by_symbol = SymbolKeyedTable(marks_table)

@@ -57,11 +57,14 @@ POSITIONS = TopicSpec(
 POSITIONS_BY_SYMBOL = TopicSpec(
     "positions.by_symbol", "symbol", Position, "Internal: positions re-keyed by symbol, co-partitioned with prices"
 )
+POSITIONS_REJECTED = TopicSpec(
+    "positions.rejected", "{account}:{symbol}", RejectedQuote, "Position records that could not be used, + reason"
+)
 PNL = TopicSpec("pnl", "{account}:{symbol}", PositionPnL, "A position revalued on a price or position change")
 
 ALL_TOPICS: tuple[TopicSpec, ...] = (
     TRADES_RAW, QUOTES_RAW, BARS_RAW, DAILY_BARS_RAW, QUOTES_REJECTED, PRICES, SUBSCRIPTIONS, FEED_GAPS,
-    POSITIONS, POSITIONS_BY_SYMBOL, PNL,
+    POSITIONS, POSITIONS_BY_SYMBOL, POSITIONS_REJECTED, PNL,
 )
 
 # Alpaca message type "T" -> the raw topic it is published to.
@@ -71,6 +74,8 @@ RAW_TOPIC_BY_MESSAGE_TYPE: dict[str, TopicSpec] = {
 
 # The price processor's Faust table; its changelog topic is "{TICKWIRE_PROCESSOR_APP_ID}-{name}-changelog".
 LATEST_PRICE_TABLE = "latest_price_by_symbol"
+POSITIONS_TABLE = "positions_by_symbol"
+MARKS_TABLE = "marks_by_symbol"
 
 PRICE_CHANNEL_PATTERN = "price.updated.*"
 PROCESSOR_STATS_KEY = "tickwire:stats:processor"
@@ -123,6 +128,11 @@ def pnl_key(account: str) -> str:
 def pnl_total_key(account: str) -> str:
     """Redis key of an account's :class:`AccountPnL` JSON."""
     return f"pnl_total:{account}"
+
+
+def pnl_total_cents_key(account: str) -> str:
+    """Redis integer: the account's total in cents, kept exactly by the P&L projection (internal)."""
+    return f"pnl_total_cents:{account}"
 
 
 def pnl_channel(account: str) -> str:

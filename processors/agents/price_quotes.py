@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import structlog
-from redis.asyncio import Redis
 
 from processors.app import app, settings
+from processors.clients import redis
 from processors.price_batch import SourceRecord, price_batch
 from processors.quote_validator import QuoteValidator
 from processors.redis_projection import PriceProjector
@@ -16,7 +16,6 @@ from schemas.timestamps import NS_PER_SECOND
 log = structlog.get_logger(__name__)
 
 validator = QuoteValidator(max_age_ns=int(settings.quote_age_limit_seconds * NS_PER_SECOND))
-redis = Redis.from_url(settings.redis_url or "redis://127.0.0.1:6379/0", health_check_interval=10)
 projector = PriceProjector(redis, ttl_seconds=settings.price_ttl_seconds)
 
 

@@ -1,0 +1,30 @@
+"""Agent rekey_positions: positions (key account:symbol) -> positions.by_symbol (key symbol), validated."""
+
+from __future__ import annotations
+
+import structlog
+
+from processors.app import app, settings
+from processors.position_validator import validate_position
+from processors.price_batch import SourceRecord, dead_letter
+from processors.quote_validator import Rejection
+from processors.topics import positions_by_symbol_topic, positions_rejected_topic, positions_topic
+
+log = structlog.get_logger(__name__)
+
+
+@app.agent(positions_topic)
+async def rekey_positions(stream):  # type: ignore[no-untyped-def]
+    """Re-key by symbol so positions are co-partitioned with prices (the P&L join needs both in one worker)."""
+    async for events in stream.take_events(settings.processor_batch_size,
+                                           within=settings.processor_batch_window_ms / 1000):
+        for event in events:
+            outcome = validate_position(event.key, event.value)
+            if isinstance(outcome, Rejection):
+                record = SourceRecord(event.key, event.value or b"", event.message.topic, event.message.partition,
+                                      event.message.offset)
+                dead = dead_letter(record, outcome)
+                log.warning("position rejected", key=event.key, reason=str(outcome.reason), detail=outcome.detail)
+                await positions_rejected_topic.send(key=dead.key, value=dead.value.to_json())
+                continue
+            await positions_by_symbol_topic.send(key=outcome.symbol.encode(), value=outcome.to_json())

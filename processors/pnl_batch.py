@@ -1,0 +1,200 @@
+"""Joins prices, trades and closes with positions, per symbol: a batch of records -> revalued positions.
+
+Either side fires: a new mark revalues every position in that symbol, a position change revalues that
+position. State lives in two symbol-keyed mappings (Faust tables in production, co-partitioned with
+the price stream): ``positions_by_symbol`` (symbol -> {account: Position JSON}) and ``marks_by_symbol``
+(symbol -> {"price": PriceSnapshot JSON, "trade": LastTrade JSON, "close": PreviousClose JSON}).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from processors.position_validator import parse_decimal, validate_position
+from processors.price_batch import DeadLetter, SourceRecord, dead_letter
+from processors.quote_validator import Rejection
+from processors.valuation import MarkPolicy, choose_mark, value_position
+from schemas.events import (
+    LastTrade,
+    Position,
+    PositionPnL,
+    PreviousClose,
+    PriceEvent,
+    PriceSnapshot,
+    RejectReason,
+)
+from schemas.symbols import normalize_symbol
+from schemas.timestamps import format_ns, now_ns, parse_ns
+from schemas.topics import DAILY_BARS_RAW, POSITIONS_BY_SYMBOL, PRICES, TRADES_RAW
+
+Json = dict[str, Any]
+
+
+@dataclass(slots=True)
+class PnLBatchResult:
+    """What a batch changed, in input order."""
+
+    valued: list[PositionPnL] = field(default_factory=list)
+    positions: list[Position] = field(default_factory=list)  # changed positions (qty 0 = closed)
+    trades: list[LastTrade] = field(default_factory=list)
+    closes: list[PreviousClose] = field(default_factory=list)
+    opened_symbols: set[str] = field(default_factory=set)  # first open position in the symbol
+    emptied_symbols: set[str] = field(default_factory=set)  # last position in the symbol closed
+    rejected: list[DeadLetter] = field(default_factory=list)
+
+
+class PnLJoiner:
+    """Applies records to the position and mark tables and values what they affect."""
+
+    def __init__(
+        self,
+        positions_by_symbol: MutableMapping[str, Json],
+        marks_by_symbol: MutableMapping[str, Json],
+        policy: MarkPolicy,
+    ) -> None:
+        self.positions_by_symbol = positions_by_symbol
+        self.marks_by_symbol = marks_by_symbol
+        self.policy = policy
+
+    def apply(self, records: Iterable[SourceRecord]) -> PnLBatchResult:
+        """Apply a batch; tables are written once per symbol at the end (each write is a changelog record)."""
+        result = PnLBatchResult()
+        positions: dict[str, Json] = {}
+        marks: dict[str, Json] = {}
+        now = format_ns(now_ns())
+        for record in records:
+            if record.topic == POSITIONS_BY_SYMBOL.name:
+                self._apply_position(record, positions, marks, result, now)
+            else:
+                symbol = self._apply_mark(record, marks, result)
+                if symbol is not None:
+                    self._revalue_symbol(symbol, positions, marks, result, now)
+        for symbol, value in positions.items():
+            self.positions_by_symbol[symbol] = value
+        for symbol, value in marks.items():
+            self.marks_by_symbol[symbol] = value
+        return result
+
+    def value_all(self, symbol: str) -> list[PositionPnL]:
+        """Current valuation of every position in ``symbol`` (used by timers and tools)."""
+        result = PnLBatchResult()
+        self._revalue_symbol(symbol, {}, {}, result, format_ns(now_ns()))
+        return result.valued
+
+    # --- positions -------------------------------------------------------------------------------
+
+    def _apply_position(self, record: SourceRecord, positions: dict[str, Json], marks: dict[str, Json],
+                        result: PnLBatchResult, now: str) -> None:
+        try:
+            position = Position.model_validate_json(record.value)
+        except ValueError:
+            # positions.by_symbol is written by rekey_positions; anything else there is a bug upstream.
+            outcome = validate_position(record.key, record.value)
+            if isinstance(outcome, Rejection):
+                result.rejected.append(dead_letter(record, outcome))
+                return
+            position = outcome
+        book = dict(self._positions(position.symbol, positions))
+        was_open = bool(book)
+        if position.qty == 0:
+            book.pop(position.account, None)
+        else:
+            book[position.account] = position.model_dump(mode="json")
+        positions[position.symbol] = book
+        result.positions.append(position)
+        if book and not was_open:
+            result.opened_symbols.add(position.symbol)
+        if was_open and not book:
+            result.emptied_symbols.add(position.symbol)
+        result.valued.append(self._value(position, self._marks(position.symbol, marks), now))
+
+    # --- marks -----------------------------------------------------------------------------------
+
+    def _apply_mark(self, record: SourceRecord, marks: dict[str, Json], result: PnLBatchResult) -> str | None:
+        """Update the symbol's marks; returns the symbol if its mark under the policy may have changed."""
+        try:
+            if record.topic == PRICES.name:
+                price = PriceEvent.model_validate_json(record.value)
+                entry = dict(self._marks(price.symbol, marks))
+                stored = entry.get("price")
+                if stored is not None and stored["timestamp"] > price.timestamp:
+                    return None  # prices only ever carries newer quotes per symbol; a replay may not
+                entry["price"] = price.model_dump(mode="json", exclude={"received_at"})
+                marks[price.symbol] = entry
+                return price.symbol if self.policy != "last" else None
+            if record.topic == TRADES_RAW.name:
+                trade = _last_trade(orjson.loads(record.value))
+                entry = dict(self._marks(trade.symbol, marks))
+                stored = entry.get("trade")
+                if stored is not None and stored["timestamp"] > trade.timestamp:
+                    return None
+                entry["trade"] = trade.model_dump(mode="json")
+                marks[trade.symbol] = entry
+                result.trades.append(trade)
+                return trade.symbol if self.policy == "last" else None
+            if record.topic == DAILY_BARS_RAW.name:
+                close = _previous_close(orjson.loads(record.value))
+                entry = dict(self._marks(close.symbol, marks))
+                entry["close"] = close.model_dump(mode="json")
+                marks[close.symbol] = entry
+                result.closes.append(close)
+                # A close only marks positions that have no live price.
+                return close.symbol
+        except (ValueError, KeyError, TypeError) as exc:
+            payload = _decode_or_text(record.value)
+            result.rejected.append(dead_letter(record, Rejection(RejectReason.INVALID_FIELD, str(exc), None, payload)))
+        return None
+
+    # --- valuation -------------------------------------------------------------------------------
+
+    def _revalue_symbol(self, symbol: str, positions: dict[str, Json], marks: dict[str, Json],
+                        result: PnLBatchResult, now: str) -> None:
+        entry = self._marks(symbol, marks)
+        for raw in self._positions(symbol, positions).values():
+            result.valued.append(self._value(Position.model_validate(raw), entry, now))
+
+    def _value(self, position: Position, entry: Json, now: str) -> PositionPnL:
+        price = PriceSnapshot.model_validate(entry["price"]) if entry.get("price") else None
+        trade = LastTrade.model_validate(entry["trade"]) if entry.get("trade") else None
+        close = PreviousClose.model_validate(entry["close"]) if entry.get("close") else None
+        mark = choose_mark(self.policy, position.qty, price, trade, close)
+        return value_position(position, mark, now)
+
+    def _positions(self, symbol: str, pending: dict[str, Json]) -> Json:
+        if symbol in pending:
+            return pending[symbol]
+        return self.positions_by_symbol.get(symbol) or {}
+
+    def _marks(self, symbol: str, pending: dict[str, Json]) -> Json:
+        if symbol in pending:
+            return pending[symbol]
+        return self.marks_by_symbol.get(symbol) or {}
+
+
+def _last_trade(raw: Json) -> LastTrade:
+    price = parse_decimal(raw["p"], "p")
+    size = raw["s"]
+    if price <= 0 or not isinstance(size, int) or isinstance(size, bool) or size <= 0:
+        raise ValueError(f"unusable trade: price {raw.get('p')!r}, size {raw.get('s')!r}")
+    return LastTrade(symbol=normalize_symbol(raw["S"]), price=price, size=size,
+                     timestamp=format_ns(parse_ns(raw["t"])))
+
+
+def _previous_close(raw: Json) -> PreviousClose:
+    close = parse_decimal(raw["c"], "c")
+    if close <= 0:
+        raise ValueError(f"unusable close {raw.get('c')!r}")
+    return PreviousClose(symbol=normalize_symbol(raw["S"]), close=close,
+                         timestamp=format_ns(parse_ns(raw["t"])), source="daily_bar")
+
+
+def _decode_or_text(value: bytes) -> Any:
+    try:
+        return orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return value.decode("utf-8", "replace")
+

@@ -1,0 +1,77 @@
+"""PnLConflator: passes on revaluations that moved enough, and the rest once they are old enough."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from decimal import Decimal
+
+from schemas.events import PositionPnL
+
+PositionId = tuple[str, str]  # (account, symbol)
+
+
+class PnLConflator:
+    """Emits a revaluation when its P&L moved by at least ``min_change`` dollars or ``min_bps`` of the
+    position's cost, or when ``max_delay_s`` has passed since a held-back change. With both thresholds
+    at 0 everything that changed is emitted at once. Position changes and closes are never held back.
+    """
+
+    def __init__(self, min_change: Decimal, min_bps: Decimal, max_delay_s: float) -> None:
+        self.min_change = min_change
+        self.min_bps = min_bps
+        self.max_delay_s = max_delay_s
+        self._emitted: dict[PositionId, PositionPnL] = {}
+        self._held: dict[PositionId, tuple[float, PositionPnL]] = {}
+
+    def offer(self, valued: Iterable[PositionPnL], now: float | None = None) -> list[PositionPnL]:
+        """The revaluations to emit now, in order; the others are held until :meth:`due`."""
+        now = time.monotonic() if now is None else now
+        out: list[PositionPnL] = []
+        for pnl in valued:
+            key = (pnl.account, pnl.symbol)
+            previous = self._emitted.get(key)
+            if previous is not None and _same(previous, pnl):
+                self._held.pop(key, None)
+                continue
+            if previous is None or self._moved_enough(previous, pnl):
+                out.append(self._emit(key, pnl))
+            else:
+                first_held = self._held.get(key, (now, pnl))[0]
+                self._held[key] = (first_held, pnl)
+        return out
+
+    def due(self, now: float | None = None) -> list[PositionPnL]:
+        """Held revaluations whose first hold is at least ``max_delay_s`` old."""
+        now = time.monotonic() if now is None else now
+        ready = [key for key, (since, _) in self._held.items() if now - since >= self.max_delay_s]
+        return [self._emit(key, self._held[key][1]) for key in ready]
+
+    def _emit(self, key: PositionId, pnl: PositionPnL) -> PositionPnL:
+        self._held.pop(key, None)
+        if pnl.qty == 0:
+            self._emitted.pop(key, None)
+        else:
+            self._emitted[key] = pnl
+        return pnl
+
+    def _moved_enough(self, previous: PositionPnL, current: PositionPnL) -> bool:
+        if (previous.qty, previous.avg_entry_price, previous.price_source) != (
+            current.qty, current.avg_entry_price, current.price_source
+        ):
+            return True
+        if previous.unrealized_pnl is None or current.unrealized_pnl is None:
+            return True
+        delta = abs(current.unrealized_pnl - previous.unrealized_pnl)
+        if self.min_change == 0 and self.min_bps == 0:
+            return True
+        if self.min_change and delta >= self.min_change:
+            return True
+        cost = abs(current.qty * current.avg_entry_price)
+        return bool(self.min_bps and cost and delta / cost * 10_000 >= self.min_bps)
+
+
+def _same(a: PositionPnL, b: PositionPnL) -> bool:
+    return (a.qty, a.avg_entry_price, a.mark_price, a.unrealized_pnl, a.price_source) == (
+        b.qty, b.avg_entry_price, b.mark_price, b.unrealized_pnl, b.price_source
+    )

@@ -1,0 +1,120 @@
+"""PnLProjector: writes revalued positions, positions, trades and closes to Redis in one pipeline per batch."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import structlog
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
+
+from schemas.events import LastTrade, PnLUpdated, Position, PositionPnL, PreviousClose
+from schemas.topics import (
+    ACCOUNTS_KEY,
+    close_key,
+    last_trade_key,
+    pnl_channel,
+    pnl_key,
+    pnl_total_cents_key,
+    pnl_total_key,
+    positions_key,
+)
+
+log = structlog.get_logger(__name__)
+
+# Per revaluation, atomically: store the position's P&L (or delete it when closed), move the account's
+# total by the exact difference in cents, store the total, and publish. Re-applying the same value is a
+# no-op, so redelivered events change nothing.
+_PROJECT_PNL_LUA = """
+local symbol, value, new_cents = ARGV[1], ARGV[2], ARGV[3]
+local old = redis.call('HGET', KEYS[1], symbol)
+if old == value or (not old and value == '') then return 0 end
+local old_cents = 0
+if old then
+  local ok, stored = pcall(cjson.decode, old)
+  if ok and type(stored) == 'table' and type(stored.unrealized_pnl) == 'string' then
+    old_cents = tonumber((string.gsub(stored.unrealized_pnl, '%.', ''))) or 0
+  end
+end
+if value == '' then redis.call('HDEL', KEYS[1], symbol) else redis.call('HSET', KEYS[1], symbol, value) end
+local total = redis.call('INCRBY', KEYS[3], (tonumber(new_cents) or 0) - old_cents)
+local sign = ''
+if total < 0 then sign = '-'; total = -total end
+local text = string.format('%s%d.%02d', sign, math.floor(total / 100), total % 100)
+local summary = {account = ARGV[4], total_unrealized = text, positions = redis.call('HLEN', KEYS[1]),
+                 updated_at = ARGV[5]}
+redis.call('SET', KEYS[2], cjson.encode(summary))
+local update = cjson.decode(ARGV[6])
+update.total_unrealized = text
+redis.call('PUBLISH', ARGV[7], cjson.encode(update))
+return 1
+"""
+
+
+def cents(pnl: PositionPnL) -> str:
+    """The position's P&L in integer cents ('' when unvalued): exact, as unrealized_pnl has two places."""
+    if pnl.unrealized_pnl is None:
+        return ""
+    return str(int(pnl.unrealized_pnl.scaleb(2)))
+
+
+class PnLProjector:
+    """Projects P&L state into ``pnl:{account}``, ``pnl_total:{account}``, ``positions:{account}``,
+    ``trade:{SYMBOL}`` and ``close:{SYMBOL}``, publishing ``pnl.updated.{account}``.
+
+    Retries a batch with backoff while Redis is unreachable (nothing is acknowledged meanwhile).
+    """
+
+    def __init__(self, redis: Redis, trade_ttl_seconds: int) -> None:
+        self.redis = redis
+        self.trade_ttl_seconds = trade_ttl_seconds
+        self._script = redis.register_script(_PROJECT_PNL_LUA)
+
+    async def project(
+        self,
+        valued: Sequence[PositionPnL],
+        positions: Sequence[Position] = (),
+        trades: Sequence[LastTrade] = (),
+        closes: Sequence[PreviousClose] = (),
+    ) -> None:
+        """Write one batch of changes."""
+        if not (valued or positions or trades or closes):
+            return
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception_type((RedisConnectionError, RedisTimeoutError, OSError)),
+            wait=wait_exponential(multiplier=0.1, max=5.0),
+            before_sleep=lambda state: log.warning(
+                "redis unavailable, retrying P&L batch", error=repr(state.outcome.exception()),
+                attempt=state.attempt_number),
+            reraise=True,
+        ):
+            with attempt:
+                await self._write(valued, positions, trades, closes)
+
+    async def _write(self, valued: Sequence[PositionPnL], positions: Sequence[Position],
+                     trades: Sequence[LastTrade], closes: Sequence[PreviousClose]) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        for position in positions:
+            if position.qty == 0:
+                pipe.hdel(positions_key(position.account), position.symbol)
+            else:
+                pipe.hset(positions_key(position.account), position.symbol, position.to_json())
+            pipe.sadd(ACCOUNTS_KEY, position.account)
+        for trade in trades:
+            pipe.set(last_trade_key(trade.symbol), trade.to_json(), ex=self.trade_ttl_seconds)
+        for close in closes:
+            pipe.set(close_key(close.symbol), close.to_json())
+        for pnl in valued:
+            closed = pnl.qty == 0
+            update = PnLUpdated(account=pnl.account, symbol=pnl.symbol, qty=pnl.qty, mark_price=pnl.mark_price,
+                                unrealized_pnl=pnl.unrealized_pnl, price_source=pnl.price_source,
+                                total_unrealized=0, timestamp=pnl.updated_at)
+            await self._script(
+                keys=[pnl_key(pnl.account), pnl_total_key(pnl.account), pnl_total_cents_key(pnl.account)],
+                args=[pnl.symbol, "" if closed else pnl.to_json(), "" if closed else cents(pnl),
+                      pnl.account, pnl.updated_at, update.to_json(), pnl_channel(pnl.account)],
+                client=pipe,
+            )
+        await pipe.execute()
