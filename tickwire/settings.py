@@ -84,6 +84,7 @@ class Settings(BaseSettings):
     processor_batch_window_ms: float = Field(
         5.0, gt=0, validation_alias="TICKWIRE_PROCESSOR_BATCH_WINDOW_MS"
     )
+    # Which price marks a position: the quote's mid, the side a close would hit (bid/ask), or the last trade.
     mark_policy: Literal["mid", "side", "last"] = Field("mid", validation_alias="TICKWIRE_MARK_POLICY")
     # P&L conflation: emit a revaluation only when it moves at least this much (0 = every change) ...
     pnl_min_change: Decimal = Field(Decimal("0"), ge=0, validation_alias="TICKWIRE_PNL_MIN_CHANGE")
@@ -95,8 +96,6 @@ class Settings(BaseSettings):
     run_dir: Path = Field(Path(".tickwire"), validation_alias="TICKWIRE_RUN_DIR")
     log_format: Literal["console", "json"] = Field("console", validation_alias="TICKWIRE_LOG_FORMAT")
     log_level: str = Field("INFO", validation_alias="TICKWIRE_LOG_LEVEL")
-    # Which price marks a position: the quote's mid, the side a close would hit (bid/ask), or the last trade.
-    mark_policy: Literal["mid", "side", "last"] = Field("mid", validation_alias="TICKWIRE_MARK_POLICY")
     api_host: str = Field("127.0.0.1", validation_alias="TICKWIRE_API_HOST")
     # 0 = any free port (tickwire run picks one and prints it).
     api_port: int = Field(8004, ge=0, le=65535, validation_alias="TICKWIRE_API_PORT")
