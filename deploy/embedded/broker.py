@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import os
 from pathlib import Path
-from types import TracebackType
 
 import structlog
 from aiokafka.admin import AIOKafkaAdminClient
 
 from deploy.embedded.process import ManagedProcess
-from deploy.embedded.readiness import free_port, wait_until_ready
+from deploy.embedded.readiness import free_port
+from deploy.embedded.server import EmbeddedServer
 
 log = structlog.get_logger(__name__)
 
@@ -43,7 +43,7 @@ async def probe_kafka(bootstrap: str) -> None:
         await admin.close()
 
 
-class EmbeddedBroker:
+class EmbeddedBroker(EmbeddedServer):
     """Starts Tansu on a free loopback port; ``bootstrap`` is its address. Use as an async context."""
 
     def __init__(self, log_dir: Path, host: str = "127.0.0.1", port: int | None = None) -> None:
@@ -63,20 +63,9 @@ class EmbeddedBroker:
         """host:port for KAFKA_BOOTSTRAP_SERVERS."""
         return f"{self.host}:{self.port}"
 
-    async def start(self, timeout: float = 30.0) -> EmbeddedBroker:
-        """Start the broker and wait until it serves metadata."""
-        await self.process.start()
-        await wait_until_ready("broker", lambda: probe_kafka(self.bootstrap), timeout, self.process)
-        log.info("embedded broker ready", bootstrap=self.bootstrap, pid=self.process.pid)
-        return self
+    @property
+    def address(self) -> str:
+        return self.bootstrap
 
-    async def stop(self) -> None:
-        """Stop the broker (its data lived in memory and is gone)."""
-        await self.process.stop()
-
-    async def __aenter__(self) -> EmbeddedBroker:
-        return await self.start()
-
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
-        await self.stop()
+    async def probe(self) -> None:
+        await probe_kafka(self.bootstrap)

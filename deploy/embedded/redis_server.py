@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from types import TracebackType
 
 import structlog
 from redis.asyncio import Redis
 
 from deploy.embedded.process import ManagedProcess
-from deploy.embedded.readiness import free_port, wait_until_ready
+from deploy.embedded.readiness import free_port
+from deploy.embedded.server import EmbeddedServer
 
 log = structlog.get_logger(__name__)
 
@@ -34,7 +34,7 @@ async def probe_redis(url: str) -> None:
         await client.aclose()
 
 
-class EmbeddedRedis:
+class EmbeddedRedis(EmbeddedServer):
     """A throwaway redis-server: no persistence, loopback only. Use as an async context."""
 
     def __init__(self, log_dir: Path, host: str = "127.0.0.1", port: int | None = None) -> None:
@@ -52,20 +52,11 @@ class EmbeddedRedis:
         """redis:// URL for REDIS_URL."""
         return f"redis://{self.host}:{self.port}/0"
 
-    async def start(self, timeout: float = 15.0) -> EmbeddedRedis:
-        """Start redis-server and wait until it answers PING."""
-        await self.process.start()
-        await wait_until_ready("redis", lambda: probe_redis(self.url), timeout, self.process)
-        log.info("embedded redis ready", url=self.url, pid=self.process.pid)
-        return self
+    startup_timeout_s = 15.0
 
-    async def stop(self) -> None:
-        """Stop redis-server."""
-        await self.process.stop()
+    @property
+    def address(self) -> str:
+        return self.url
 
-    async def __aenter__(self) -> EmbeddedRedis:
-        return await self.start()
-
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
-        await self.stop()
+    async def probe(self) -> None:
+        await probe_redis(self.url)
