@@ -6,14 +6,11 @@ import asyncio
 import os
 from pathlib import Path
 
-import structlog
 from aiokafka.admin import AIOKafkaAdminClient
 
 from deploy.embedded.process import ManagedProcess
 from deploy.embedded.readiness import free_port
 from deploy.embedded.server import EmbeddedServer
-
-log = structlog.get_logger(__name__)
 
 
 def tansu_binary() -> str:

@@ -5,14 +5,11 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import structlog
 from redis.asyncio import Redis
 
 from deploy.embedded.process import ManagedProcess
 from deploy.embedded.readiness import free_port
 from deploy.embedded.server import EmbeddedServer
-
-log = structlog.get_logger(__name__)
 
 
 def redis_server_binary() -> str:
