@@ -121,6 +121,7 @@ def tickwire_env(**overrides: str) -> dict[str, str]:
     ours = ("ALPACA_", "APCA_", "TICKWIRE_", "KAFKA_", "REDIS_")
     env = {k: v for k, v in os.environ.items() if not k.startswith(ours)}
     env["TICKWIRE_RUN_DIR"] = tempfile.mkdtemp(prefix="tickwire-test-run-")
+    env["TICKWIRE_API_PORT"] = "0"  # any free port: test runs must not collide on 8004
     env.update(overrides)
     return env
 

@@ -72,6 +72,62 @@ def create_topics() -> None:
     typer.echo(f"created: {', '.join(created) or 'nothing (all topics exist)'}")
 
 
+@app.command()
+def api() -> None:
+    """Serve the market-data API and the dashboard on TICKWIRE_API_HOST:TICKWIRE_API_PORT (127.0.0.1:8004)."""
+    from consumers.api.server import serve_forever
+
+    configure_logging()
+    raise typer.Exit(serve_forever(load_settings()))
+
+
+@app.command()
+def status(
+    account: str = typer.Option("default", help="whose positions to value"),
+    once: bool = typer.Option(False, "--once", help="print one reading and exit"),
+) -> None:
+    """A live table of prices and real-time P&L, read from REDIS_URL (Ctrl-C quits)."""
+    from consumers.status import run_status
+
+    configure_logging(level="WARNING")
+    settings = load_settings()
+    raise typer.Exit(_run_until_signalled(lambda stop: run_status(settings, account, stop, once=once)))
+
+
+position_app = typer.Typer(help="Report positions to the positions topic.", no_args_is_help=True)
+
+
+# ignore_unknown_options: a short's negative QTY ("-50") is an argument, not an option.
+@position_app.command("set", context_settings={"ignore_unknown_options": True})
+def position_set(
+    symbol: str = typer.Argument(..., help="ticker, e.g. AAPL"),
+    qty: str = typer.Argument(..., help="quantity: negative for a short, 0 closes"),
+    avg_price: str = typer.Argument(..., help="average entry price"),
+    account: str = typer.Option("default", help="account id"),
+) -> None:
+    """Publish SYMBOL's position (QTY at AVG_PRICE) to the positions topic on KAFKA_BOOTSTRAP_SERVERS."""
+    from consumers.api.errors import ServiceUnavailable
+    from consumers.client import position_record, publish_position
+    from tickwire.kafka import aiokafka_security
+
+    configure_logging(level="WARNING")
+    settings = load_settings()
+    if not settings.kafka_bootstrap_servers:
+        raise typer.BadParameter("KAFKA_BOOTSTRAP_SERVERS is not set (the address `tickwire run` prints)")
+    try:
+        position = position_record(symbol, qty, avg_price, account)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    try:
+        asyncio.run(publish_position(settings.kafka_bootstrap_servers, position, aiokafka_security(settings)))
+    except ServiceUnavailable as exc:
+        typer.echo(f"error: {exc.reason}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"published {position.symbol} qty={position.qty} avg_entry_price={position.avg_entry_price} "
+               f"account={position.account}")
+
+
+app.add_typer(position_app, name="position")
 app.add_typer(feed_app, name="feed", help="The local Alpaca-protocol market-data feed.")
 
 

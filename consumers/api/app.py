@@ -1,0 +1,45 @@
+"""create_app: the market-data service (routers, error handlers, metrics, clients opened in the lifespan)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from consumers.api.context import ApiContext
+from consumers.api.errors import BodyLimitMiddleware, install_error_handlers
+from consumers.api.metrics import ApiMetrics, RequestMetricsMiddleware
+from consumers.api.routers import dashboard, health, positions, prices, stats, stream, subscriptions
+from tickwire.settings import Settings, load_settings
+
+DESCRIPTION = """Live prices and real-time unrealized P&L from tickwire's Redis projections.
+
+Mutating calls (`POST`/`DELETE /api/v1/subscribe`, `PUT /api/v1/positions/{symbol}`) need
+`Authorization: Bearer <token>` when `TICKWIRE_API_TOKEN` is set. Decimals are exact strings.
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The FastAPI app for ``settings`` (read from the environment when omitted)."""
+    settings = settings or load_settings()
+    metrics = ApiMetrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        context = ApiContext.create(settings, metrics)
+        app.state.context = context
+        try:
+            yield
+        finally:
+            await context.close()
+
+    app = FastAPI(title="tickwire market-data service", version="1.0.0", description=DESCRIPTION,
+                  lifespan=lifespan)
+    app.add_middleware(BodyLimitMiddleware)
+    app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
+    install_error_handlers(app)
+    for router in (health.router, subscriptions.router, positions.router, prices.router, stats.router,
+                   stream.router, dashboard.router):
+        app.include_router(router)
+    return app

@@ -1,0 +1,45 @@
+"""ApiContext: the long-lived clients one app instance shares between requests (made in its lifespan)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+
+from consumers.api.broker import BrokerGateway
+from consumers.api.metrics import ApiMetrics
+from consumers.api.realtime_pnl import RealtimePnL
+from tickwire.kafka import aiokafka_security
+from tickwire.settings import Settings
+
+# Short timeouts: with Redis down a request answers 503 quickly instead of hanging.
+REDIS_TIMEOUTS = {"socket_connect_timeout": 2.0, "socket_timeout": 5.0}
+
+
+@dataclass
+class ApiContext:
+    """Settings and clients of a running app."""
+
+    settings: Settings
+    redis: Redis  # request/response reads and writes
+    pubsub_redis: Redis  # long-lived subscriptions of push streams (no read timeout)
+    broker: BrokerGateway
+    metrics: ApiMetrics
+    realtime_pnl: RealtimePnL
+
+    @classmethod
+    def create(cls, settings: Settings, metrics: ApiMetrics) -> ApiContext:
+        """Clients for ``settings`` (connections are opened on first use)."""
+        if not settings.redis_url:
+            raise ValueError("REDIS_URL is not set: the API reads everything it serves from Redis")
+        redis = Redis.from_url(settings.redis_url, **REDIS_TIMEOUTS)  # type: ignore[arg-type]
+        pubsub_redis = Redis.from_url(settings.redis_url, socket_connect_timeout=2.0)
+        broker = BrokerGateway(settings.kafka_bootstrap_servers, settings.processor_app_id,
+                               aiokafka_security(settings))
+        return cls(settings, redis, pubsub_redis, broker, metrics, RealtimePnL(redis, settings.mark_policy))
+
+    async def close(self) -> None:
+        """Disconnect everything."""
+        await self.broker.close()
+        await self.redis.aclose()
+        await self.pubsub_redis.aclose()

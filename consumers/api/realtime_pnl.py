@@ -1,0 +1,73 @@
+"""Real-time P&L on request: an account's positions valued at the latest prices, in one Redis round trip.
+
+The positions hash names the symbols, and the marks' keys depend on them, so a plain pipeline would need
+two round trips; a read-only Lua script reads the hash and every needed key server-side instead.
+Valuation itself is :mod:`processors.valuation`, shared with the P&L processor.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from redis.asyncio import Redis
+
+from processors.valuation import Mark, MarkPolicy, choose_mark, total_unrealized, value_position
+from schemas.events import LastTrade, Position, PositionPnL, PreviousClose, PriceSnapshot
+from schemas.timestamps import format_ns, now_ns
+from schemas.topics import close_key, last_trade_key, positions_key, price_key
+
+# KEYS[1] = positions hash; ARGV = key prefixes of the live mark and of the close.
+# Returns position, live mark, close per position (false -> nil when a key is absent or expired).
+_READ_POSITIONS_AND_MARKS_LUA = """
+local positions = redis.call('HGETALL', KEYS[1])
+local out = {}
+for i = 1, #positions, 2 do
+  local symbol = positions[i]
+  out[#out + 1] = positions[i + 1]
+  out[#out + 1] = redis.call('GET', ARGV[1] .. symbol)
+  out[#out + 1] = redis.call('GET', ARGV[2] .. symbol)
+end
+return out
+"""
+
+
+@dataclass(frozen=True)
+class AccountValuation:
+    """An account's positions valued now, sorted by symbol, and their total (to the cent)."""
+
+    account: str
+    positions: list[PositionPnL]
+    total_unrealized: Decimal
+
+
+class RealtimePnL:
+    """Values an account's open positions from Redis (positions, prices or trades, closes)."""
+
+    def __init__(self, redis: Redis, policy: MarkPolicy) -> None:
+        self.redis = redis
+        self.policy = policy
+        self._script = redis.register_script(_READ_POSITIONS_AND_MARKS_LUA)
+        # The "last" policy marks with the last trade; the others with the quote.
+        live_prefix = last_trade_key("") if policy == "last" else price_key("")
+        self._prefixes = [live_prefix, close_key("")]
+
+    async def value_account(self, account: str) -> AccountValuation:
+        """One round trip to Redis, then valuation in memory."""
+        raw: list[bytes | None] = await self._script(keys=[positions_key(account)], args=self._prefixes)
+        now = format_ns(now_ns())
+        valued = []
+        for i in range(0, len(raw), 3):
+            position = Position.model_validate_json(raw[i])  # type: ignore[arg-type]
+            valued.append(value_position(position, self._mark(position, raw[i + 1], raw[i + 2]), now))
+        valued.sort(key=lambda p: p.symbol)
+        return AccountValuation(account, valued, total_unrealized(valued))
+
+    def _mark(self, position: Position, live_raw: bytes | None, close_raw: bytes | None) -> Mark | None:
+        price = PriceSnapshot.model_validate_json(live_raw) if live_raw and self.policy != "last" else None
+        trade = LastTrade.model_validate_json(live_raw) if live_raw and self.policy == "last" else None
+        mark = choose_mark(self.policy, position.qty, price, trade, None)
+        if mark is None and close_raw:
+            # Parsed only when needed: the close is the fallback for a symbol without a live price.
+            mark = choose_mark(self.policy, position.qty, price, trade, PreviousClose.model_validate_json(close_raw))
+        return mark

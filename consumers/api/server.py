@@ -1,0 +1,29 @@
+"""Serving the app with uvicorn: ``tickwire api`` in the foreground, or in-process on a given port."""
+
+from __future__ import annotations
+
+import asyncio
+
+import uvicorn
+
+from consumers.api.app import create_app
+from tickwire.settings import Settings
+
+# Open SSE streams never end by themselves: give them this long on shutdown, then close them.
+GRACEFUL_SHUTDOWN_S = 2
+
+
+def api_server(settings: Settings, port: int | None = None, access_log: bool = False) -> uvicorn.Server:
+    """A uvicorn server for the app (not started); ``port`` overrides TICKWIRE_API_PORT."""
+    config = uvicorn.Config(create_app(settings), host=settings.api_host,
+                            port=settings.api_port if port is None else port,
+                            log_config=None, access_log=access_log, lifespan="on",
+                            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S)
+    return uvicorn.Server(config)
+
+
+def serve_forever(settings: Settings) -> int:
+    """``tickwire api``: serve until SIGINT/SIGTERM (uvicorn shuts down gracefully); 1 if it could not start."""
+    server = api_server(settings, access_log=settings.log_level.upper() == "DEBUG")
+    asyncio.run(server.serve())
+    return 0 if server.started else 1
