@@ -15,11 +15,18 @@ from typing import Any
 from aiohttp import WSCloseCode, web
 
 from deploy.alpaca_feed.faults import FeedFaults
+from deploy.alpaca_feed.hours import MarketHours
 from deploy.alpaca_feed.hub import DEFAULT_UNIVERSE, FeedHub
-from deploy.alpaca_feed.market import MarketModel
+from deploy.alpaca_feed.market import EventRates, MarketModel
 from deploy.alpaca_feed.protocol import Encoding, timestamp_to_ns, with_type_first
 from deploy.alpaca_feed.session import DEFAULT_MAX_PENDING_BYTES, FeedSession
-from deploy.alpaca_feed.subscriptions import FEEDS, STOCK_ACK_KEYS, STOCK_CHANNELS, channel_for
+from deploy.alpaca_feed.subscriptions import (
+    DEFAULT_SYMBOL_LIMITS,
+    FEEDS,
+    STOCK_ACK_KEYS,
+    STOCK_CHANNELS,
+    channel_for,
+)
 from deploy.alpaca_feed.synthetic import SyntheticFeed
 
 log = logging.getLogger(__name__)
@@ -44,6 +51,11 @@ class AlpacaFeedServer:
         plan_feeds: feeds the simulated plan includes; auth on others gets ``409``. None = all feeds.
         max_pending_bytes: per-session outbound backlog (bytes) before ``407 slow client`` and disconnect.
         universe: the symbols a ``*`` subscription gets synthetic data for.
+        symbol_limits: per feed, how many symbols one session may hold on trades and quotes together
+            before ``405 symbol limit exceeded`` (default: 30 on ``iex``, no cap elsewhere).
+        calendar: session hours of the synthetic market: ``always`` (open around the clock) or ``us``
+            (weekdays 04:00-20:00 New York time, regular hours 09:30-16:00).
+        events: rates of the rarer synthetic messages (late trades, corrections, cancels, pauses).
 
     The ``test`` feed, like Alpaca's, only carries synthetic data for FAKEPACA (``inject`` is unrestricted).
     """
@@ -62,6 +74,9 @@ class AlpacaFeedServer:
         plan_feeds: Iterable[str] | None = None,
         max_pending_bytes: int = DEFAULT_MAX_PENDING_BYTES,
         universe: Iterable[str] = DEFAULT_UNIVERSE,
+        symbol_limits: Mapping[str, int | None] | None = None,
+        calendar: str = "always",
+        events: EventRates | None = None,
     ) -> None:
         if rate_per_symbol < 0:
             raise ValueError("rate_per_symbol must be >= 0")
@@ -69,7 +84,8 @@ class AlpacaFeedServer:
         self._requested_port = port
         self._rate = rate_per_symbol
         self._auth_timeout = auth_timeout
-        self.model = MarketModel(seed)
+        self._symbol_limits = dict(DEFAULT_SYMBOL_LIMITS if symbol_limits is None else symbol_limits)
+        self.model = MarketModel(seed, events=events, hours=MarketHours(calendar))
         self._hub = FeedHub(
             key=key,
             secret=secret,
@@ -104,7 +120,9 @@ class AlpacaFeedServer:
         self._stopping = False
         self._port = runner.addresses[0][1]
         if self._rate > 0:
-            self._synthetic = SyntheticFeed(self._hub, self.model, self._rate)
+            self._synthetic = SyntheticFeed(
+                self._hub, self.model, self._rate, lambda events: self._publish(events, synthetic=True)
+            )
             self._synthetic.start()
             self.faults.burst_target = self._synthetic.burst
         log.info("alpaca feed listening on %s", self.url("{feed}"))
@@ -237,8 +255,8 @@ class AlpacaFeedServer:
 
     # --- internals ----------------------------------------------------------------------------
 
-    def _publish(self, messages: list[dict[str, Any]]) -> int:
-        return self._hub.publish(messages)
+    def _publish(self, messages: list[dict[str, Any]], synthetic: bool = False) -> int:
+        return self._hub.publish(messages, synthetic=synthetic)
 
     async def _wait(self, predicate: Callable[[], bool], seconds: float, what: str) -> None:
         try:
@@ -278,6 +296,7 @@ class AlpacaFeedServer:
             user_agent=request.headers.get("User-Agent", ""),
             remote=request.remote,
             transport=request.transport,
+            symbol_limit=self._symbol_limits.get(feed),
         )
         await session.run()
         return ws

@@ -81,6 +81,7 @@ class FeedSession:
         user_agent: str = "",
         remote: str | None = None,
         transport: asyncio.BaseTransport | None = None,
+        symbol_limit: int | None = None,
     ) -> None:
         self.feed = feed
         self.encoding = encoding
@@ -88,7 +89,7 @@ class FeedSession:
         self.remote = remote
         self.state = SessionState.CONNECTED
         self.key: str | None = None
-        self.subscriptions = Subscriptions(feed)
+        self.subscriptions = Subscriptions(feed, symbol_limit)
         self._ws = ws
         self._hub = hub
         self._auth_timeout = auth_timeout
@@ -243,6 +244,9 @@ class FeedSession:
                 raise ProtocolError(400)
         except ProtocolError as exc:
             self.send_control(error_message(exc.code))
+        except Exception:  # a server bug: Alpaca answers "internal error" and keeps the session
+            log.exception("feed session %s: failed to handle a client message", self.remote)
+            self.send_control(error_message(500))
 
     def _on_auth(self, message: dict[str, Any]) -> None:
         if self.state is SessionState.AUTHENTICATED:

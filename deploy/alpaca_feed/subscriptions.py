@@ -34,6 +34,13 @@ STOCK_ACK_KEYS = (
 )
 TEST_ACK_KEYS = ("trades", "quotes", "bars")
 
+# Symbols a session may hold on trades and quotes together, per feed (Alpaca's Basic plan: 30 on IEX;
+# bars and the other channels are unlimited). A feed absent here has no cap.
+DEFAULT_SYMBOL_LIMITS: dict[str, int] = {"iex": 30}
+LIMITED_CHANNELS = ("trades", "quotes")
+# Channels whose symbols the synthetic market simulates (imbalances are never generated).
+SIMULATED_CHANNELS = ("trades", "quotes", "bars", "updatedBars", "dailyBars", "statuses", "lulds")
+
 # Data message type -> the subscription channel that receives it (corrections/cancels follow trades).
 MESSAGE_CHANNELS: dict[str, str] = {
     "t": "trades",
@@ -64,8 +71,9 @@ def _valid_symbol(symbol: object) -> bool:
 class Subscriptions:
     """The channel -> symbols set of one session (insertion-ordered, so acks list symbols stably)."""
 
-    def __init__(self, feed: str) -> None:
+    def __init__(self, feed: str, symbol_limit: int | None = None) -> None:
         self.feed = feed
+        self.symbol_limit = symbol_limit
         self._channels = TEST_CHANNELS if feed == TEST_FEED else STOCK_CHANNELS
         self._symbols: dict[str, dict[str, None]] = {channel: {} for channel in self._channels}
 
@@ -87,7 +95,18 @@ class Subscriptions:
         return request
 
     def add(self, request: Mapping[str, Iterable[str]]) -> None:
-        """Subscribing is additive."""
+        """Subscribing is additive.
+
+        Raises ProtocolError(405) and changes nothing when the trades and quotes symbols together
+        would exceed ``symbol_limit`` (a ``*`` there exceeds any limit).
+        """
+        if self.symbol_limit is not None:
+            limited: set[str] = set()
+            for channel in LIMITED_CHANNELS:
+                limited.update(self._symbols.get(channel, ()))
+                limited.update(request.get(channel, ()))
+            if WILDCARD in limited or len(limited) > self.symbol_limit:
+                raise ProtocolError(405)
         for channel, symbols in request.items():
             self._symbols[channel].update(dict.fromkeys(symbols))
 
@@ -124,14 +143,15 @@ class Subscriptions:
         return WILDCARD in chosen or all(symbol in chosen for symbol in symbols)
 
     def market_symbols(self, universe: Iterable[str]) -> set[str]:
-        """Symbols the synthetic market must simulate for this session (trades, quotes or bars).
+        """Symbols the synthetic market must simulate for this session (any channel it generates).
 
         The wildcard expands to ``universe``; the test feed only ever carries FAKEPACA.
         """
         wanted: set[str] = set()
-        for channel in ("trades", "quotes", "bars"):
-            chosen = self._symbols[channel]
-            wanted.update(universe if WILDCARD in chosen else chosen)
+        for channel in SIMULATED_CHANNELS:
+            chosen = self._symbols.get(channel)
+            if chosen:
+                wanted.update(universe if WILDCARD in chosen else chosen)
         if self.feed == TEST_FEED:
             return {TEST_SYMBOL} if (TEST_SYMBOL in wanted or self._has_wildcard()) else set()
         return wanted

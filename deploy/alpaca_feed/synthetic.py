@@ -5,29 +5,40 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from deploy.alpaca_feed.hub import FeedHub
-from deploy.alpaca_feed.market import MINUTE_NS, MarketModel
+from deploy.alpaca_feed.market import HALF_MINUTE_NS, MarketModel
 from schemas.timestamps import NS_PER_SECOND, now_ns
 
 log = logging.getLogger(__name__)
 
 MIN_TICK_SECONDS = 0.01
 MAX_TICK_SECONDS = 0.1
-# Lets bars be emitted just after the minute mark rather than just before it.
-_MINUTE_SLACK_SECONDS = 0.001
+# Lets bars be emitted just after the (half-)minute mark rather than just before it.
+_MARK_SLACK_SECONDS = 0.001
 
 
 class SyntheticFeed:
-    """Emits ``rate_per_symbol`` quotes/s for every subscribed symbol, plus trades and minute bars."""
+    """Emits ``rate_per_symbol`` quotes/s for every subscribed symbol, plus everything the model derives.
 
-    def __init__(self, hub: FeedHub, model: MarketModel, rate_per_symbol: float) -> None:
+    ``publish`` takes each tick's messages (the server's path: history, then the sessions).
+    """
+
+    def __init__(
+        self,
+        hub: FeedHub,
+        model: MarketModel,
+        rate_per_symbol: float,
+        publish: Callable[[list[dict[str, Any]]], object] | None = None,
+    ) -> None:
         if rate_per_symbol <= 0:
             raise ValueError("rate_per_symbol must be positive (use no SyntheticFeed to disable data)")
         self._hub = hub
         self._model = model
         self._rate = rate_per_symbol
+        self._publish = publish or (lambda events: hub.publish(events, synthetic=True))
         # Tick often enough for the rate, but batch many quotes per tick at high rates.
         self._tick = min(MAX_TICK_SECONDS, max(MIN_TICK_SECONDS, 1.0 / rate_per_symbol))
         self._credits: dict[str, float] = {}
@@ -62,15 +73,18 @@ class SyntheticFeed:
     def tick(self, elapsed: float) -> list[dict[str, Any]]:
         """Advance the market by ``elapsed`` seconds and return the messages to publish now."""
         now = now_ns()
-        events = self._model.close_bars(now)
+        events = self._model.timed_events(now)
         symbols = self._hub.market_symbols()
         halted = self._hub.halted
         for symbol in list(self._credits):
             if symbol not in symbols:
                 del self._credits[symbol]
-        rate = self.current_rate()
+        rate = self.current_rate() * self._model.hours.activity(now)
         # After a stall catch up at most a few ticks' worth: an overloaded feed slows down, not bursts.
         burst_cap = 1.0 + rate * self._tick * 4
+        if rate <= 0:  # the market is closed: only the clock's events
+            self._credits.clear()
+            return events
         for symbol in sorted(symbols):
             if symbol in halted:  # a halted symbol neither quotes nor trades
                 self._credits[symbol] = 0.0
@@ -92,9 +106,9 @@ class SyntheticFeed:
             try:
                 events = self.tick(now - last)
                 if events:
-                    self._hub.publish(events, synthetic=True)
+                    self._publish(events)
             except Exception:  # keep the feed alive; a bug here should be loud but not fatal
                 log.exception("synthetic feed tick failed")
             last = now
-            until_minute = (MINUTE_NS - now_ns() % MINUTE_NS) / NS_PER_SECOND + _MINUTE_SLACK_SECONDS
-            await asyncio.sleep(min(self._tick, until_minute))
+            until_mark = (HALF_MINUTE_NS - now_ns() % HALF_MINUTE_NS) / NS_PER_SECOND + _MARK_SLACK_SECONDS
+            await asyncio.sleep(min(self._tick, until_mark))

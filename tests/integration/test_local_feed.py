@@ -325,7 +325,7 @@ async def test_fragmented_32k_subscribe_is_reassembled(make_server) -> None:
     symbols = [f"S{i:04d}" for i in range(6000)]
     payload = msgpack.packb({"quotes": symbols, "action": "subscribe"})
     assert len(payload) > 32768
-    async with ws_connect(server.url(), additional_headers={"Content-Type": "application/msgpack"}) as ws:
+    async with ws_connect(server.url("sip"), additional_headers={"Content-Type": "application/msgpack"}) as ws:
         assert msgpack.unpackb(await ws.recv())[0]["msg"] == "connected"
         await ws.send(msgpack.packb({"action": "auth", "key": "k", "secret": "s"}))
         assert msgpack.unpackb(await ws.recv())[0]["msg"] == "authenticated"

@@ -9,7 +9,7 @@ import msgpack
 import orjson
 import pytest
 
-from deploy.alpaca_feed.market import EXCHANGES, MINUTE_NS, MarketModel
+from deploy.alpaca_feed.market import EXCHANGES, MINUTE_NS, EventRates, MarketModel
 from deploy.alpaca_feed.protocol import (
     MAX_FRAME_BYTES,
     Encoding,
@@ -173,7 +173,7 @@ def test_test_feed_refuses_channels_it_lacks() -> None:
 
 
 def _run_model(seed: int, symbol: str = "AAPL", steps: int = 400) -> list[dict[str, object]]:
-    model = MarketModel(seed)
+    model = MarketModel(seed, events=EventRates.none())
     events: list[dict[str, object]] = []
     for step in range(steps):
         events.extend(model.next_events(symbol, T_NS + step * 100_000_000))  # 10 per second
@@ -238,7 +238,7 @@ def test_trades_are_about_a_quarter_of_quotes_and_inside_the_quote() -> None:
 
 
 def test_bars_are_built_from_each_minutes_trades() -> None:
-    model = MarketModel(5)
+    model = MarketModel(5, events=EventRates.none())
     minute0 = (T_NS // MINUTE_NS) * MINUTE_NS
     events: list[dict[str, object]] = []
     for step in range(1500):  # 150 s at 10 quotes/s: two complete minutes, one open
