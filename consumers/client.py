@@ -129,7 +129,7 @@ async def _call_isolated(callback: Callback[E], event: E) -> None:
             await result
     except Exception:
         log.exception("stream callback failed; the stream goes on", callback=getattr(callback, "__name__", "?"),
-                      event=type(event).__name__)
+                      event_type=type(event).__name__)
 
 
 def _parse(model: type[E], message: dict[str, Any]) -> E | None:

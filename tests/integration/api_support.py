@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from decimal import Decimal
 
 import httpx
+import orjson
 from fastapi import FastAPI
 from redis.asyncio import Redis
 
@@ -154,3 +155,19 @@ def pnl_update(valued: PositionPnL, total: str) -> PnLUpdated:
     return PnLUpdated(account=valued.account, symbol=valued.symbol, qty=valued.qty, mark_price=valued.mark_price,
                       unrealized_pnl=valued.unrealized_pnl, price_source=valued.price_source,
                       total_unrealized=Decimal(total), timestamp=valued.updated_at)
+
+
+async def sse_events(response: httpx.Response) -> AsyncIterator[tuple[str, dict[str, object]]]:
+    """(event, JSON data) pairs of a text/event-stream response, as a browser's EventSource parses them."""
+    event, data = "message", []
+    async for line in response.aiter_lines():
+        if line == "":
+            if data:
+                yield event, orjson.loads("\n".join(data))
+            event, data = "message", []
+        elif line.startswith(":"):
+            continue  # comment: keep-alive
+        elif line.startswith("event:"):
+            event = line[len("event:"):].strip()
+        elif line.startswith("data:"):
+            data.append(line[len("data:"):].removeprefix(" "))
