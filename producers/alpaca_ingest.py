@@ -1,90 +1,384 @@
-"""AlpacaIngest: the real alpaca-py StockDataStream, subscribed to trades/quotes/bars, feeding Kafka."""
+"""IngestService: Alpaca market data -> raw Kafka topics, surviving what Alpaca users lose data to.
+
+One process, two roles. As *standby* it is fully started (Kafka producer, control topic followed, REST
+client ready) but holds no Alpaca connection; as *active* (holder of the Redis lease) it streams:
+
+    alpaca-py stream ──frame──► StreamRouter ──offer──► bounded queue ──batches──► Kafka raw topics
+         │ ReconnectPolicy            │ clocks, halts          │ full: counted, gap opened
+         │                            ▼                        ▼
+    StalenessMonitor (mute?) ◄── last message per symbol   GapTracker ──► GapReconciler: feed.gaps + REST backfill
+
+Subscriptions come from TICKWIRE_SYMBOLS (source ``config``) and the ``subscriptions`` control topic,
+reference-counted by source (SubscriptionManager). Status goes to Redis every second and to Prometheus.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any
+import os
+import socket
+import uuid
+from collections import Counter
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
 import structlog
-from alpaca.data.live import StockDataStream
+from pydantic import ValidationError
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
+from producers.backfill import GapReconciler, make_rest_client
+from producers.gaps import GapTracker, exchange_ns
 from producers.kafka_publisher import RawEventPublisher
-from tickwire.kafka import aiokafka_security, bootstrap_list
+from producers.lease import IngestLease
+from producers.reconnect_policy import ReconnectPolicy
+from producers.resilient_stream import (
+    STREAM_CHANNELS,
+    TEST_STREAM_CHANNELS,
+    ResilientStockDataStream,
+    StreamFailure,
+)
+from producers.staleness import MarketHours, StalenessMonitor
+from producers.status import IngestMetrics, IngestStatusReporter
+from producers.stream_router import StreamRouter
+from producers.subscription_feed import SubscriptionRequestReader
+from producers.subscription_manager import (
+    CONFIG_SOURCE,
+    SubscriptionChange,
+    SubscriptionLimitError,
+    SubscriptionManager,
+)
+from schemas.events import GapReason, IngestStatus, SubscriptionRequest
+from schemas.timestamps import format_ns, now_ns, parse_ns
+from schemas.topics import INGEST_STATUS_KEY, SUBSCRIPTIONS
+from tickwire.kafka import bootstrap_list
 from tickwire.settings import Settings
 
 log = structlog.get_logger(__name__)
+T = TypeVar("T")
 
 # The local feed accepts any credentials; alpaca-py needs some to send.
 LOCAL_CREDENTIALS = ("tickwire-local", "tickwire-local")
+CATCH_UP_TIMEOUT_S = 5.0
+STREAM_STOP_TIMEOUT_S = 3.0
+GAP_CHECK_INTERVAL_S = 0.2
+FLUSH_TIMEOUT_S = 5.0
+# Auth refusals that retrying does not cure: report unhealthy at once.
+PERMANENT_REFUSALS = frozenset({402, 409, 411})
 
 
-class AlpacaIngest:
-    """Streams Alpaca market data into the raw topics until :meth:`stop`.
+def credentials(settings: Settings) -> tuple[str, str]:
+    """The Alpaca key pair, or placeholder credentials for a local feed."""
+    if settings.alpaca_api_key is not None and settings.alpaca_secret_key is not None:
+        return settings.alpaca_api_key.get_secret_value(), settings.alpaca_secret_key.get_secret_value()
+    return LOCAL_CREDENTIALS
 
-    Handlers only enqueue (alpaca-py awaits them inline, and a slow handler gets the socket
-    disconnected as a slow client); raw mode keeps the exchange timestamp's nanoseconds.
-    """
 
-    def __init__(self, settings: Settings, publisher: RawEventPublisher) -> None:
+class IngestService:
+    """The ingest: standby until it holds the lease, then streams Alpaca into Kafka until stopped."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        redis: Redis | None = None,
+        instance: str | None = None,
+        control_topic: str = SUBSCRIPTIONS.name,
+    ) -> None:
+        if not settings.kafka_bootstrap_servers:
+            raise SystemExit("KAFKA_BOOTSTRAP_SERVERS is not set: start the ingest through `tickwire run`")
         self.settings = settings
-        self.publisher = publisher
-        key, secret = LOCAL_CREDENTIALS
-        if settings.has_alpaca_credentials:
-            key = settings.alpaca_api_key.get_secret_value()  # type: ignore[union-attr]
-            secret = settings.alpaca_secret_key.get_secret_value()  # type: ignore[union-attr]
-        self.stream = StockDataStream(key, secret, raw_data=True, url_override=settings.stream_url)
-        self._task: asyncio.Task[None] | None = None
+        self.instance = instance or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:4]}"
+        bootstrap = bootstrap_list(settings.kafka_bootstrap_servers)
+        self.publisher = RawEventPublisher(bootstrap, settings.ingest_queue_size)
+        self.policy = ReconnectPolicy(settings.reconnect_base_seconds, settings.reconnect_max_seconds,
+                                      settings.reconnect_jitter, settings.max_reconnect_attempts)
+        self.subscriptions = SubscriptionManager(settings.max_symbols)
+        self.subscribed: set[str] = set()
+        self.gaps = GapTracker(settings.gap_settle_seconds)
+        self.staleness = StalenessMonitor(settings.mute_after_seconds, settings.quiet_after_seconds,
+                                          MarketHours(settings.effective_market_hours))
+        self.router = StreamRouter(self.publisher, self.gaps, self.staleness, self.subscribed)
+        self.on_frame = self.router.on_frame  # the stream calls these directly (hot path)
+        self.on_malformed = self.router.on_malformed
+        self.reader = SubscriptionRequestReader(bootstrap, self._on_request, control_topic)
+        self.redis = redis
+        self.lease = IngestLease(redis, self.instance, settings.ingest_lease_ttl_ms) if redis is not None else None
+        self._credentials = credentials(settings)
+        rest = None
+        if settings.alpaca_data_url or settings.has_alpaca_credentials:
+            rest = make_rest_client(*self._credentials, settings.alpaca_data_url)
+        self.reconciler = GapReconciler(self.publisher, rest, settings.alpaca_feed,
+                                        settings.backfill_max_window_seconds)
+        self.metrics = IngestMetrics()
+        self.reporter = IngestStatusReporter(self.status, redis, self.metrics)
+        self.role: str = "standby"
+        self.stream: ResilientStockDataStream | None = None
+        self.connected_since_ns = 0
+        self.quiet: tuple[str, ...] = ()
+        self.reconnects_total = 0
+        self._previous_received: Counter[str] = Counter()
+        stream_is_test = settings.alpaca_feed == "test" or settings.stream_url.rstrip("/").endswith("/test")
+        self.channels = TEST_STREAM_CHANNELS if stream_is_test else STREAM_CHANNELS
 
-    async def _on_message(self, message: dict[str, Any]) -> None:
-        self.publisher.offer(message)
+    # --- lifecycle ----------------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Register handlers (before the loop starts: alpaca-py spins without any) and connect."""
-        symbols = self.settings.symbols
-        self.stream.subscribe_trades(self._on_message, *symbols)
-        self.stream.subscribe_quotes(self._on_message, *symbols)
-        self.stream.subscribe_bars(self._on_message, *symbols)
-        log.info("ingest starting", url=self.settings.stream_url, symbols=list(symbols))
-        self._task = asyncio.create_task(self.stream._run_forever(), name="alpaca-stream")
-
-    async def stop(self, timeout: float = 6.0) -> None:
-        """Stop the stream and close the socket (cancelling alpaca-py's task alone leaves it open)."""
-        if self._task is None:
-            return
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run until ``stop`` is set: close the socket, publish what is queued, return (well within 10 s)."""
+        if self.settings.ingest_metrics_port:
+            self.metrics.serve(self.settings.ingest_metrics_port)
+        background = [asyncio.create_task(self.reporter.run(), name="ingest-status")]
+        if self.reconciler.client is None:
+            log.info("gap backfill off: set ALPACA_DATA_URL (local feed) or Alpaca credentials")
         try:
-            await self.stream.stop_ws()
-            await asyncio.wait_for(asyncio.shield(self._task), timeout)
-        except TimeoutError:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            if not await _unless_stopped(self.publisher.start(), stop):
+                return
+            for symbol in self.settings.symbols:
+                await self._change(lambda s=symbol: self.subscriptions.want(s, CONFIG_SOURCE), quiet=True)
+            if not await _unless_stopped(self.reader.start(), stop):
+                return
+            await _unless_stopped(self.reader.catch_up(CATCH_UP_TIMEOUT_S), stop)
+            background += [asyncio.create_task(self.reader.run(), name="ingest-subscriptions"),
+                           asyncio.create_task(self._reconcile_forever(), name="ingest-gaps")]
+            log.info("ingest ready", instance=self.instance, symbols=sorted(self.subscribed),
+                     pending=list(self.subscriptions.pending), url=self.settings.stream_url)
+            while not stop.is_set():
+                if self.lease is not None and not await self.lease.acquire(stop):
+                    break
+                await self._serve_as_active(stop)
         finally:
-            await self.stream.close()
+            log.info("ingest stopping", instance=self.instance)
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
+            with contextlib.suppress(Exception):
+                await self.reader.stop()
+            await self.publisher.close(FLUSH_TIMEOUT_S)
+            self.metrics.close()
+            log.info("ingest stopped", queue_left=self.publisher.queue.qsize(), **self.publisher.counters.as_dict())
+
+    async def _serve_as_active(self, stop: asyncio.Event) -> None:
+        """Hold the Alpaca connection until ``stop`` or the lease is lost; then close it, then release."""
+        self.role = "active"
+        previous = await self._previous_active_status()
+        key, secret = self._credentials
+        stream = ResilientStockDataStream(key, secret, url=self.settings.stream_url, policy=self.policy,
+                                          observer=self, channels=self.channels)
+        stream.register_symbols(self.subscriptions.active)  # no await before publishing the stream: no lost change
+        self.stream = stream
+        if previous is not None:
+            self._open_takeover_gap(previous)
+        log.info("ingest active: connecting to alpaca", instance=self.instance, url=self.settings.stream_url)
+        stream_task = asyncio.create_task(stream._run_forever(), name="alpaca-stream")
+        helpers = [asyncio.create_task(self._watch_staleness(stream), name="ingest-staleness")]
+        stopped = asyncio.create_task(stop.wait())
+        waiters = {stream_task, stopped}
+        if self.lease is not None:
+            waiters.add(asyncio.create_task(self.lease.hold(), name="ingest-lease"))
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in [*helpers, *(waiters - {stream_task})]:
+                task.cancel()
+            await stream.shutdown()
+            try:
+                await asyncio.wait_for(stream_task, STREAM_STOP_TIMEOUT_S)
+            except (TimeoutError, Exception) as exc:
+                if not isinstance(exc, TimeoutError):
+                    log.error("alpaca stream task failed", error=f"{type(exc).__name__}: {exc}")
+                stream_task.cancel()
+                await asyncio.gather(stream_task, return_exceptions=True)
+            if self.lease is not None:
+                await self.lease.release()  # only now: the socket is closed, a standby may connect
+            self.role = "standby"
+
+    # --- stream observer ----------------------------------------------------------------------
+
+    def on_connected(self) -> None:
+        """A session is up and subscribed: gaps waiting for it start watching for first messages."""
+        now = now_ns()
+        self.connected_since_ns = now
+        if self.stream is not None and self.stream.sessions > 1:
+            self.reconnects_total += 1
+        self.gaps.resumed(now)
+        log.info("alpaca stream connected", url=self.settings.stream_url, symbols=len(self.subscribed),
+                 reconnects=self.reconnects_total)
+
+    def on_disconnected(self, failure: StreamFailure) -> None:
+        """A session ended or an attempt failed: a lost session opens a gap."""
+        if not failure.was_connected:
+            return
+        reason = GapReason.STALL if failure.kind == "stall" else GapReason.RECONNECT
+        started = self.router.last_any_ns or self.connected_since_ns or now_ns()
+        self.gaps.lost(reason, sorted(self.subscribed), self.router.last_queued_t, started, failure.describe())
+
+    # --- subscriptions ------------------------------------------------------------------------
+
+    async def _on_request(self, request: SubscriptionRequest) -> None:
+        if request.source == CONFIG_SOURCE:
+            log.debug("subscription request with source 'config' ignored: TICKWIRE_SYMBOLS defines it")
+            return
+        await self._change(lambda: self.subscriptions.apply(request))
+
+    async def _change(self, update: Callable[[], SubscriptionChange], quiet: bool = False) -> None:
+        try:
+            change = update()
+        except SubscriptionLimitError as exc:
+            log.error(str(exc))
+            return
+        except ValueError as exc:
+            log.warning("subscription request ignored", error=str(exc))
+            return
+        if not change:
+            return
+        self.subscribed.difference_update(change.removed)  # late data for them is dropped from now on
+        for symbol in change.removed:
+            self.gaps.forget(symbol)
+            self.staleness.forget(symbol)
+            self.router.forget(symbol)
+        self.subscribed.update(change.added)
+        if self.stream is not None:
+            await self.stream.change_symbols(change.added, change.removed)
+        if not quiet:
+            log.info("subscriptions changed", added=list(change.added), removed=list(change.removed),
+                     subscribed=len(self.subscribed), pending=len(self.subscriptions.pending))
+
+    # --- staleness and gaps -------------------------------------------------------------------
+
+    async def _watch_staleness(self, stream: ResilientStockDataStream) -> None:
+        interval = min(1.0, self.settings.mute_after_seconds / 4)
+        while True:
+            await asyncio.sleep(interval)  # the check period, not synchronisation
+            if not stream.connected:
+                self.quiet = ()
+                continue
+            verdict = self.staleness.check(now_ns(), self.subscribed, self.router.last_received_ns,
+                                           self.router.last_any_ns, self.connected_since_ns)
+            if verdict.quiet and set(verdict.quiet) != set(self.quiet):
+                log.info("quiet symbols (no data while others flow)", symbols=list(verdict.quiet))
+            self.quiet = verdict.quiet
+            if verdict.mute:
+                log.warning("alpaca socket is mute: no data while the market is open; reconnecting",
+                            silent_s=round(verdict.silent_for_s, 1), symbols=len(self.subscribed))
+                await stream.force_reconnect(f"mute socket: no data for {verdict.silent_for_s:.1f}s")
+
+    async def _reconcile_forever(self) -> None:
+        while True:
+            await asyncio.sleep(GAP_CHECK_INTERVAL_S)  # the check period, not synchronisation
+            for incident in self.gaps.take_complete(now_ns()):
+                await self.reconciler.reconcile(incident)
+
+    async def _previous_active_status(self) -> IngestStatus | None:
+        """The status another active ingest left (it died or stopped moments ago), if any."""
+        if self.redis is None:
+            return None
+        try:
+            raw = await self.redis.get(INGEST_STATUS_KEY)
+            status = IngestStatus.model_validate_json(raw) if raw else None
+        except (RedisError, ValidationError) as exc:
+            log.warning("previous ingest status unreadable", error=str(exc))
+            return None
+        if status is None or status.role != "active" or status.instance == self.instance:
+            return None
+        return status
+
+    def _open_takeover_gap(self, previous: IngestStatus) -> None:
+        try:
+            started = parse_ns(previous.updated_at)
+        except ValueError:
+            started = now_ns()
+        last = {s: t for s, t in previous.last_exchange_at.items() if s in self.subscribed}
+        self.gaps.lost(GapReason.TAKEOVER, sorted(self.subscribed), last, started,
+                       f"took over from {previous.instance or 'another ingest'}")
+
+    # --- status -------------------------------------------------------------------------------
+
+    def status(self, elapsed_s: float = 1.0) -> IngestStatus:
+        """What the ingest is doing now (rates over the last ``elapsed_s``)."""
+        stream = self.stream if self.role == "active" else None
+        connected = bool(stream and stream.connected)
+        counters = self.publisher.counters
+        received = Counter(counters.received)
+        rates = {k: round((v - self._previous_received[k]) / max(elapsed_s, 1e-3), 1) for k, v in received.items()}
+        self._previous_received = received
+        failure = stream.last_failure if stream is not None else None
+        healthy, detail = self._health(stream, connected, failure)
+        return IngestStatus(
+            role=self.role,  # type: ignore[arg-type]
+            connected=connected,
+            healthy=healthy,
+            stream_url=self.settings.stream_url,
+            subscribed_symbols=sorted(self.subscribed),
+            reconnect_attempts=self.policy.attempts,
+            queue_depth=self.publisher.queue.qsize(),
+            overflow=counters.overflow,
+            messages_received=dict(received),
+            messages_published=dict(counters.published),
+            last_message_at={s: format_ns(ns) for s, ns in self.router.last_received_ns.items()},
+            gaps=self.gaps.opened,
+            detail=detail,
+            updated_at=format_ns(now_ns()),
+            instance=self.instance,
+            reconnects_total=self.reconnects_total,
+            max_reconnect_attempts_exceeded=self.policy.exhausted,
+            pending_symbols=list(self.subscriptions.pending),
+            quiet_symbols=list(self.quiet),
+            halted_symbols=sorted(self.staleness.halted & self.subscribed),
+            messages_per_second=rates,
+            last_exchange_at={s: format_ns(ns) for s, t in self.router.last_queued_t.items()
+                              if (ns := exchange_ns(t)) is not None},
+            backfilled=self.reconciler.backfilled,
+            backfill_failures=self.reconciler.failures,
+            malformed=self.router.malformed,
+        )
+
+    def _health(
+        self, stream: ResilientStockDataStream | None, connected: bool, failure: StreamFailure | None
+    ) -> tuple[bool, str]:
+        problems = []
+        healthy = True
+        if self.role == "standby":
+            problems.append("standby: another ingest holds the alpaca connection")
+        elif not connected:
+            reason = failure.describe() if failure is not None else "connecting"
+            wait = stream.next_attempt_in_s if stream is not None else None
+            problems.append(f"reconnecting after {reason}" + (f"; next attempt in {wait:.1f}s" if wait else ""))
+            if self.policy.exhausted or (failure is not None and failure.code in PERMANENT_REFUSALS):
+                healthy = False
+        if not self.publisher.kafka_ok:
+            healthy = False
+            problems.append("kafka unreachable: publishing is retried, a full queue drops (counted as overflow)")
+        if self.subscriptions.pending:
+            problems.append(f"symbol limit {self.settings.max_symbols} reached: "
+                            f"{len(self.subscriptions.pending)} symbols wait for a slot")
+        return healthy, "; ".join(problems)
+
+
+async def _unless_stopped(work: Coroutine[Any, Any, T], stop: asyncio.Event) -> bool:
+    """Await ``work`` unless ``stop`` is set first (then cancel it); True if it finished."""
+    task = asyncio.ensure_future(work)
+    stopped = asyncio.create_task(stop.wait())
+    await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    stopped.cancel()
+    if task.done():
+        task.result()
+        return True
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    return False
 
 
 async def run_ingest(settings: Settings, stop: asyncio.Event) -> None:
-    """Run the ingest until ``stop`` is set, then flush what is queued and exit."""
-    if not settings.kafka_bootstrap_servers:
-        raise SystemExit("KAFKA_BOOTSTRAP_SERVERS is not set: start the ingest through `tickwire run`")
-    publisher = RawEventPublisher(
-        bootstrap_list(settings.kafka_bootstrap_servers), settings.ingest_queue_size, **aiokafka_security(settings)
-    )
-    await publisher.start()
-    ingest = AlpacaIngest(settings, publisher)
-    ingest.start()
-    stats_task = asyncio.create_task(_log_stats(publisher), name="ingest-stats")
+    """``tickwire ingest``: run the service until ``stop`` is set."""
+    redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
+    if redis is None:
+        log.warning("REDIS_URL is not set: no lease (run a single ingest) and no status for /health")
     try:
-        await stop.wait()
+        await IngestService(settings, redis=redis).run(stop)
     finally:
-        log.info("ingest stopping")
-        stats_task.cancel()
-        await ingest.stop()
-        await publisher.close()
-        log.info("ingest stopped", **publisher.counters.as_dict())
+        if redis is not None:
+            await redis.aclose()
 
 
-async def _log_stats(publisher: RawEventPublisher, every_s: float = 10.0) -> None:
-    while True:
-        await asyncio.sleep(every_s)  # a reporting period, not synchronisation
-        log.info("ingest stats", queue_depth=publisher.queue.qsize(), **publisher.counters.as_dict())
+__all__ = ["LOCAL_CREDENTIALS", "IngestService", "credentials", "run_ingest"]
