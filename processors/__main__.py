@@ -2,9 +2,11 @@
 
 from processors.agents import price_quotes, rekey_positions, value_positions  # noqa: F401  (registers agents)
 from processors.app import app, settings
+from processors.latency import serve_metrics
 from tickwire.logging import configure_logging
 
 if __name__ == "__main__":
     configure_logging(own_handlers=False)
     settings.run_dir.mkdir(parents=True, exist_ok=True)  # Faust creates its datadir inside, not parents
+    serve_metrics(settings.processor_metrics_port)
     app.main()

@@ -23,6 +23,7 @@ class SourceRecord:
     topic: str
     partition: int
     offset: int
+    appended_ns: int = 0  # the record's Kafka timestamp (0 = unknown), for latency metrics only
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +40,7 @@ class BatchResult:
 
     prices: list[PriceEvent] = field(default_factory=list)
     rejected: list[DeadLetter] = field(default_factory=list)
+    appended_ns: list[int] = field(default_factory=list)  # Kafka time of each price's quote, as prices
 
 
 def price_batch(
@@ -69,6 +71,7 @@ def price_batch(
             continue
         changed[event.symbol] = event.model_dump(mode="json")
         result.prices.append(event)
+        result.appended_ns.append(record.appended_ns)
     for symbol, value in changed.items():
         latest_by_symbol[symbol] = value
     return result

@@ -79,6 +79,8 @@ class Settings(BaseSettings):
     )
     ingest_lease_ttl_ms: int = Field(5000, ge=200, validation_alias="TICKWIRE_INGEST_LEASE_TTL_MS")
     ingest_metrics_port: int = Field(0, ge=0, le=65535, validation_alias="TICKWIRE_INGEST_METRICS_PORT")
+    # Prometheus latency histograms of the processor (processors/latency.py); 0 = not served.
+    processor_metrics_port: int = Field(0, ge=0, le=65535, validation_alias="TICKWIRE_PROCESSOR_METRICS_PORT")
     processor_app_id: str = Field("tickwire-processor", validation_alias="TICKWIRE_PROCESSOR_APP_ID")
     processor_batch_size: int = Field(100, gt=0, validation_alias="TICKWIRE_PROCESSOR_BATCH_SIZE")
     processor_batch_window_ms: float = Field(

@@ -6,12 +6,13 @@ import structlog
 
 from processors.app import app, settings
 from processors.clients import redis
+from processors.latency import PROCESSOR_LATENCY
 from processors.price_batch import SourceRecord, price_batch
 from processors.quote_validator import QuoteValidator
 from processors.redis_projection import PriceProjector
 from processors.tables import latest_price_by_symbol
 from processors.topics import prices_topic, quotes_raw_topic, quotes_rejected_topic
-from schemas.timestamps import NS_PER_SECOND
+from schemas.timestamps import NS_PER_SECOND, now_ns
 
 log = structlog.get_logger(__name__)
 
@@ -26,9 +27,12 @@ async def price_quotes(stream):  # type: ignore[no-untyped-def]
         settings.processor_batch_size, within=settings.processor_batch_window_ms / 1000
     ):
         records = [
-            SourceRecord(e.key, e.value, e.message.topic, e.message.partition, e.message.offset) for e in events
+            SourceRecord(e.key, e.value, e.message.topic, e.message.partition, e.message.offset,
+                         int((e.message.timestamp or 0) * NS_PER_SECOND))
+            for e in events
         ]
         result = price_batch(records, latest_price_by_symbol, validator)
+        processed_ns = now_ns()
         for dead in result.rejected:
             rejected = dead.value
             log.info("quote rejected", symbol=rejected.symbol, reason=str(rejected.reason), detail=rejected.detail)
@@ -37,4 +41,5 @@ async def price_quotes(stream):  # type: ignore[no-untyped-def]
         for price in result.prices:
             await prices_topic.send(key=price.symbol.encode(), value=price.to_json())
         await projector.project(result.prices, [dead.value for dead in result.rejected])
+        PROCESSOR_LATENCY.observe_prices(result.prices, result.appended_ns, processed_ns, now_ns())
 

@@ -6,6 +6,7 @@ import structlog
 
 from processors.app import app, settings
 from processors.clients import redis
+from processors.latency import PROCESSOR_LATENCY
 from processors.pnl_batch import PnLJoiner
 from processors.pnl_conflation import PnLConflator
 from processors.pnl_projection import PnLProjector
@@ -14,6 +15,7 @@ from processors.subscription_keeper import SubscriptionKeeper
 from processors.tables import marks_by_symbol, positions_by_symbol
 from processors.topics import pnl_inputs_topic, pnl_topic, positions_rejected_topic, subscriptions_topic
 from schemas.events import PositionPnL
+from schemas.timestamps import now_ns
 from schemas.topics import position_key
 
 log = structlog.get_logger(__name__)
@@ -47,6 +49,7 @@ async def _emit(valued: list[PositionPnL], result=None) -> None:  # type: ignore
         await projector.project(valued)
     else:
         await projector.project(valued, result.positions, result.trades, result.closes)
+    PROCESSOR_LATENCY.observe_pnl(valued, now_ns())
 
 
 @app.timer(interval=max(settings.pnl_max_delay_ms / 2000, 0.05))
