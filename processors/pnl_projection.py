@@ -110,7 +110,8 @@ class PnLProjector:
             closed = pnl.qty == 0
             update = PnLUpdated(account=pnl.account, symbol=pnl.symbol, qty=pnl.qty, mark_price=pnl.mark_price,
                                 unrealized_pnl=pnl.unrealized_pnl, price_source=pnl.price_source,
-                                total_unrealized=0, timestamp=pnl.updated_at)
+                                total_unrealized=0, timestamp=pnl.updated_at,
+                                price_timestamp=pnl.price_timestamp)
             await self._script(
                 keys=[pnl_key(pnl.account), pnl_total_key(pnl.account), pnl_total_cents_key(pnl.account)],
                 args=[pnl.symbol, "" if closed else pnl.to_json(), "" if closed else cents(pnl),

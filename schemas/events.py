@@ -259,6 +259,8 @@ class PnLUpdated(_Frozen):
     price_source: PriceSource
     total_unrealized: DecimalStr
     timestamp: str
+    # The mark's exchange time: with ``timestamp`` (when valued) it tells how fresh the figure is.
+    price_timestamp: str | None = None
 
 
 class PreviousClose(_Frozen):
