@@ -1,0 +1,166 @@
+"""The dashboard in a real headless Chromium: it shows live prices and P&L and updates them in place."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+import websockets
+from redis.asyncio import Redis
+
+from schemas.events import AccountPnL, PnLUpdated, PositionPnL
+from schemas.topics import pnl_channel, pnl_key, pnl_total_key
+from tests.helpers import eventually, unique_symbol
+from tests.integration.api_support import api_settings, seed_pnl, seed_price, served_app, ts
+
+pytestmark = [pytest.mark.integration, pytest.mark.e2e]
+
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--remote-debugging-port=0"]
+
+
+def ensure_chromium() -> str:
+    """The chromium binary; installed with apt when missing and we are root, else the test is skipped."""
+    found = shutil.which("chromium")
+    if found:
+        return found
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        pytest.skip("chromium is not installed and cannot be installed here (needs root and apt-get): "
+                    "apt-get install chromium")
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.PIPE, "timeout": 900, "check": False}
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    update = subprocess.run(["apt-get", "update", "-qq"], env=env, **quiet)  # type: ignore[call-overload]
+    install = subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], env=env, **quiet)  # type: ignore[call-overload]
+    found = shutil.which("chromium")
+    if not found:
+        pytest.skip(f"installing chromium failed: {(update.stderr + install.stderr).decode()[-500:]}")
+    return found
+
+
+class DevTools:
+    """The least of the Chrome DevTools protocol: call a method on a page and get its result."""
+
+    def __init__(self, socket: Any) -> None:
+        self.socket = socket
+        self.ids = itertools.count(1)
+
+    async def call(self, method: str, **params: object) -> dict[str, Any]:
+        call_id = next(self.ids)
+        await self.socket.send(orjson.dumps({"id": call_id, "method": method, "params": params}).decode())
+        while True:  # events arrive in between; only our answer ends the wait
+            message = orjson.loads(await self.socket.recv())
+            if message.get("id") == call_id:
+                if "error" in message:
+                    raise AssertionError(f"{method}: {message['error']}")
+                return message["result"]  # type: ignore[no-any-return]
+
+    async def evaluate(self, expression: str) -> Any:
+        result = await self.call("Runtime.evaluate", expression=expression, returnByValue=True)
+        return result["result"].get("value")
+
+
+@pytest.fixture
+async def browser_page(tmp_path: Path) -> AsyncIterator[DevTools]:
+    """A page in a fresh headless Chromium, driven over the DevTools protocol."""
+    binary = await asyncio.to_thread(ensure_chromium)
+    profile = Path(tempfile.mkdtemp(prefix="tickwire-chromium-", dir=tmp_path))
+    log = (tmp_path / "chromium.log").open("wb")
+    proc = await asyncio.create_subprocess_exec(binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "about:blank",
+                                                stdout=log, stderr=log, start_new_session=True)
+    try:
+        port_file = profile / "DevToolsActivePort"
+
+        async def port_known() -> str | None:
+            if proc.returncode is not None:
+                raise AssertionError(f"chromium exited: {(tmp_path / 'chromium.log').read_text()[-2000:]}")
+            text = port_file.read_text() if port_file.exists() else ""
+            return text.splitlines()[0] if text.strip() else None
+
+        port = await eventually(port_known, 60, "chromium's DevTools port")
+        async with httpx.AsyncClient(timeout=10) as http:
+            targets = (await http.get(f"http://127.0.0.1:{port}/json/list")).json()
+        page = next(t for t in targets if t["type"] == "page")
+        async with websockets.connect(page["webSocketDebuggerUrl"], max_size=None) as socket:
+            yield DevTools(socket)
+    finally:
+        if proc.returncode is None:
+            os.killpg(proc.pid, 9)
+        await proc.wait()
+        log.close()
+
+
+def cell(table: str, symbol: str, field: str) -> str:
+    """JS reading one cell of the dashboard (null while the row does not exist)."""
+    return (f"document.querySelector('#{table} tr[data-symbol=\"{symbol}\"] [data-field=\"{field}\"]')"
+            f"?.textContent ?? null")
+
+
+@pytest.mark.timeout(1200)  # the first run may install chromium with apt
+async def test_dashboard_given_live_updates_changes_prices_pnl_and_chart_in_place(
+        redis_url: str, redis: Redis, browser_page: DevTools) -> None:
+    """Test that the page shows the snapshot, then new prices, P&L, total and chart points without reloading."""
+    # Arrange
+    symbol, account = unique_symbol("D"), "dash-acct"
+    await seed_price(redis, symbol, "100.00", "100.02")
+    await seed_pnl(redis, symbol, "10", "99.00", "100.01", "10.10", "10.10", account=account)
+    async with served_app(api_settings(redis_url)) as base_url:
+        await browser_page.call("Page.enable")
+        await browser_page.call("Page.navigate", url=f"{base_url}/?account={account}")
+        first = await eventually(lambda: _read(browser_page, symbol), 60, "the dashboard's first values")
+        await browser_page.evaluate("window.__sameRow = document.querySelector('#prices tbody tr')")
+
+        # Act
+        await seed_price(redis, symbol, "101.00", "101.02", publish=True)
+        await _publish_pnl(redis, symbol, account, mark="101.01", pnl="20.10")
+
+        # Assert
+        second = await eventually(lambda: _read(browser_page, symbol, until_mid="101.01"), 60, "updated values")
+        same_row = await browser_page.evaluate("window.__sameRow === document.querySelector('#prices tbody tr')")
+    assert first == {"mid": "100.01", "bid": "100.00", "pnl": "10.10", "total": "10.10", "points": "1",
+                     "connection": "live"}
+    assert second == {"mid": "101.01", "bid": "101.00", "pnl": "20.10", "total": "20.10", "points": "2",
+                      "connection": "live"}
+    assert same_row is True  # updated in place, not re-rendered by a reload
+
+
+async def _read(page: DevTools, symbol: str, until_mid: str | None = None) -> dict[str, Any] | None:
+    values = await page.evaluate(
+        "({mid: " + cell("prices", symbol, "mid") + ", bid: " + cell("prices", symbol, "bid")
+        + ", pnl: " + cell("positions", symbol, "unrealized_pnl")
+        + ", total: document.getElementById('total')?.textContent ?? null"
+        + ", points: document.querySelector('#prices tr[data-symbol=\"" + symbol + "\"] svg')?.dataset.points ?? null"
+        + ", connection: document.getElementById('connection')?.textContent ?? null})")
+    if not values or values["mid"] is None or values["pnl"] in (None, "—"):
+        return None
+    if until_mid is not None and (values["mid"] != until_mid or values["pnl"] == "10.10"):
+        return None
+    return values  # type: ignore[no-any-return]
+
+
+async def _publish_pnl(redis: Redis, symbol: str, account: str, mark: str, pnl: str) -> None:
+    """A revaluation as the P&L projection writes it: hash, total and message together."""
+    at = ts()
+    valued = PositionPnL(account=account, symbol=symbol, qty=Decimal(10), avg_entry_price=Decimal("99.00"),
+                         mark_price=Decimal(mark), unrealized_pnl=Decimal(pnl), price_source="real-time",
+                         price_timestamp=at, updated_at=at)
+    pipe = redis.pipeline(transaction=True)
+    pipe.hset(pnl_key(account), symbol, valued.to_json())
+    pipe.set(pnl_total_key(account), AccountPnL(account=account, total_unrealized=Decimal(pnl), positions=1,
+                                                updated_at=at).to_json())
+    pipe.publish(pnl_channel(account), PnLUpdated(
+        account=account, symbol=symbol, qty=valued.qty, mark_price=valued.mark_price,
+        unrealized_pnl=valued.unrealized_pnl, price_source="real-time", total_unrealized=Decimal(pnl),
+        timestamp=at).to_json())
+    await pipe.execute()
