@@ -175,6 +175,10 @@ class MarketModel:
             state = self._states[symbol] = self._new_state(symbol)
         return state
 
+    def knows(self, symbol: str) -> bool:
+        """Whether ``symbol`` has been simulated (or asked about) since the model started."""
+        return symbol in self._states
+
     def start_price(self, symbol: str) -> float:
         """The initial bid of ``symbol``: plausible ($20-$500) and fixed by (seed, symbol)."""
         return _price(self._new_state(symbol).bid)

@@ -14,11 +14,15 @@ from typing import Any
 
 from aiohttp import WSCloseCode, web
 
+from deploy.alpaca_feed.control import add_control_routes
 from deploy.alpaca_feed.faults import FeedFaults
+from deploy.alpaca_feed.history import DEFAULT_LIMIT as DEFAULT_HISTORY_LIMIT
+from deploy.alpaca_feed.history import History
 from deploy.alpaca_feed.hours import MarketHours
 from deploy.alpaca_feed.hub import DEFAULT_UNIVERSE, FeedHub
 from deploy.alpaca_feed.market import EventRates, MarketModel
 from deploy.alpaca_feed.protocol import Encoding, timestamp_to_ns, with_type_first
+from deploy.alpaca_feed.rest import MarketDataApi
 from deploy.alpaca_feed.session import DEFAULT_MAX_PENDING_BYTES, FeedSession
 from deploy.alpaca_feed.subscriptions import (
     DEFAULT_SYMBOL_LIMITS,
@@ -56,6 +60,12 @@ class AlpacaFeedServer:
         calendar: session hours of the synthetic market: ``always`` (open around the clock) or ``us``
             (weekdays 04:00-20:00 New York time, regular hours 09:30-16:00).
         events: rates of the rarer synthetic messages (late trades, corrections, cancels, pauses).
+        history_limit: trades and quotes kept per symbol for the REST API (plus a day of minute bars
+            and 30 daily bars); 0 keeps nothing.
+        control: serve ``POST /_control/faults/{name}`` (fault injection over HTTP).
+
+    Besides the stream, the same port serves Alpaca's market-data REST API (``/v2/stocks/...``,
+    for ``StockHistoricalDataClient(url_override=server.http_url())``) from what was published.
 
     The ``test`` feed, like Alpaca's, only carries synthetic data for FAKEPACA (``inject`` is unrestricted).
     """
@@ -77,6 +87,8 @@ class AlpacaFeedServer:
         symbol_limits: Mapping[str, int | None] | None = None,
         calendar: str = "always",
         events: EventRates | None = None,
+        history_limit: int = DEFAULT_HISTORY_LIMIT,
+        control: bool = True,
     ) -> None:
         if rate_per_symbol < 0:
             raise ValueError("rate_per_symbol must be >= 0")
@@ -94,6 +106,9 @@ class AlpacaFeedServer:
             universe=tuple(universe),
             max_pending_bytes=max_pending_bytes,
         )
+        self.history = History(history_limit)
+        self._rest = MarketDataApi(self.history, self.model, key=key, secret=secret)
+        self._control = control
         self.faults = FeedFaults(self._hub, self.model, self._publish)
         self._runner: web.AppRunner | None = None
         self._synthetic: SyntheticFeed | None = None
@@ -108,6 +123,9 @@ class AlpacaFeedServer:
             raise RuntimeError("AlpacaFeedServer already started")
         app = web.Application()
         app.router.add_get("/v2/{feed}", self._handle_stream)
+        self._rest.add_routes(app)
+        if self._control:
+            add_control_routes(app, self.faults)
         runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
         await runner.setup()
         try:
@@ -166,10 +184,17 @@ class AlpacaFeedServer:
 
     def url(self, feed: str = "iex") -> str:
         """The stream URL for ``feed``, e.g. ``ws://127.0.0.1:8765/v2/iex``."""
+        return f"ws://{self._authority()}/v2/{feed}"
+
+    def http_url(self) -> str:
+        """The REST base URL (``ALPACA_DATA_URL``, alpaca-py's ``url_override``), e.g. ``http://127.0.0.1:8765``."""
+        return f"http://{self._authority()}"
+
+    def _authority(self) -> str:
         host = "127.0.0.1" if self._host in ("", "0.0.0.0") else self._host
         if ":" in host:
             host = f"[{host}]"
-        return f"ws://{host}:{self.port}/v2/{feed}"
+        return f"{host}:{self.port}"
 
     # --- observation --------------------------------------------------------------------------
 
@@ -256,6 +281,7 @@ class AlpacaFeedServer:
     # --- internals ----------------------------------------------------------------------------
 
     def _publish(self, messages: list[dict[str, Any]], synthetic: bool = False) -> int:
+        self.history.record(messages)  # also while muted: REST has what the stream withheld
         return self._hub.publish(messages, synthetic=synthetic)
 
     async def _wait(self, predicate: Callable[[], bool], seconds: float, what: str) -> None:

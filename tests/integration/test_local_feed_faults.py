@@ -355,3 +355,37 @@ async def test_apply_runs_faults_by_name_and_refuses_bad_requests(make_server) -
     for name, arguments in refused:
         with pytest.raises(FaultError):
             await server.faults.apply(name, arguments)
+
+
+# --- over HTTP -------------------------------------------------------------------------------
+
+
+async def test_control_endpoint_triggers_faults_with_json_arguments(make_server) -> None:
+    server = await make_server(rate_per_symbol=0)
+    control = f"{server.http_url()}/_control/faults"
+    async with aiohttp.ClientSession() as http, raw_client(server.url()) as ws:
+        await handshake(ws, quotes=["AAPL"])
+        async with http.get(control) as response:
+            assert "drop" in (await response.json())["faults"]
+        async with http.post(f"{control}/bad_quote", json={"symbol": "AAPL", "kind": "crossed"}) as response:
+            assert response.status == 200
+            sent = (await response.json())["result"]
+        [crossed] = await receive(ws, aiohttp.WSMsgType.TEXT)
+        assert crossed["bp"] > crossed["ap"] and crossed["bp"] == sent["bp"]
+        async with http.post(f"{control}/mute") as response:  # no body: the defaults
+            assert response.status == 200 and server.faults.muted
+        async with http.post(f"{control}/unmute", data=b"") as response:
+            assert response.status == 200 and not server.faults.muted
+        for name, body in [("explode", b"{}"), ("drop", b"[1]"), ("drop", b"{nope"), ("mute", b'{"seconds": -1}')]:
+            async with http.post(f"{control}/{name}", data=body) as response:
+                assert response.status == 400, name
+                assert set(await response.json()) == {"code", "message"}
+        async with http.post(f"{control}/drop", json={"close_frame": False}) as response:
+            assert (await response.json()) == {"fault": "drop", "result": 1}
+        assert (await ws.receive(timeout=DEADLINE)).type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR)
+
+
+async def test_control_endpoint_can_be_turned_off(make_server) -> None:
+    server = await make_server(rate_per_symbol=0, control=False)
+    async with aiohttp.ClientSession() as http, http.post(f"{server.http_url()}/_control/faults/drop") as response:
+        assert response.status in (404, 405)
