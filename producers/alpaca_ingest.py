@@ -119,6 +119,7 @@ class IngestService:
         self.quiet: tuple[str, ...] = ()
         self.reconnects_total = 0
         self._previous_received: Counter[str] = Counter()
+        self._rates: dict[str, float] = {}
         stream_is_test = settings.alpaca_feed == "test" or settings.stream_url.rstrip("/").endswith("/test")
         self.channels = TEST_STREAM_CHANNELS if stream_is_test else STREAM_CHANNELS
 
@@ -294,14 +295,17 @@ class IngestService:
 
     # --- status -------------------------------------------------------------------------------
 
-    def status(self, elapsed_s: float = 1.0) -> IngestStatus:
-        """What the ingest is doing now (rates over the last ``elapsed_s``)."""
+    def status(self, elapsed_s: float | None = None) -> IngestStatus:
+        """What the ingest is doing now. The reporter passes ``elapsed_s`` since its last call to update
+        the message rates; other callers get the rates of the last report."""
         stream = self.stream if self.role == "active" else None
         connected = bool(stream and stream.connected)
         counters = self.publisher.counters
         received = Counter(counters.received)
-        rates = {k: round((v - self._previous_received[k]) / max(elapsed_s, 1e-3), 1) for k, v in received.items()}
-        self._previous_received = received
+        if elapsed_s is not None:
+            self._rates = {k: round((v - self._previous_received[k]) / max(elapsed_s, 1e-3), 1)
+                           for k, v in received.items()}
+            self._previous_received = received
         failure = stream.last_failure if stream is not None else None
         healthy, detail = self._health(stream, connected, failure)
         return IngestStatus(
@@ -325,7 +329,7 @@ class IngestService:
             pending_symbols=list(self.subscriptions.pending),
             quiet_symbols=list(self.quiet),
             halted_symbols=sorted(self.staleness.halted & self.subscribed),
-            messages_per_second=rates,
+            messages_per_second=self._rates,
             last_exchange_at={s: format_ns(ns) for s, t in self.router.last_queued_t.items()
                               if (ns := exchange_ns(t)) is not None},
             backfilled=self.reconciler.backfilled,
@@ -346,9 +350,11 @@ class IngestService:
             problems.append(f"reconnecting after {reason}" + (f"; next attempt in {wait:.1f}s" if wait else ""))
             if self.policy.exhausted or (failure is not None and failure.code in PERMANENT_REFUSALS):
                 healthy = False
-        if not self.publisher.kafka_ok:
+        if not self.publisher.kafka_ok or self.publisher.overflowing:
             healthy = False
-            problems.append("kafka unreachable: publishing is retried, a full queue drops (counted as overflow)")
+            problems.append("kafka unreachable or slow: publishing is retried; the queue is "
+                            + ("full, dropping messages (counted as overflow, repaired as gaps)"
+                               if self.publisher.overflowing else "filling"))
         if self.subscriptions.pending:
             problems.append(f"symbol limit {self.settings.max_symbols} reached: "
                             f"{len(self.subscriptions.pending)} symbols wait for a slot")

@@ -83,6 +83,11 @@ class RawEventPublisher:
                 await self._producer.start()
         self._task = asyncio.create_task(self._drain_forever(), name="raw-event-publisher")
 
+    @property
+    def overflowing(self) -> bool:
+        """True from a refused message until the queue accepts one again."""
+        return self._overflowing
+
     def offer(self, message: dict[str, Any], received_ns: int | None = None) -> bool:
         """Enqueue a message (received at ``received_ns``, default now); False (and counted) if the queue is full."""
         self.counters.received[message.get("T")] += 1  # type: ignore[index]

@@ -49,8 +49,8 @@ class RunningIngest:
 
     @property
     def status(self) -> IngestStatus:
-        """A fresh status snapshot (rates are meaningless here)."""
-        return self.service.status(elapsed_s=1.0)
+        """A fresh status snapshot."""
+        return self.service.status()
 
     async def shutdown(self, timeout: float = 10.0) -> float:
         """Stop it as SIGTERM would; returns the seconds it took."""

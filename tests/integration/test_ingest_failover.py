@@ -1,0 +1,150 @@
+"""One Alpaca connection per account: a hot standby takes over when the active ingest dies, and shutdown
+closes the socket and flushes what is queued.
+
+The failover test runs real ``tickwire ingest`` processes (kill -9 is a real death); the feed allows one
+authenticated session per key, like Alpaca, and answers a second one with 406.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from redis.asyncio import Redis
+
+from deploy.embedded.process import ManagedProcess
+from schemas.events import IngestStatus
+from schemas.timestamps import format_ns, now_ns
+from schemas.topics import FEED_GAPS, INGEST_LEASE_KEY, INGEST_STATUS_KEY, QUOTES_RAW
+from tests.helpers import eventually, tickwire_env, unique_symbol
+from tests.integration.test_ingest_harness import (
+    DEADLINE,
+    MakeFeed,
+    dumps,
+    feed_factory,
+    quote,
+    records_of,
+    running_ingest,
+    until,
+)
+
+pytestmark = pytest.mark.integration
+LEASE_TTL_MS = 1500
+
+
+@pytest.fixture
+async def make_feed() -> AsyncIterator[MakeFeed]:
+    """Local Alpaca feeds for this test, stopped at teardown."""
+    async with feed_factory() as start:
+        yield start
+
+
+def ingest_process(name: str, log_dir: Path, env: dict[str, str]) -> ManagedProcess:
+    """``tickwire ingest`` as a deployment runs it."""
+    return ManagedProcess(name, [sys.executable, "-m", "tickwire", "ingest"], log_dir / f"{name}.log", env)
+
+
+async def active_status(redis: Redis, not_instance: str | None = None) -> IngestStatus | None:
+    """The status an active, connected ingest wrote (optionally: another instance than ``not_instance``)."""
+    raw = await redis.get(INGEST_STATUS_KEY)
+    status = IngestStatus.model_validate_json(raw) if raw else None
+    if status and status.role == "active" and status.connected and status.instance != not_instance:
+        return status
+    return None
+
+
+async def test_ingest_given_active_killed_standby_takes_over_within_seconds_without_406(
+    kafka_bootstrap: str, redis_url: str, redis: Redis, tmp_path: Path, make_feed: MakeFeed
+) -> None:
+    """Test the lease: a second ingest waits as standby (never connects, so never a 406); after kill -9 of
+    the active it connects within about one lease TTL, announces a takeover gap and streams; SIGTERM then
+    stops it cleanly within 10 s."""
+    # Arrange
+    symbol = unique_symbol("F")
+    feed = await make_feed(rate_per_symbol=10)
+    env = tickwire_env(
+        KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap, REDIS_URL=redis_url, ALPACA_STREAM_URL=feed.url(),
+        TICKWIRE_SYMBOLS=symbol, TICKWIRE_INGEST_LEASE_TTL_MS=str(LEASE_TTL_MS),
+        TICKWIRE_RECONNECT_BASE_SECONDS="0.1", TICKWIRE_GAP_SETTLE_SECONDS="1",
+    )
+    first, second = ingest_process("ingest-1", tmp_path, env), ingest_process("ingest-2", tmp_path, env)
+    try:
+        await first.start()
+        leader = await eventually(lambda: active_status(redis), 60, "the first ingest to stream", first)
+        await second.start()
+        await eventually(lambda: _logged(second, "standby: another ingest holds"), 60, "a standby", second)
+        standby_connections = feed.connection_count
+
+        # Act
+        killed_at = time.monotonic()
+        assert first.proc is not None
+        first.proc.kill()
+        successor = await eventually(lambda: active_status(redis, leader.instance), 30, "a takeover", second)
+        takeover_s = time.monotonic() - killed_at
+        await feed.wait_for_subscription("quotes", [symbol], timeout=DEADLINE)
+        taken_ns = now_ns()
+        gap = (await records_of(kafka_bootstrap, FEED_GAPS.name, symbol, 1))[0]
+        fresh = await records_of(kafka_bootstrap, QUOTES_RAW.name, symbol, 1,
+                                 where=lambda q: q["received_at"] > format_ns(taken_ns))
+        lease_holder = await redis.get(INGEST_LEASE_KEY)
+        stop_started = time.monotonic()
+        assert second.proc is not None
+        second.proc.send_signal(signal.SIGTERM)
+        code = await asyncio.wait_for(second.proc.wait(), 10)
+        stop_s = time.monotonic() - stop_started
+    finally:
+        await first.stop()
+        await second.stop()
+
+    # Assert
+    print(f"takeover after kill -9: {takeover_s:.2f}s (lease TTL {LEASE_TTL_MS} ms); SIGTERM exit in {stop_s:.2f}s")
+    assert standby_connections == 1, "the standby must not open a second connection"
+    assert feed.auth_rejections == 0, "no 406: only the lease holder ever connected"
+    assert feed.connection_count == 2
+    assert takeover_s < LEASE_TTL_MS / 1000 + 3.0
+    assert lease_holder == successor.instance.encode()
+    assert gap["reason"] == "takeover" and leader.instance in gap["detail"], dumps(gap)
+    assert fresh
+    assert code == 0 and stop_s < 10
+    log = second.log_path.read_text()
+    assert "ingest stopped" in log and "queue_left=0" in log, second.tail(20)
+    assert await redis.get(INGEST_LEASE_KEY) is None, "a clean stop releases the lease for the next standby"
+
+
+async def test_ingest_given_stop_during_a_burst_publishes_everything_it_received(
+    kafka_bootstrap: str, redis_url: str, make_feed: MakeFeed
+) -> None:
+    """Test shutdown in the middle of a burst: the socket closes, and every message the ingest had received
+    (queued or in flight) reaches Kafka before it returns, well within 10 s."""
+    # Arrange
+    symbol = unique_symbol("Z")
+    feed = await make_feed(rate_per_symbol=0)
+    t0 = now_ns()
+    burst = [quote(symbol, 10.0 + i / 100, t0 + i) for i in range(20_000)]
+    async with running_ingest(kafka_bootstrap, redis_url, feed, [symbol]) as ingest:
+        await feed.wait_for_subscription("quotes", [symbol], timeout=DEADLINE)
+        publisher = ingest.service.publisher
+
+        # Act
+        feed.inject(burst)
+        await until(lambda: publisher.counters.received["q"] >= 5_000, "part of the burst received")
+        queued_at_stop = publisher.queue.qsize()
+        stop_s = await ingest.shutdown()
+        received = publisher.counters.received["q"]
+    published = await records_of(kafka_bootstrap, QUOTES_RAW.name, symbol, received)
+
+    # Assert
+    print(f"stopped in {stop_s:.2f}s with {queued_at_stop} queued; {received} received, all published")
+    assert stop_s < 10
+    assert publisher.counters.published["q"] == received and publisher.queue.qsize() == 0
+    assert len(published) == received == len({q["t"] for q in published})
+    assert feed.sessions == (), "the socket is closed"
+
+
+async def _logged(process: ManagedProcess, text: str) -> bool:
+    return process.log_path.exists() and text in process.log_path.read_text()

@@ -1,0 +1,85 @@
+"""Kafka going away under a live stream: a bounded queue, counted overflow, recovery, and the gap repaired.
+
+A dedicated embedded broker on a fixed port is stopped and replaced by a new one on the same port
+(memory-only, so it starts empty), as a broker restart looks to the ingest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from deploy.embedded import EmbeddedBroker
+from deploy.embedded.readiness import free_port
+from deploy.topics import ensure_topics
+from schemas.timestamps import format_ns, now_ns
+from schemas.topics import FEED_GAPS, QUOTES_RAW
+from tests.helpers import unique_symbol
+from tests.integration.test_ingest_harness import (
+    MakeFeed,
+    dumps,
+    feed_factory,
+    records_of,
+    running_ingest,
+    until,
+)
+
+pytestmark = pytest.mark.integration
+QUEUE_SIZE = 50
+
+
+@pytest.fixture
+async def make_feed() -> AsyncIterator[MakeFeed]:
+    """Local Alpaca feeds for this test, stopped at teardown."""
+    async with feed_factory() as start:
+        yield start
+
+
+async def test_ingest_given_kafka_outage_bounds_the_queue_counts_overflow_and_recovers(
+    tmp_path: Path, redis_url: str, make_feed: MakeFeed
+) -> None:
+    """Test that while Kafka is down the queue stays at its bound, drops are counted and reported (status
+    unhealthy, overflow > 0), and that when Kafka returns the queued messages, new live messages and an
+    overflow gap event per symbol reach it without a restart of the ingest."""
+    # Arrange
+    a, b = unique_symbol("K"), unique_symbol("K")
+    port = free_port("127.0.0.1")
+    (tmp_path / "first").mkdir()
+    first = await EmbeddedBroker(tmp_path / "first", port=port).start()
+    await ensure_topics(first.bootstrap, 2)
+    feed = await make_feed(rate_per_symbol=40)
+    second: EmbeddedBroker | None = None
+    try:
+        async with running_ingest(first.bootstrap, redis_url, feed, [a, b], ingest_queue_size=QUEUE_SIZE) as ingest:
+            await records_of(first.bootstrap, QUOTES_RAW.name, a, 1)
+
+            # Act
+            await first.process.stop(timeout=0)  # a crash: Tansu lingers on SIGTERM while clients are connected
+            outage = await until(lambda: (s := ingest.status).overflow > 100 and not s.healthy and s,
+                                 "overflow while kafka is down")
+            (tmp_path / "second").mkdir()
+            second = await EmbeddedBroker(tmp_path / "second", port=port).start()
+            await ensure_topics(second.bootstrap, 2)
+            back_ns = now_ns()
+            queued = await records_of(second.bootstrap, QUOTES_RAW.name, a, 1,
+                                      where=lambda q: q["received_at"] < format_ns(back_ns))
+            live = await records_of(second.bootstrap, QUOTES_RAW.name, b, 1,
+                                    where=lambda q: q["received_at"] > format_ns(back_ns))
+            gaps = {s: await records_of(second.bootstrap, FEED_GAPS.name, s, 1) for s in (a, b)}
+            recovered = await until(lambda: (s := ingest.status).healthy and s, "healthy again")
+    finally:
+        for broker in (first, second):
+            if broker is not None:
+                await broker.stop()
+
+    # Assert
+    assert outage.queue_depth <= QUEUE_SIZE and outage.connected, dumps(outage)
+    assert "kafka unreachable" in outage.detail and "dropping" in outage.detail, outage.detail
+    assert queued and live, "what was queued during the outage and what arrived after it both got through"
+    for symbol in (a, b):
+        [gap] = gaps[symbol][:1]
+        assert gap["reason"] == "overflow" and gap["last_before"] and gap["first_after"], dumps(gap)
+        assert gap["last_before"] < gap["first_after"]
+    assert recovered.overflow >= outage.overflow and recovered.connected
