@@ -1,0 +1,1 @@
+"""Engineers' tools: follow a topic (``tail``), re-run processors over a range (``replay``), compare (``diff``)."""

@@ -1,0 +1,261 @@
+"""The ``tail``, ``replay`` and ``diff`` commands (registered on the ``tickwire`` CLI)."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+import uuid
+from collections.abc import Coroutine
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import orjson
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from consumers.tools.bounds import TIME_FIELDS, parse_bound
+from consumers.tools.topic_range import RangeError, TopicRange
+
+SymbolOption = Annotated[
+    list[str] | None, typer.Option("--symbol", "-s", help="only this symbol (repeat, or comma-separate)")
+]
+TimeFieldOption = Annotated[
+    str, typer.Option(help="the time --*-time compares: 'record' (Kafka timestamp), 'received_at' or 't' (payload)")
+]
+errors = Console(stderr=True, highlight=False, emoji=False)
+
+
+def _symbols(values: list[str] | None) -> frozenset[str]:
+    from schemas.symbols import normalize_symbol
+
+    items = [item for value in values or [] for item in value.split(",") if item.strip()]
+    try:
+        return frozenset(normalize_symbol(item) for item in items)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--symbol") from None
+
+
+def _time_field(value: str) -> Any:
+    if value not in TIME_FIELDS:
+        raise typer.BadParameter(f"expected one of {', '.join(TIME_FIELDS)}", param_hint="--time-field")
+    return value
+
+
+def _bound(offset: str | None, time: str | None, what: str) -> Any:
+    try:
+        return parse_bound(offset, time, what)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint=f"--{what}-offset / --{what}-time") from None
+
+
+def _run(main: Coroutine[Any, Any, int], cancelled: int = 130) -> int:
+    """Run a command's coroutine; Ctrl-C or SIGTERM cancels it cleanly and exits with ``cancelled``."""
+    async def runner() -> int:
+        task = asyncio.ensure_future(main)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, task.cancel)
+        try:
+            return await task
+        except asyncio.CancelledError:
+            return cancelled
+    return asyncio.run(runner())
+
+
+def _settings() -> Any:
+    from tickwire.logging import configure_logging
+    from tickwire.settings import load_settings
+
+    configure_logging(level="WARNING")  # a tool's output is its own; library chatter only when it matters
+    settings = load_settings()
+    if not settings.kafka_bootstrap_servers:
+        errors.print("[red]KAFKA_BOOTSTRAP_SERVERS is not set[/red] (tickwire run prints the address it uses)")
+        raise typer.Exit(2)
+    return settings
+
+
+def tail_command(
+    topic: Annotated[str, typer.Argument(help="topic to read, e.g. quotes.raw, prices, prices.replay.RUN")],
+    from_offset: Annotated[str | None, typer.Option(help="start offset: N in every partition, or P:N,P:N")] = None,
+    from_time: Annotated[str | None, typer.Option(help="start time: RFC 3339, 'now', or an age (90s, 15m, 2h)")] = None,
+    symbol: SymbolOption = None,
+    output: Annotated[str, typer.Option("--output", "-o", help="'table' or 'json' (one object per line)")] = "table",
+    follow: Annotated[bool, typer.Option(help="keep waiting for new records (--no-follow: stop at the end)")] = True,
+    limit: Annotated[int | None, typer.Option(min=1, help="stop after this many records")] = None,
+    time_field: TimeFieldOption = "record",
+) -> None:
+    """Pretty-print a topic: live (default), or from an offset or a time; filter by symbol."""
+    from aiokafka import AIOKafkaConsumer
+
+    from consumers.tools.tail import TailRequest, tail
+    from tickwire.kafka import aiokafka_security, bootstrap_list
+
+    if output not in ("table", "json"):
+        raise typer.BadParameter("expected 'table' or 'json'", param_hint="--output")
+    request = TailRequest(topic, _bound(from_offset, from_time, "from"), _symbols(symbol), output,  # type: ignore[arg-type]
+                          follow, limit, _time_field(time_field))
+    settings = _settings()
+
+    async def main() -> int:
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_list(settings.kafka_bootstrap_servers),
+                                    group_id=None, enable_auto_commit=False, fetch_max_wait_ms=100,
+                                    **aiokafka_security(settings))
+        await consumer.start()
+        try:
+            await tail(consumer, request, sys.stdout, asyncio.Event(), ready=lambda line: errors.print(escape(line)))
+            return 0
+        except RangeError as exc:
+            errors.print(f"[red]{escape(str(exc))}[/red]")
+            return 2
+        finally:
+            await consumer.stop()
+
+    raise typer.Exit(_run(main(), cancelled=0))  # Ctrl-C is how a live tail ends
+
+
+class _RichProgress:
+    """A rich progress bar on stderr: offsets read of the range, records replayed, rate."""
+
+    def __init__(self, console: Console) -> None:
+        self.progress = Progress(
+            TextColumn("[bold]replay[/bold]"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[replayed]} replayed, {task.fields[rate]}"),
+            TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=False,
+        )
+        self.task: Any = None
+
+    def started(self, replay_range: TopicRange) -> None:
+        for note in replay_range.notes:
+            self.progress.console.print(f"[yellow]note:[/yellow] {escape(note)}")
+        self.progress.start()
+        self.task = self.progress.add_task("replay", total=replay_range.size, replayed=0, rate="")
+
+    def advanced(self, offsets: int, replayed: int) -> None:
+        task = self.progress.tasks[0]
+        total = task.fields["replayed"] + replayed
+        rate = f"{total / task.elapsed:,.0f} msg/s" if task.elapsed else ""
+        self.progress.update(self.task, advance=offsets, replayed=total, rate=rate)
+
+    def stop(self) -> None:
+        self.progress.stop()
+
+
+def replay_command(
+    topic: Annotated[str, typer.Argument(help="raw topic to re-process")] = "quotes.raw",
+    from_offset: Annotated[str | None, typer.Option(help="first offset: N in every partition, or P:N,P:N")] = None,
+    to_offset: Annotated[str | None, typer.Option(help="end offset (exclusive): N, or P:N,P:N")] = None,
+    from_time: Annotated[str | None, typer.Option(help="start time: RFC 3339, 'now', or an age (90s, 15m, 2h)")] = None,
+    to_time: Annotated[str | None, typer.Option(help="end time (exclusive), same forms")] = None,
+    symbol: SymbolOption = None,
+    run_id: Annotated[str | None, typer.Option(help="name of the run (default: r<UTC time>-<4 hex>)")] = None,
+    speed: Annotated[float, typer.Option(min=0, help="0: as fast as possible; N: N times the recorded pace")] = 0.0,
+    max_quote_age: Annotated[float | None, typer.Option(
+        min=0, help="override TICKWIRE_MAX_QUOTE_AGE_SECONDS for this run (a what-if)")] = None,
+    redis_url: Annotated[str | None, typer.Option(help="Redis for the run (default REDIS_URL, or another db)")] = None,
+    time_field: TimeFieldOption = "record",
+    progress: Annotated[bool, typer.Option(help="show a progress bar on stderr")] = True,
+) -> None:
+    """Re-run the processors over a range of a raw topic into an isolated run (own topics and Redis names)."""
+    from consumers.tools.replay import ReplayError, ReplayRequest, replay
+
+    settings = _settings()
+    name = run_id or f"r{datetime.now(UTC):%Y%m%d%H%M%S}-{uuid.uuid4().hex[:4]}"
+    request = ReplayRequest(
+        topic=topic, start=_bound(from_offset, from_time, "from"), end=_bound(to_offset, to_time, "to"),
+        run_id=name, symbols=_symbols(symbol), speed=speed, time_field=_time_field(time_field),
+        max_quote_age_seconds=max_quote_age, batch_size=settings.processor_batch_size,
+    )
+    bar = _RichProgress(errors) if progress else None
+
+    async def main() -> int:
+        try:
+            run = await replay(settings, request, bar, redis_url)
+        except (ReplayError, RangeError, ValueError) as exc:
+            errors.print(f"[red]replay failed:[/red] {escape(str(exc))}")
+            return 2
+        finally:
+            if bar is not None:
+                bar.stop()
+        out = Console(highlight=False, emoji=False, markup=False)
+        out.print(f"run {run.run_id}: replayed {run.records_replayed} of {run.records_read} records of "
+                  f"{run.source_topic} in {run.replay_seconds:.2f}s ({run.rate_per_second:,.0f} msg/s); "
+                  f"accepted {run.accepted}, rejected {run.rejected}, {len(run.symbols)} symbols")
+        for span in run.partitions:
+            out.print(f"  partition {span.partition}: offsets {span.start}..{span.end} "
+                      f"(start: {span.start_how}, end: {span.end_how})")
+        for note in run.notes:
+            out.print(f"  note: {note}")
+        out.print(f"  redis: {run.namespace}*   topics: {', '.join(run.output_topics.values())}")
+        out.print(f"  compare: tickwire diff live {run.run_id}")
+        return 0
+
+    raise typer.Exit(_run(main()))
+
+
+def diff_command(
+    left: Annotated[str, typer.Argument(help="'live' or a run id")],
+    right: Annotated[str, typer.Argument(help="a run id (or 'live')")],
+    symbol: SymbolOption = None,
+    output: Annotated[str, typer.Option("--output", "-o", help="'table' or 'json'")] = "table",
+    redis_url: Annotated[str | None, typer.Option(help="Redis holding both (default REDIS_URL)")] = None,
+) -> None:
+    """Compare two runs, or a run and live, symbol by symbol: latest price and counts. Exit 1 if they differ."""
+    from redis.asyncio import Redis
+
+    from consumers.tools.diff import DiffError, diff
+    from tickwire.settings import load_settings
+
+    url = redis_url or load_settings().redis_url
+    if not url:
+        errors.print("[red]REDIS_URL is not set[/red] (or give --redis-url)")
+        raise typer.Exit(2)
+    symbols = sorted(_symbols(symbol)) or None
+
+    async def main() -> int:
+        redis = Redis.from_url(url)
+        try:
+            report = await diff(redis, left, right, symbols)
+        except DiffError as exc:
+            errors.print(f"[red]{escape(str(exc))}[/red]")
+            return 2
+        finally:
+            await redis.aclose()
+        if output == "json":
+            print(orjson.dumps({
+                "left": report.left.label, "right": report.right.label, "symbols": report.symbols,
+                "differences": [d.__dict__ for d in report.differences],
+            }).decode())
+        else:
+            _print_report(report)
+        return 1 if report.differences else 0
+
+    raise typer.Exit(_run(main()))
+
+
+def _print_report(report: Any) -> None:
+    out = Console(highlight=False, emoji=False, markup=False)
+    for s in (report.left, report.right):
+        if s.run is not None:
+            spans = " ".join(f"{p.partition}:{p.start}-{p.end}" for p in s.run.partitions)
+            out.print(f"{s.label}: {s.run.source_topic} {spans}, {s.run.records_replayed} records, "
+                      f"finished {s.run.finished_at}")
+    if not report.differences:
+        out.print(f"no differences in {len(report.symbols)} symbols ({', '.join(report.symbols)})")
+        return
+    table = Table(title=f"{len(report.differing_symbols)} of {len(report.symbols)} symbols differ")
+    for header in ("symbol", "field", report.left.label, report.right.label):
+        table.add_column(header, overflow="fold")
+    for d in report.differences:
+        table.add_row(d.symbol, d.field, d.left, d.right)
+    out.print(table)
+
+
+def register_tool_commands(app: typer.Typer) -> None:
+    """Add ``tail``, ``replay`` and ``diff`` to the tickwire CLI."""
+    app.command("tail")(tail_command)
+    app.command("replay")(replay_command)
+    app.command("diff")(diff_command)

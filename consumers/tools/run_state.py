@@ -1,0 +1,112 @@
+"""Reads what the processors left in Redis per symbol, in the live namespace or a replay run's.
+
+Each section reads one kind of state; ``tickwire diff`` compares sections field by field. The P&L
+processor plugs in with a section of its own (its per-symbol valuation), appended to :data:`SECTIONS`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Protocol
+
+import orjson
+from redis.asyncio import Redis
+
+from schemas.topics import namespaced, price_key, symbol_stats_key
+
+SymbolState = dict[str, str | None]  # field -> value as text (None: absent)
+
+PRICE_FIELDS = ("mid", "bid", "ask", "spread", "spread_bps", "bid_size", "ask_size", "timestamp", "exchange")
+
+
+class StateSection(Protocol):
+    """One kind of per-symbol state in Redis."""
+
+    name: str
+
+    async def read(self, redis: Redis, namespace: str, symbols: list[str]) -> dict[str, SymbolState]:
+        """Each symbol's fields (every symbol gets an entry, with None for what is absent)."""
+        ...
+
+    def key_patterns(self, namespace: str) -> list[str]:
+        """SCAN patterns of this section's keys (to find which symbols a namespace holds)."""
+        ...
+
+    def symbol_of(self, key: str, namespace: str) -> str:
+        """The symbol a matching key belongs to."""
+        ...
+
+
+class PriceSection:
+    """The latest price (``price:{SYMBOL}``): every field of the snapshot."""
+
+    name = "price"
+
+    async def read(self, redis: Redis, namespace: str, symbols: list[str]) -> dict[str, SymbolState]:
+        """Each symbol's price fields, all None when it has no price."""
+        values = await redis.mget([namespaced(price_key(s), namespace) for s in symbols]) if symbols else []
+        out: dict[str, SymbolState] = {}
+        for symbol, raw in zip(symbols, values, strict=True):
+            stored = orjson.loads(raw) if raw else {}
+            out[symbol] = {f: None if stored.get(f) is None else str(stored[f]) for f in PRICE_FIELDS}
+        return out
+
+    def key_patterns(self, namespace: str) -> list[str]:
+        """``price:*`` in the namespace."""
+        return [namespaced(price_key("*"), namespace)]
+
+    def symbol_of(self, key: str, namespace: str) -> str:
+        """The symbol after the key's prefix."""
+        return key.removeprefix(namespaced(price_key(""), namespace))
+
+
+class CountsSection:
+    """Quotes accepted and rejected (in total and by reason) per symbol."""
+
+    name = "count"
+
+    async def read(self, redis: Redis, namespace: str, symbols: list[str]) -> dict[str, SymbolState]:
+        """``accepted``, ``rejected`` and ``rejected.{reason}`` (absent counters are 0)."""
+        pipe = redis.pipeline(transaction=False)
+        for symbol in symbols:
+            pipe.hgetall(namespaced(symbol_stats_key(symbol), namespace))
+        out: dict[str, SymbolState] = {}
+        for symbol, counters in zip(symbols, await pipe.execute(), strict=True):
+            fields = {k.decode(): int(v) for k, v in counters.items()}
+            reasons = {k: v for k, v in fields.items() if k.startswith("rejected.")}
+            state: SymbolState = {"accepted": str(fields.get("accepted", 0)), "rejected": str(sum(reasons.values()))}
+            state.update({k: str(v) for k, v in sorted(reasons.items())})
+            out[symbol] = state
+        return out
+
+    def key_patterns(self, namespace: str) -> list[str]:
+        """The per-symbol stats hashes in the namespace."""
+        return [namespaced(symbol_stats_key("*"), namespace)]
+
+    def symbol_of(self, key: str, namespace: str) -> str:
+        """The symbol after the key's prefix."""
+        return key.removeprefix(namespaced(symbol_stats_key(""), namespace))
+
+
+SECTIONS: list[StateSection] = [PriceSection(), CountsSection()]
+
+
+async def symbols_in(redis: Redis, namespace: str, sections: Iterable[StateSection] = SECTIONS) -> set[str]:
+    """Every symbol some section has state for in the namespace."""
+    found: set[str] = set()
+    for section in sections:
+        for pattern in section.key_patterns(namespace):
+            async for key in redis.scan_iter(match=pattern, count=1000):
+                found.add(section.symbol_of(key.decode(), namespace))
+    return found
+
+
+async def read_state(
+    redis: Redis, namespace: str, symbols: list[str], sections: Iterable[StateSection] = SECTIONS
+) -> dict[str, dict[str, SymbolState]]:
+    """symbol -> section name -> fields."""
+    out: dict[str, dict[str, SymbolState]] = {s: {} for s in symbols}
+    for section in sections:
+        for symbol, state in (await section.read(redis, namespace, symbols)).items():
+            out[symbol][section.name] = state
+    return out
