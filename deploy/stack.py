@@ -74,6 +74,8 @@ async def run_stack(settings: Settings, stop: asyncio.Event) -> int:
             feed, stream_url = await start_local_feed(settings, log_dir)
             children.append(feed)
             env["ALPACA_STREAM_URL"] = stream_url
+            # The feed also serves Alpaca's REST API: the ingest backfills its gaps from there.
+            env.setdefault("ALPACA_DATA_URL", stream_url.replace("ws://", "http://", 1).split("/v2/", 1)[0])
         stream_url = env.get("ALPACA_STREAM_URL") or settings.stream_url
         await ensure_topics(bootstrap, settings.topic_partitions)
 

@@ -168,6 +168,17 @@ async def records_of(bootstrap: str, topic: str, symbol: str, at_least: int,
     return mine(values)
 
 
+async def backfilled(bootstrap: str, topic: str, symbols: Iterable[str], timeout: float = DEADLINE
+                     ) -> list[dict[str, Any]]:
+    """Read ``topic`` until at least one backfilled value of one of ``symbols`` is there; returns all of them."""
+    wanted = set(symbols)
+
+    def mine(values: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [v for v in values if v.get("S") in wanted and v.get("source") == "backfill"]
+
+    return mine(await read_topic_until(bootstrap, topic, lambda vs: bool(mine(vs)), timeout))
+
+
 def dumps(value: Any) -> str:
     """Readable JSON for assertion messages."""
     return orjson.dumps(value, default=str).decode()

@@ -15,10 +15,11 @@ from deploy.embedded import EmbeddedBroker
 from deploy.embedded.readiness import free_port
 from deploy.topics import ensure_topics
 from schemas.timestamps import format_ns, now_ns
-from schemas.topics import FEED_GAPS, QUOTES_RAW
+from schemas.topics import FEED_GAPS, QUOTES_RAW, TRADES_RAW
 from tests.helpers import unique_symbol
 from tests.integration.test_ingest_harness import (
     MakeFeed,
+    backfilled,
     dumps,
     feed_factory,
     records_of,
@@ -52,7 +53,8 @@ async def test_ingest_given_kafka_outage_bounds_the_queue_counts_overflow_and_re
     feed = await make_feed(rate_per_symbol=40)
     second: EmbeddedBroker | None = None
     try:
-        async with running_ingest(first.bootstrap, redis_url, feed, [a, b], ingest_queue_size=QUEUE_SIZE) as ingest:
+        async with running_ingest(first.bootstrap, redis_url, feed, [a, b], ingest_queue_size=QUEUE_SIZE,
+                                  alpaca_data_url=feed.http_url()) as ingest:
             await records_of(first.bootstrap, QUOTES_RAW.name, a, 1)
 
             # Act
@@ -68,6 +70,7 @@ async def test_ingest_given_kafka_outage_bounds_the_queue_counts_overflow_and_re
             live = await records_of(second.bootstrap, QUOTES_RAW.name, b, 1,
                                     where=lambda q: q["received_at"] > format_ns(back_ns))
             gaps = {s: await records_of(second.bootstrap, FEED_GAPS.name, s, 1) for s in (a, b)}
+            repaired = await backfilled(second.bootstrap, TRADES_RAW.name, [a, b])
             recovered = await until(lambda: (s := ingest.status).healthy and s, "healthy again")
     finally:
         for broker in (first, second):
@@ -82,4 +85,5 @@ async def test_ingest_given_kafka_outage_bounds_the_queue_counts_overflow_and_re
         [gap] = gaps[symbol][:1]
         assert gap["reason"] == "overflow" and gap["last_before"] and gap["first_after"], dumps(gap)
         assert gap["last_before"] < gap["first_after"]
+    assert {t["gap_id"] for t in repaired} <= {gaps[s][0]["gap_id"] for s in (a, b)}, dumps(repaired)
     assert recovered.overflow >= outage.overflow and recovered.connected

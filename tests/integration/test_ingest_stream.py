@@ -15,11 +15,12 @@ import pytest
 
 from deploy.alpaca_feed.server import AlpacaFeedServer
 from schemas.timestamps import NS_PER_SECOND, format_ns, now_ns
-from schemas.topics import FEED_GAPS, QUOTES_RAW
+from schemas.topics import FEED_GAPS, QUOTES_RAW, TRADES_RAW
 from tests.helpers import unique_symbol
 from tests.integration.test_ingest_harness import (
     DEADLINE,
     MakeFeed,
+    backfilled,
     connected,
     dumps,
     feed_factory,
@@ -170,7 +171,8 @@ async def test_ingest_given_mute_socket_reconnects_and_reports_a_stall(
     # Arrange
     a, b = unique_symbol("M"), unique_symbol("M")
     feed = await make_feed(rate_per_symbol=20)
-    async with running_ingest(kafka_bootstrap, redis_url, feed, [a, b], mute_after_seconds=1.0):
+    async with running_ingest(kafka_bootstrap, redis_url, feed, [a, b], mute_after_seconds=1.0,
+                              alpaca_data_url=feed.http_url()):
         await records_of(kafka_bootstrap, QUOTES_RAW.name, a, 1)
         assert feed.connection_count == 1
 
@@ -184,12 +186,14 @@ async def test_ingest_given_mute_socket_reconnects_and_reports_a_stall(
         fresh = await records_of(kafka_bootstrap, QUOTES_RAW.name, b, 1,
                                  where=lambda q: q["received_at"] > format_ns(unmuted_ns))
         gaps = await records_of(kafka_bootstrap, FEED_GAPS.name, a, 1)
+        repaired = await backfilled(kafka_bootstrap, TRADES_RAW.name, [a, b])
 
     # Assert
     assert 1.0 <= detected_s < 4.0, detected_s
     assert gaps[0]["reason"] == "stall" and "mute socket" in gaps[0]["detail"], dumps(gaps)
     assert gaps[0]["last_before"] is not None and gaps[0]["first_after"] is not None
     assert fresh
+    assert {t["gap_id"] for t in repaired} == {gaps[0]["gap_id"]}, "trades withheld while mute come from REST"
 
 
 async def test_ingest_given_quiet_symbol_or_halts_does_not_reconnect_but_mute_socket_does(
