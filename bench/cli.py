@@ -1,0 +1,110 @@
+"""``python -m bench`` (``make bench``): ceilings, the pipeline and the direct design, then the results files."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from bench.ceilings import measure_ceilings
+from bench.config import DESIGNS, BenchConfig
+from bench.designs import run_design
+from bench.report import write_results, write_soak
+from tickwire.logging import configure_logging
+
+
+def parse_args(argv: list[str] | None = None) -> BenchConfig:
+    """Command line -> BenchConfig (``--help`` lists everything)."""
+    cfg = BenchConfig()
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--rates", default=",".join(map(str, cfg.rates)),
+                        help="total quotes/s over all symbols, comma list (default %(default)s)")
+    parser.add_argument("--symbols", type=int, default=cfg.symbols, help="N symbols (default %(default)s)")
+    parser.add_argument("--positions", type=int, default=cfg.positions, help="M positions (default %(default)s)")
+    parser.add_argument("--measure", type=float, default=cfg.measure_s, help="seconds measured per rate")
+    parser.add_argument("--warmup", type=float, default=cfg.warmup_s, help="seconds at a rate before measuring")
+    parser.add_argument("--burst-factor", type=float, default=cfg.burst_factor, help="burst multiple; 1 = none")
+    parser.add_argument("--burst-seconds", type=float, default=cfg.burst_s)
+    parser.add_argument("--designs", default=",".join(cfg.designs), help=f"any of {','.join(DESIGNS)}")
+    parser.add_argument("--no-ceilings", action="store_true", help="skip the raw ceilings")
+    parser.add_argument("--refine", type=int, default=cfg.refine,
+                        help="extra rates tried between the last sustained and the first unsustained rate")
+    parser.add_argument("--soak", type=float, default=0.0, metavar="SECONDS",
+                        help="instead of the series: run the pipeline at --soak-rate this long, memory over time")
+    parser.add_argument("--soak-rate", type=int, default=cfg.soak_rate)
+    parser.add_argument("--out", type=Path, default=cfg.out_dir, help="results folder (default %(default)s)")
+    parser.add_argument("--set", action="append", default=[], metavar="VAR=VALUE",
+                        help="environment for the pipeline's processes, e.g. TICKWIRE_PROCESSOR_BATCH_SIZE=500")
+    args = parser.parse_args(argv)
+    return replace(
+        cfg,
+        rates=tuple(int(r) for r in args.rates.split(",") if r),
+        symbols=args.symbols,
+        positions=args.positions,
+        measure_s=args.measure,
+        warmup_s=args.warmup,
+        burst_factor=args.burst_factor,
+        burst_s=args.burst_seconds,
+        designs=tuple(d for d in args.designs.split(",") if d),
+        ceilings=not args.no_ceilings and not args.soak,
+        refine=args.refine,
+        soak_s=args.soak,
+        soak_rate=args.soak_rate,
+        out_dir=args.out,
+        env=dict(item.split("=", 1) for item in args.set),
+    )
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on, and how busy it was."""
+    return {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
+            "load_average_before": [round(x, 2) for x in os.getloadavg()],
+            "memory_gib": round(psutil.virtual_memory().total / 2**30, 1)}
+
+
+async def run(cfg: BenchConfig) -> dict[str, Any]:
+    """The whole benchmark; returns the results dict."""
+    began = time.monotonic()
+    results: dict[str, Any] = {"machine": machine(), "config": _config_dict(cfg), "designs": {}}
+    if cfg.soak_s:
+        print(f"soak: pipeline at {cfg.soak_rate}/s for {cfg.soak_s:.0f}s", flush=True)
+        results["designs"]["pipeline"] = await run_design(cfg, "pipeline", soak=True)
+    else:
+        if cfg.ceilings:
+            print("ceilings: feed alone, broker produce alone, Redis pipelined alone", flush=True)
+            results["ceilings"] = await measure_ceilings(cfg)
+            print(f"  {results['ceilings']}", flush=True)
+        for design in cfg.designs:
+            print(f"{design}: rates {', '.join(map(str, cfg.rates))} quotes/s over {cfg.symbols} symbols", flush=True)
+            results["designs"][design] = await run_design(cfg, design)
+    results["machine"]["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+    results["duration_s"] = round(time.monotonic() - began, 1)
+    return results
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run, print the table, write bench/results/."""
+    cfg = parse_args(argv)
+    configure_logging(level="WARNING")  # the components' start-up chatter would bury the progress lines
+    results = asyncio.run(run(cfg))
+    if cfg.soak_s:
+        table = write_soak(results, cfg.out_dir)
+    else:
+        table = write_results(results, cfg.out_dir)
+    print(table)
+    print(f"results in {cfg.out_dir}/ ({results['duration_s']:.0f}s)", file=sys.stderr)
+
+
+def _config_dict(cfg: BenchConfig) -> dict[str, Any]:
+    return {"rates": list(cfg.rates), "symbols": cfg.symbols, "positions": cfg.positions,
+            "sample_symbols": cfg.sample_symbols, "warmup_s": cfg.warmup_s, "measure_s": cfg.measure_s,
+            "burst": f"{cfg.burst_factor:g}x for {cfg.burst_s:g}s", "designs": list(cfg.designs),
+            "env": cfg.env}

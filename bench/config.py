@@ -1,0 +1,40 @@
+"""BenchConfig: what one benchmark run does (rates, sizes, durations), with the defaults of ``make bench``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_RATES = (200, 500, 1_000, 2_000, 5_000, 10_000, 20_000, 40_000)
+DESIGNS = ("pipeline", "direct")
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """One run. Rates are total quotes per second over all symbols."""
+
+    rates: tuple[int, ...] = DEFAULT_RATES
+    symbols: int = 100
+    positions: int = 1_000
+    positions_per_account: int = 10
+    sample_symbols: int = 10  # symbols whose every quote the probe times (the rest only count)
+    warmup_s: float = 2.0
+    measure_s: float = 6.0
+    burst_factor: float = 10.0
+    burst_s: float = 1.0
+    burst_watch_s: float = 3.0  # quotes stamped this long from the burst's start count as the burst's
+    drain_timeout_s: float = 30.0
+    designs: tuple[str, ...] = DESIGNS
+    ceilings: bool = True
+    refine: int = 1  # extra rates tried between the last sustained and the first unsustained one
+    soak_s: float = 0.0  # > 0: a soak of this long at soak_rate instead of the rate series
+    soak_rate: int = 5_000
+    soak_sample_s: float = 10.0
+    out_dir: Path = Path("bench/results")
+    run_dir: Path = Path(".tickwire/bench")
+    seed: int = 0
+    env: dict[str, str] = field(default_factory=dict)  # extra environment for the pipeline's processes
+
+    def symbol_names(self) -> list[str]:
+        """``S000``, ``S001``, ...: synthetic tickers, so nobody mistakes the figures for a real market's."""
+        return [f"S{i:03d}" for i in range(self.symbols)]

@@ -1,0 +1,137 @@
+"""The local Alpaca feed under the benchmark's control: rate changes and bursts over Redis, quotes counted.
+
+Runs as its own process (``python -m bench.feed_driver``) so generating quotes never shares a core's
+GIL with what is measured. It prints the feed's banner line, then obeys commands on the Redis channel
+``bench:feed:control`` (``rate <total quotes/s>``, ``burst <factor> <seconds>``) and writes how many
+quotes it generated to hash ``bench:feed`` every 50 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import time
+from collections.abc import Callable
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
+
+from deploy.alpaca_feed.server import AlpacaFeedServer
+
+CONTROL_CHANNEL = "bench:feed:control"
+COUNTS_KEY = "bench:feed"
+REPORT_INTERVAL_S = 0.05
+# The generator's rate is fixed at start; it runs at BASE_RATE x factor. 100/s per symbol makes it tick
+# every 10 ms (its minimum), so quotes leave in small, evenly spaced batches at every rate.
+BASE_RATE_PER_SYMBOL = 100.0
+FOREVER_S = 10.0 * 365 * 86_400
+PAUSED_FACTOR = 1e-9
+
+
+class RateControl:
+    """Maps total quotes/s over ``symbols`` symbols to the feed's rate multiplier (its burst knob)."""
+
+    def __init__(self, server: AlpacaFeedServer, symbols: int) -> None:
+        self.server = server
+        self.symbols = symbols
+        self.factor = 0.0
+        self._restore: asyncio.TimerHandle | None = None
+
+    def set_rate(self, total_per_s: float) -> None:
+        """Run at ``total_per_s`` quotes per second over all symbols (0 pauses the quotes)."""
+        # The feed refuses a factor of 0; one quote per symbol every few years is a pause.
+        self.factor = max(total_per_s / (self.symbols * BASE_RATE_PER_SYMBOL), PAUSED_FACTOR)
+        self._cancel_restore()
+        self.server.faults.burst(self.factor, FOREVER_S)
+
+    def burst(self, multiple: float, seconds: float) -> None:
+        """``multiple`` x the current rate for ``seconds``, then back to the current rate."""
+        self._cancel_restore()
+        self.server.faults.burst(self.factor * multiple, seconds)
+        self._restore = asyncio.get_running_loop().call_later(
+            seconds, lambda: self.server.faults.burst(self.factor, FOREVER_S))
+
+    def _cancel_restore(self) -> None:
+        if self._restore is not None:
+            self._restore.cancel()
+            self._restore = None
+
+
+def count_quotes(model: Any, counter: list[int]) -> None:
+    """Wrap ``model.next_events`` (the feed's only source of quotes) to count the quotes it generates."""
+    original: Callable[..., list[dict[str, Any]]] = model.next_events
+
+    def next_events(symbol: str, now_ns: int) -> list[dict[str, Any]]:
+        events = original(symbol, now_ns)
+        counter[0] += sum(1 for event in events if event.get("T") == "q")
+        return events
+
+    model.next_events = next_events
+
+
+async def report_counts(redis: Redis, counter: list[int]) -> None:
+    """Write the quote count (and when it was taken) to Redis until cancelled."""
+    while True:
+        await redis.hset(COUNTS_KEY, mapping={"quotes": counter[0], "at_ns": time.time_ns()})
+        await asyncio.sleep(REPORT_INTERVAL_S)  # reporting period
+
+
+async def obey(pubsub: PubSub, control: RateControl) -> None:
+    """Apply commands from the (subscribed) control channel until cancelled."""
+    async for message in pubsub.listen():
+        if message["type"] != "message":
+            continue
+        verb, *args = message["data"].decode().split()
+        if verb == "rate":
+            control.set_rate(float(args[0]))
+        elif verb == "burst":
+            control.burst(float(args[0]), float(args[1]))
+
+
+async def serve(port: int, symbols: int, redis_url: str, seed: int) -> None:
+    """Serve the feed, paused, until SIGTERM/SIGINT; the benchmark sets rates through Redis."""
+    server = AlpacaFeedServer(port=port, rate_per_symbol=BASE_RATE_PER_SYMBOL, seed=seed, connections_per_key=None)
+    counter = [0]
+    count_quotes(server.model, counter)
+    redis = Redis.from_url(redis_url)
+    await server.start()
+    control = RateControl(server, symbols)
+    control.set_rate(0)
+    stop = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        asyncio.get_running_loop().add_signal_handler(signum, stop.set)
+    pubsub = redis.pubsub()
+    await pubsub.subscribe(CONTROL_CHANNEL)  # before the banner: the benchmark may send a command at once
+    tasks = [asyncio.create_task(report_counts(redis, counter)), asyncio.create_task(obey(pubsub, control))]
+    print(f"tickwire-feed listening on ws://127.0.0.1:{server.port}/v2/{{feed}}", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        for task in tasks:
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.gather(*tasks)
+        await server.stop()
+        await redis.aclose()
+
+
+def main() -> None:
+    """CLI entry point."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--symbols", type=int, required=True, help="how many symbols the client subscribes")
+    parser.add_argument("--redis", required=True, help="Redis URL for control and counts")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    with contextlib.suppress(ImportError):
+        import uvloop  # the feed is the load generator: let it be as fast as it can
+
+        uvloop.install()
+    asyncio.run(serve(args.port, args.symbols, args.redis, args.seed))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,195 @@
+"""Results files: ``results.md`` (the tables ``make bench`` prints), ``results.json`` and ``latency_vs_rate.png``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt  # after use(): the backend must be chosen first
+
+TARGET_RATE = 20_000
+TARGET_REDIS_P99_MS = 25.0
+TARGET_REDIS_AT = 5_000
+TARGET_PNL_P99_MS = 50.0
+TARGET_RATIO = 3.0
+
+
+def write_results(results: dict[str, Any], out_dir: Path) -> str:
+    """Write the three files; returns the Markdown."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    markdown = render_markdown(results)
+    (out_dir / "results.md").write_text(markdown)
+    (out_dir / "results.json").write_text(json.dumps(results, indent=1) + "\n")
+    plot(results, out_dir / "latency_vs_rate.png")
+    return markdown
+
+
+def render_markdown(results: dict[str, Any]) -> str:
+    """Summary, targets, and one table each for latency, bursts, resources and the processor's hops."""
+    designs = results["designs"]
+    cfg, machine = results["config"], results["machine"]
+    lines = [
+        "# tickwire benchmark results", "",
+        f"{cfg['symbols']} symbols, {cfg['positions']} positions, rates {', '.join(map(str, cfg['rates']))} quotes/s, "
+        f"{cfg['measure_s']:g} s measured per rate after {cfg['warmup_s']:g} s warm-up, bursts {cfg['burst']}. "
+        f"Machine: {machine['cpus']} CPUs, Python {machine['python']}, load average before "
+        f"{machine['load_average_before'][0]}, after {machine['load_average_after'][0]}. "
+        f"Run took {results['duration_s']:.0f} s." + (f" Pipeline settings: {cfg['env']}." if cfg.get("env") else ""),
+        "",
+    ]
+    lines += _summary(results)
+    lines += ["", "## Latency by rate (ms; sampled symbols' quotes stamped during the measured window)", "",
+              "| design | rate/s | fed/s | done/s | tick→Kafka p50 / p99 / max | tick→Redis p50 / p99 / max "
+              "| tick→P&L p50 / p99 / max | lost | sustained |",
+              "|---|---:|---:|---:|---|---|---|---:|---|"]
+    for name, design in designs.items():
+        for step in design.get("steps", []):
+            lat = step["latency"]
+            lost = "?" if step["lost"] is None else f"{step['lost']}" + (
+                f" (overflow {step['overflow']})" if step["overflow"] else "")
+            verdict = "yes" if step["sustained"] else f"**no**: {step['note']}"
+            lines.append(f"| {name} | {step['rate']} | {step['generated_per_s']:.0f} | {step['throughput_per_s']:.0f} "
+                         f"| {_triple(lat.get('tick_to_kafka'))} | {_triple(lat.get('tick_to_redis'))} "
+                         f"| {_triple(lat.get('tick_to_pnl'))} | {lost} | {verdict} |")
+    lines += ["", "## Bursts (the rate x factor for the burst, on top of the steady rate)", "",
+              "| design | rate/s | burst | peak backlog | back to normal after (s) | tick→Redis p99 / max "
+              "| tick→P&L p99 / max |", "|---|---:|---|---:|---:|---|---|"]
+    for name, design in designs.items():
+        for step in design.get("steps", []):
+            burst = step.get("burst")
+            if burst:
+                recovered = "not within 10" if burst["recovered_s"] is None else f"{burst['recovered_s']:.2f}"
+                lines.append(f"| {name} | {step['rate']} | {burst['factor']:g}x {burst['seconds']:g} s "
+                             f"| {burst['peak_backlog']} | {recovered} | {_pair(burst.get('tick_to_redis'))} "
+                             f"| {_pair(burst.get('tick_to_pnl'))} |")
+    lines += ["", "## CPU (% of one core) and peak RSS (MiB) per process, during the measured window", "",
+              "| design | rate/s | CPU % | peak RSS MiB |", "|---|---:|---|---|"]
+    for name, design in designs.items():
+        for step in design.get("steps", []):
+            cpu = ", ".join(f"{k} {v:.0f}" for k, v in step["cpu_percent"].items())
+            rss = ", ".join(f"{k} {v:.0f}" for k, v in step["peak_rss_mb"].items())
+            lines.append(f"| {name} | {step['rate']} | {cpu} | {rss} |")
+    hop_rows = [(step["rate"], step["hops"]) for step in designs.get("pipeline", {}).get("steps", []) if step["hops"]]
+    if hop_rows:
+        names = sorted({hop for _, hops in hop_rows for hop in hops})
+        lines += ["", "## Inside the pipeline: p50 / p99 per hop (ms, the processor's histograms)", "",
+                  "| rate/s | " + " | ".join(names) + " |", "|---:|" + "---|" * len(names)]
+        for rate, hops in hop_rows:
+            lines.append(f"| {rate} | " + " | ".join(_pair(hops.get(n)) for n in names) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _summary(results: dict[str, Any]) -> list[str]:
+    designs, lines = results["designs"], ["## Summary", ""]
+    pipeline, direct = designs.get("pipeline"), designs.get("direct")
+    for name, design in designs.items():
+        lines.append(f"- **{name}**: highest sustained rate **{design['max_sustained_per_s']} quotes/s** "
+                     f"(ready in {design['ready_s']} s)")
+    ceilings = results.get("ceilings")
+    if ceilings:
+        feed = ceilings["feed"]
+        lines.append(f"- **ceilings on this machine**: feed alone {feed['generated_per_s']} quotes/s generated, "
+                     f"{feed['received_per_s']}/s received by a bare client; broker produce alone "
+                     f"{ceilings['broker_produce_per_s']}/s (one record per batch, as the processor must: "
+                     f"{ceilings['broker_produce_one_record_batches_per_s']}/s); Redis SET+PUBLISH pipelined alone "
+                     f"{ceilings['redis_set_publish_pipelined_per_s']}/s")
+    if pipeline:
+        lines += ["", "Targets:", ""]
+        best = pipeline["max_sustained_per_s"]
+        lines.append(f"- sustained ≥ {TARGET_RATE} quotes/s end to end: {best} → {_ok(best >= TARGET_RATE)}")
+        at = _step(pipeline, TARGET_REDIS_AT)
+        redis_p99 = at["latency"]["tick_to_redis"]["p99_ms"] if at else None
+        lines.append(f"- p99 tick→Redis ≤ {TARGET_REDIS_P99_MS:g} ms at {TARGET_REDIS_AT} quotes/s: "
+                     f"{redis_p99} ms → {_ok(redis_p99 is not None and redis_p99 <= TARGET_REDIS_P99_MS)}")
+        pnl_p99 = at["latency"]["tick_to_pnl"]["p99_ms"] if at else None
+        lines.append(f"- p99 tick→P&L ({results['config']['positions']} positions) ≤ {TARGET_PNL_P99_MS:g} ms "
+                     f"at {TARGET_REDIS_AT} quotes/s: {pnl_p99} ms → "
+                     f"{_ok(pnl_p99 is not None and pnl_p99 <= TARGET_PNL_P99_MS)}")
+        if direct:
+            base = direct["max_sustained_per_s"]
+            ratio = best / base if base else None
+            lines.append(f"- ≥ {TARGET_RATIO:g}x the direct design's sustained rate: {best} / {base} = "
+                         f"{'n/a' if ratio is None else f'{ratio:.1f}x'} → {_ok(ratio is not None and ratio >= 3)}")
+    return lines
+
+
+def plot(results: dict[str, Any], path: Path) -> None:
+    """Latency percentiles against rate, log-log; unsustained rates are hollow markers."""
+    fig, ax = plt.subplots(figsize=(8, 5), dpi=110)
+    series = [("pipeline", "tick_to_redis", "p50_ms", "tab:blue", "-"), ("pipeline", "tick_to_redis", "p99_ms",
+              "tab:blue", "--"), ("pipeline", "tick_to_pnl", "p99_ms", "tab:green", "--"),
+              ("pipeline", "tick_to_pnl", "p50_ms", "tab:green", "-"), ("direct", "tick_to_redis", "p50_ms",
+              "tab:red", "-"), ("direct", "tick_to_redis", "p99_ms", "tab:red", "--")]
+    for design, metric, stat, color, style in series:
+        steps = results["designs"].get(design, {}).get("steps", [])
+        points = [(s["rate"], s["latency"][metric][stat], s["sustained"]) for s in steps
+                  if s["latency"].get(metric, {}).get(stat) is not None]
+        if not points:
+            continue
+        label = f"{design} {metric.replace('_', ' ')} {stat[:3]}"
+        ax.plot([p[0] for p in points], [p[1] for p in points], style, color=color, label=label)
+        for rate, value, sustained in points:
+            ax.plot(rate, value, "o", color=color, markerfacecolor=color if sustained else "white")
+    for target, text in ((TARGET_REDIS_P99_MS, "25 ms"), (TARGET_PNL_P99_MS, "50 ms"), (100.0, "100 ms (seed)")):
+        ax.axhline(target, color="grey", linewidth=0.6, linestyle=":")
+        ax.annotate(text, (ax.get_xlim()[0], target), fontsize=7, color="grey")
+    ax.set(xscale="log", yscale="log", xlabel="offered quotes/s (all symbols)", ylabel="latency (ms)",
+           title="tickwire: latency against rate (hollow = rate not sustained)")
+    ax.grid(True, which="both", linewidth=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def write_soak(results: dict[str, Any], out_dir: Path) -> str:
+    """``soak.md`` and ``soak.json``: memory of each process over time and its growth rate."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    soak = results["designs"]["pipeline"]["soak"]
+    names = list(soak["growth_mib_per_min"])
+    lines = ["# tickwire soak", "",
+             f"Pipeline at {soak['rate']} quotes/s for {soak['seconds']:.0f} s; RSS in MiB every "
+             f"{soak['sample_s']:g} s. Growth is the least-squares slope over the second half.", "",
+             "| t (s) | done/s | tick→Redis p99 ms | " + " | ".join(names) + " |",
+             "|---:|---:|---:|" + "---:|" * len(names)]
+    for row in soak["samples"]:
+        lines.append(f"| {row['t']:.0f} | {row['done_per_s']:.0f} | {row['tick_to_redis_p99_ms']} | "
+                     + " | ".join(f"{row['rss_mib'].get(n, 0):.0f}" for n in names) + " |")
+    lines += ["", "| process | growth MiB/min (second half) |", "|---|---:|"]
+    lines += [f"| {n} | {g:+.2f} |" for n, g in soak["growth_mib_per_min"].items()]
+    lines += ["", f"Lost: {soak['lost']}; {soak['verdict']}"]
+    markdown = "\n".join(lines) + "\n"
+    (out_dir / "soak.md").write_text(markdown)
+    (out_dir / "soak.json").write_text(json.dumps(results, indent=1) + "\n")
+    return markdown
+
+
+def _triple(summary: dict[str, Any] | None) -> str:
+    if not summary or not summary.get("count"):
+        return "-"
+    return f"{_num(summary['p50_ms'])} / {_num(summary['p99_ms'])} / {_num(summary['max_ms'])}"
+
+
+def _pair(summary: dict[str, Any] | None) -> str:
+    if not summary or not summary.get("count"):
+        return "-"
+    return f"{_num(summary['p50_ms'])} / {_num(summary['p99_ms'])}" if "max_ms" not in summary else \
+        f"{_num(summary['p99_ms'])} / {_num(summary['max_ms'])}"
+
+
+def _num(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.0f}" if value >= 100 else f"{value:.1f}"
+
+
+def _ok(passed: bool) -> str:
+    return "**met**" if passed else "**not met**"
+
+
+def _step(design: dict[str, Any], rate: int) -> dict[str, Any] | None:
+    return next((s for s in design.get("steps", []) if s["rate"] == rate), None)

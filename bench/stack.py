@@ -1,0 +1,223 @@
+"""BenchStack: one design under test on the embedded stack, with the feed under the benchmark's control.
+
+``pipeline``: Tansu, redis-server, the feed, then ``python -m processors worker`` and ``tickwire ingest``,
+exactly as ``tickwire run`` starts them. ``direct``: redis-server, the feed and the seeds' direct design.
+Any other design name: redis-server and the feed only (for the ceilings).
+Everything runs in its own process on free loopback ports; logs go to ``<run dir>/<design>/logs``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shutil
+import sys
+import time
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+
+import orjson
+from redis.asyncio import Redis
+
+from bench.config import BenchConfig
+from bench.direct_design import COUNTS_KEY as DIRECT_COUNTS_KEY
+from bench.feed_driver import CONTROL_CHANNEL
+from bench.feed_driver import COUNTS_KEY as FEED_COUNTS_KEY
+from deploy.embedded import EmbeddedBroker, EmbeddedRedis
+from deploy.embedded.process import ManagedProcess
+from deploy.embedded.readiness import free_port
+from deploy.topics import ensure_topics
+from schemas.topics import INGEST_STATUS_KEY, PROCESSOR_STATS_KEY
+
+FEED_BANNER = re.compile(rb"listening on ws://([^:/\s]+):(\d+)")
+FEED = "sip"  # no symbol cap on the local feed's sip, unlike iex's 30
+POLL_S = 0.1
+STALL_S = 5.0  # a backlog that has not moved for this long is not coming
+
+
+class BenchStackError(RuntimeError):
+    """A component did not start or died."""
+
+
+@dataclass(frozen=True, slots=True)
+class Counts:
+    """Quotes the feed generated, quotes the design finished with (written or rejected), ingest overflow."""
+
+    sent: int
+    processed: int
+    overflow: int = 0
+    at: float = 0.0  # monotonic time of the reading
+
+    @property
+    def backlog(self) -> int:
+        """Quotes generated and not yet finished."""
+        return self.sent - self.processed
+
+
+class BenchStack:
+    """Start with ``async with BenchStack(cfg, design) as stack``; everything stops on exit, in reverse."""
+
+    def __init__(self, cfg: BenchConfig, design: str) -> None:
+        self.cfg = cfg
+        self.design = design
+        self.log_dir = cfg.run_dir / design / "logs"
+        self.processes: dict[str, ManagedProcess] = {}
+        self.bootstrap: str | None = None
+        self.redis_url = ""
+        self.feed_url = ""
+        self.metrics_port = 0
+        self.redis: Redis | None = None
+        self._exit = AsyncExitStack()
+
+    # --- life cycle ----------------------------------------------------------------------------
+
+    async def __aenter__(self) -> BenchStack:
+        shutil.rmtree(self.log_dir, ignore_errors=True)
+        self.log_dir.mkdir(parents=True)
+        try:
+            await self._start()
+        except BaseException:
+            await self._exit.aclose()
+            raise
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._exit.aclose()
+
+    async def _start(self) -> None:
+        redis_server = await self._exit.enter_async_context(EmbeddedRedis(self.log_dir))
+        self.processes["redis"] = redis_server.process
+        self.redis_url = redis_server.url
+        self.redis = Redis.from_url(self.redis_url)
+        self._exit.push_async_callback(self.redis.aclose)
+        if self.design == "pipeline":
+            broker = await self._exit.enter_async_context(EmbeddedBroker(self.log_dir))
+            self.processes["broker"] = broker.process
+            self.bootstrap = broker.bootstrap
+            await ensure_topics(self.bootstrap, int(self._env().get("TICKWIRE_TOPIC_PARTITIONS", "4")))
+        stream_url = self.feed_url = await self._start_feed()
+        if self.design == "pipeline":
+            env = self._env(stream_url)
+            python = sys.executable
+            await self._start_process("processor", [python, "-m", "processors", "worker", "--without-web",
+                                                    "--loglevel", "warn"], env)
+            await self._start_process("ingest", [python, "-m", "tickwire", "ingest"], env)
+        elif self.design == "direct":
+            await self._start_process("direct", [sys.executable, "-m", "bench.direct_design", "--url", stream_url,
+                                                 "--redis", self.redis_url,
+                                                 "--symbols", ",".join(self.cfg.symbol_names())], dict(os.environ))
+
+    async def _start_feed(self) -> str:
+        feed = ManagedProcess("feed", [sys.executable, "-m", "bench.feed_driver", "--symbols", str(self.cfg.symbols),
+                                       "--redis", self.redis_url, "--seed", str(self.cfg.seed)],
+                              self.log_dir / "feed.log")
+        await feed.start(stdout=asyncio.subprocess.PIPE)
+        self._exit.push_async_callback(feed.stop)
+        self.processes["feed"] = feed
+        assert feed.proc is not None and feed.proc.stdout is not None
+        try:
+            line = await asyncio.wait_for(feed.proc.stdout.readline(), 30)
+        except TimeoutError:
+            line = b""
+        match = FEED_BANNER.search(line)
+        if match is None:
+            raise BenchStackError(f"feed did not start: {line!r}\n{feed.tail()}")
+        return f"ws://{match.group(1).decode()}:{match.group(2).decode()}/v2/{FEED}"
+
+    async def _start_process(self, name: str, argv: list[str], env: dict[str, str]) -> None:
+        process = ManagedProcess(name, argv, self.log_dir / f"{name}.log", env)
+        await process.start()
+        self._exit.push_async_callback(process.stop, 8.0)
+        self.processes[name] = process
+
+    def _env(self, stream_url: str = "") -> dict[str, str]:
+        self.metrics_port = self.metrics_port or free_port()
+        env = {
+            **os.environ,
+            "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap or "",
+            "REDIS_URL": self.redis_url,
+            "ALPACA_STREAM_URL": stream_url,
+            "ALPACA_FEED": FEED,
+            "TICKWIRE_SYMBOLS": ",".join(self.cfg.symbol_names()),
+            "TICKWIRE_MAX_SYMBOLS": str(max(self.cfg.symbols, 30)),
+            "TICKWIRE_PROCESSOR_METRICS_PORT": str(self.metrics_port),
+            "TICKWIRE_PROCESSOR_APP_ID": "tickwire-bench",
+            "TICKWIRE_RUN_DIR": str(self.cfg.run_dir / self.design),
+            "TICKWIRE_LOG_LEVEL": "WARNING",
+        }
+        env.update(self.cfg.env)
+        return env
+
+    # --- control and observation ---------------------------------------------------------------
+
+    @property
+    def pids(self) -> dict[str, int]:
+        """Process name -> pid of everything this stack started."""
+        return {name: p.pid for name, p in self.processes.items() if p.pid is not None}
+
+    def check_alive(self) -> None:
+        """Raise if a component has exited."""
+        for name, process in self.processes.items():
+            if not process.running:
+                raise BenchStackError(f"{self.design}: {name} exited (see {process.log_path}):\n{process.tail(30)}")
+
+    async def set_rate(self, total_per_s: float) -> None:
+        """Drive the feed at ``total_per_s`` quotes per second over all symbols (0 pauses it)."""
+        assert self.redis is not None
+        await self.redis.publish(CONTROL_CHANNEL, f"rate {total_per_s}")
+
+    async def burst(self, multiple: float, seconds: float) -> None:
+        """``multiple`` x the current rate for ``seconds``."""
+        assert self.redis is not None
+        await self.redis.publish(CONTROL_CHANNEL, f"burst {multiple} {seconds}")
+
+    async def counts(self) -> Counts:
+        """The feed's and the design's counters now."""
+        assert self.redis is not None
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hget(FEED_COUNTS_KEY, "quotes")
+        if self.design == "pipeline":
+            pipe.hgetall(PROCESSOR_STATS_KEY)
+            pipe.get(INGEST_STATUS_KEY)
+        else:
+            pipe.hgetall(DIRECT_COUNTS_KEY)
+        sent, stats, *status = await pipe.execute()
+        if self.design == "pipeline":
+            processed = sum(int(v) for k, v in stats.items() if k == b"accepted" or k.startswith(b"rejected."))
+            overflow = int(orjson.loads(status[0]).get("overflow", 0)) if status and status[0] else 0
+        else:
+            processed = int(stats.get(b"handled", 0))
+            overflow = 0
+        return Counts(int(sent or 0), processed, overflow, time.monotonic())
+
+    async def wait_until_drained(self, timeout_s: float, settle_s: float = 0.5) -> tuple[Counts, bool]:
+        """Wait until every generated quote is finished or nothing has moved for ``STALL_S``.
+
+        Returns the counts and True then (a backlog left is lost), or False if ``timeout_s`` ran out
+        while quotes were still being finished (the backlog is not known to be lost).
+        """
+        deadline = time.monotonic() + timeout_s
+        last = await self.counts()
+        moved_at = time.monotonic()
+        while time.monotonic() < deadline:
+            await asyncio.sleep(POLL_S)  # poll interval of a condition with a deadline
+            self.check_alive()
+            now = await self.counts()
+            if now.processed != last.processed:
+                moved_at = time.monotonic()
+            still = time.monotonic() - moved_at
+            if (now.backlog <= 0 and still >= settle_s) or still > STALL_S:
+                return now, True
+            last = now
+        return last, False
+
+    async def wait_for(self, predicate, timeout_s: float, what: str) -> None:  # type: ignore[no-untyped-def]
+        """Poll ``await predicate()`` until true; fail with ``what`` after ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        while not await predicate():
+            self.check_alive()
+            if time.monotonic() > deadline:
+                raise BenchStackError(f"{self.design}: timed out after {timeout_s:.0f}s waiting for {what}")
+            await asyncio.sleep(POLL_S)  # poll interval of a condition with a deadline
+

@@ -1,0 +1,190 @@
+"""The rate series: each step runs one steady rate, then a burst, then drains, and is judged sustainable or not.
+
+A step: warm up at the rate, measure for ``measure_s`` (throughput, backlog over time, CPU, memory), fire a
+burst of ``burst_factor`` x for ``burst_s`` on top, watch it clear, pause the feed and let the design drain.
+Latencies are judged after the drain, on the quotes the feed stamped during the window. A rate is
+sustainable when the feed really offered it, the design finished as many quotes as arrived, its backlog
+did not grow, and nothing was lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from bench.config import BenchConfig
+from bench.hops import Buckets, difference, summarize
+from bench.probe import METRICS, LatencyProbe
+from bench.resources import ResourceSampler, cpu_percent
+from bench.stack import BenchStack, Counts
+from bench.stats import latency_summary, slope
+
+SAMPLE_EVERY_S = 0.25
+MAX_RECOVERY_S = 10.0
+# Tolerances of the verdict: the feed offers >= 95% of the rate, the design finishes >= 97% of what came,
+# and the backlog grows by less than 2% of the rate per second (a few batches of slack).
+FEED_SHORTFALL = 0.95
+KEEP_UP = 0.97
+GROWTH = 0.02
+
+
+@dataclass
+class StepResult:
+    """What one rate step measured (JSON-ready through ``asdict``)."""
+
+    design: str
+    rate: int
+    generated_per_s: float = 0.0
+    throughput_per_s: float = 0.0
+    latency: dict[str, dict[str, Any]] = field(default_factory=dict)
+    hops: dict[str, dict[str, Any]] = field(default_factory=dict)  # the processor's own view, per hop
+    burst: dict[str, Any] | None = None
+    backlog_growth_per_s: float = 0.0
+    lost: int | None = None
+    overflow: int = 0
+    drained: bool = True
+    sustained: bool = False
+    cpu_percent: dict[str, float] = field(default_factory=dict)
+    peak_rss_mb: dict[str, float] = field(default_factory=dict)
+    note: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain dict for the JSON results."""
+        return asdict(self)
+
+
+class StepRunner:
+    """Runs steps against one started stack."""
+
+    def __init__(self, stack: BenchStack, probe: LatencyProbe, sampler: ResourceSampler, cfg: BenchConfig) -> None:
+        self.stack = stack
+        self.probe = probe
+        self.sampler = sampler
+        self.cfg = cfg
+        # The pipeline's processor histograms (bench.hops.scrape), to split each step's latency by hop.
+        self.hop_scraper: Callable[[], Awaitable[Buckets]] | None = None
+
+    async def series(self, rates: tuple[int, ...]) -> list[StepResult]:
+        """Ascending rates until one is not sustained; then ``refine`` rates between the last pass and it."""
+        results: list[StepResult] = []
+        for rate in sorted(rates):
+            result = await self.step(rate)
+            results.append(result)
+            print(f"  {result.design} {rate}/s: {describe(result)}", flush=True)
+            if not result.sustained:
+                break
+        passed = [r.rate for r in results if r.sustained]
+        failed = [r.rate for r in results if not r.sustained]
+        for _ in range(self.cfg.refine):
+            if not passed or not failed or not results[-1].drained:
+                break
+            rate = _between(max(passed), min(failed))
+            if rate in (max(passed), min(failed)):
+                break
+            result = await self.step(rate)
+            results.append(result)
+            print(f"  {result.design} {rate}/s: {describe(result)}", flush=True)
+            (passed if result.sustained else failed).append(rate)
+        return sorted(results, key=lambda r: r.rate)
+
+    async def step(self, rate: int) -> StepResult:
+        """One steady rate, one burst, one drain."""
+        cfg, stack = self.cfg, self.stack
+        result = StepResult(stack.design, rate)
+        start = await stack.counts()
+        await stack.set_rate(rate)
+        await asyncio.sleep(cfg.warmup_s)  # let batching and consumers settle at the new rate
+        cpu_before, began, window_start = self.sampler.cpu_seconds(), time.monotonic(), time.time_ns()
+        first = await stack.counts()
+        hops_before = await self.hop_scraper() if self.hop_scraper else {}
+        points = await self._watch(cfg.measure_s, began)
+        last = await stack.counts()
+        if self.hop_scraper:
+            result.hops = summarize(difference(await self.hop_scraper(), hops_before))
+        window_end, ended = time.time_ns(), time.monotonic()
+        result.cpu_percent = cpu_percent(cpu_before, self.sampler.cpu_seconds(), ended - began)
+        result.peak_rss_mb = self.sampler.peak_rss_mb(began, ended)
+        span = last.at - first.at
+        result.generated_per_s = round((last.sent - first.sent) / span, 1)
+        result.throughput_per_s = round((last.processed - first.processed) / span, 1)
+        result.backlog_growth_per_s = round(slope([(t, b) for t, b in points]), 1)
+
+        burst_start = time.time_ns()
+        burst = await self._burst(rate, last) if cfg.burst_factor > 1 else None
+        await stack.set_rate(0)
+        end, settled = await stack.wait_until_drained(cfg.drain_timeout_s)
+        result.overflow = end.overflow - start.overflow
+        result.drained = settled
+        result.lost = max(end.backlog - start.backlog, 0) if settled else None
+
+        result.latency = {m: latency_summary(self.probe.window(m, window_start, window_end)) for m in METRICS}
+        if burst is not None:
+            watch_end = burst_start + int(cfg.burst_watch_s * 1e9)
+            burst.update({m: latency_summary(self.probe.window(m, burst_start, watch_end))
+                          for m in ("tick_to_redis", "tick_to_pnl")})
+            result.burst = burst
+        self._judge(result)
+        return result
+
+    async def _watch(self, seconds: float, began: float) -> list[tuple[float, int]]:
+        points = []
+        while time.monotonic() - began < seconds:
+            await asyncio.sleep(SAMPLE_EVERY_S)  # sampling period of the backlog
+            self.stack.check_alive()
+            counts = await self.stack.counts()
+            points.append((counts.at - began, counts.backlog))
+        return points
+
+    async def _burst(self, rate: int, before: Counts) -> dict[str, Any]:
+        """Fire the burst; report the peak backlog and how long after the burst the backlog was back to normal."""
+        cfg = self.cfg
+        normal = before.backlog + max(rate * GROWTH, 50)
+        await self.stack.burst(cfg.burst_factor, cfg.burst_s)
+        fired = time.monotonic()
+        peak, recovered_s = before.backlog, None
+        while time.monotonic() - fired < cfg.burst_s + MAX_RECOVERY_S:
+            await asyncio.sleep(SAMPLE_EVERY_S / 2)  # sampling period of the backlog
+            self.stack.check_alive()
+            counts = await self.stack.counts()
+            peak = max(peak, counts.backlog)
+            after_burst = counts.at - fired - cfg.burst_s
+            if after_burst >= 0 and counts.backlog <= normal:
+                recovered_s = round(after_burst, 2)
+                break
+        return {"factor": cfg.burst_factor, "seconds": cfg.burst_s, "peak_backlog": peak,
+                "recovered_s": recovered_s}
+
+    def _judge(self, result: StepResult) -> None:
+        notes = []
+        offered = result.generated_per_s >= FEED_SHORTFALL * result.rate
+        if not offered:
+            notes.append(f"feed generated only {result.generated_per_s:.0f}/s")
+        keeps_up = result.throughput_per_s >= KEEP_UP * result.generated_per_s
+        bounded = result.backlog_growth_per_s <= max(GROWTH * result.rate, 20)
+        if not (keeps_up and bounded):
+            notes.append(f"backlog grows {result.backlog_growth_per_s:.0f}/s")
+        if result.lost:
+            notes.append(f"lost {result.lost} (ingest overflow {result.overflow})")
+        if not result.drained:
+            notes.append("did not drain")
+        result.sustained = offered and keeps_up and bounded and not result.lost and result.drained
+        result.note = "; ".join(notes)
+
+
+def describe(result: StepResult) -> str:
+    """One progress line."""
+    redis = result.latency.get("tick_to_redis", {})
+    return (f"{'OK ' if result.sustained else 'NO '} done {result.throughput_per_s:.0f}/s "
+            f"(fed {result.generated_per_s:.0f}/s), tick->redis p50 {redis.get('p50_ms')} "
+            f"p99 {redis.get('p99_ms')} ms {result.note}")
+
+
+def _between(low: int, high: int) -> int:
+    # Geometric middle, rounded to a readable step.
+    middle = math.sqrt(low * high)
+    unit = 500 if middle >= 2_000 else 100
+    return int(round(middle / unit) * unit)
