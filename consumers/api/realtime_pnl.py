@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import TypeVar
 
+from pydantic import BaseModel
 from redis.asyncio import Redis
 
 from processors.valuation import Mark, MarkPolicy, choose_mark, total_unrealized, value_position
@@ -18,18 +20,43 @@ from schemas.timestamps import format_ns, now_ns
 from schemas.topics import close_key, last_trade_key, positions_key, price_key
 
 # KEYS[1] = positions hash; ARGV = key prefixes of the live mark and of the close.
-# Returns position, live mark, close per position (false -> nil when a key is absent or expired).
+# Returns position, live mark, close per position (false -> nil when a key is absent or expired); the close
+# only when there is no live mark, the one case where valuation falls back to it.
 _READ_POSITIONS_AND_MARKS_LUA = """
 local positions = redis.call('HGETALL', KEYS[1])
 local out = {}
 for i = 1, #positions, 2 do
   local symbol = positions[i]
+  local live = redis.call('GET', ARGV[1] .. symbol)
   out[#out + 1] = positions[i + 1]
-  out[#out + 1] = redis.call('GET', ARGV[1] .. symbol)
-  out[#out + 1] = redis.call('GET', ARGV[2] .. symbol)
+  out[#out + 1] = live
+  out[#out + 1] = (not live) and redis.call('GET', ARGV[2] .. symbol)
 end
 return out
 """
+
+
+M = TypeVar("M", bound=BaseModel)
+PARSE_CACHE_SIZE = 50_000
+
+
+class ParseCache:
+    """Parsed models by their exact JSON bytes: positions (and quiet symbols' prices) repeat between requests,
+    and parsing Decimal fields is most of the work. The models are frozen, so sharing them is safe."""
+
+    def __init__(self, max_entries: int = PARSE_CACHE_SIZE) -> None:
+        self.max_entries = max_entries
+        self._parsed: dict[tuple[type[BaseModel], bytes], BaseModel] = {}
+
+    def parse(self, model: type[M], raw: bytes) -> M:
+        """``model.model_validate_json(raw)``, reused when these bytes were parsed before."""
+        key = (model, raw)
+        parsed = self._parsed.get(key)
+        if parsed is None:
+            if len(self._parsed) >= self.max_entries:
+                self._parsed.clear()  # crude but O(1) amortised; a full miss costs one request's parsing
+            parsed = self._parsed[key] = model.model_validate_json(raw)
+        return parsed  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -48,6 +75,7 @@ class RealtimePnL:
         self.redis = redis
         self.policy = policy
         self._script = redis.register_script(_READ_POSITIONS_AND_MARKS_LUA)
+        self._cache = ParseCache()
         # The "last" policy marks with the last trade; the others with the quote.
         live_prefix = last_trade_key("") if policy == "last" else price_key("")
         self._prefixes = [live_prefix, close_key("")]
@@ -58,16 +86,16 @@ class RealtimePnL:
         now = format_ns(now_ns())
         valued = []
         for i in range(0, len(raw), 3):
-            position = Position.model_validate_json(raw[i])  # type: ignore[arg-type]
+            position = self._cache.parse(Position, raw[i])  # type: ignore[arg-type]
             valued.append(value_position(position, self._mark(position, raw[i + 1], raw[i + 2]), now))
         valued.sort(key=lambda p: p.symbol)
         return AccountValuation(account, valued, total_unrealized(valued))
 
     def _mark(self, position: Position, live_raw: bytes | None, close_raw: bytes | None) -> Mark | None:
-        price = PriceSnapshot.model_validate_json(live_raw) if live_raw and self.policy != "last" else None
-        trade = LastTrade.model_validate_json(live_raw) if live_raw and self.policy == "last" else None
+        price = self._cache.parse(PriceSnapshot, live_raw) if live_raw and self.policy != "last" else None
+        trade = self._cache.parse(LastTrade, live_raw) if live_raw and self.policy == "last" else None
         mark = choose_mark(self.policy, position.qty, price, trade, None)
         if mark is None and close_raw:
             # Parsed only when needed: the close is the fallback for a symbol without a live price.
-            mark = choose_mark(self.policy, position.qty, price, trade, PreviousClose.model_validate_json(close_raw))
+            mark = choose_mark(self.policy, position.qty, price, trade, self._cache.parse(PreviousClose, close_raw))
         return mark
