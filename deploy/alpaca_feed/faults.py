@@ -108,6 +108,7 @@ class FeedFaults:
             raise FaultError("mute seconds must be positive (or None for until unmute)")
         self._hub.muted_until = math.inf if seconds is None else time.monotonic() + seconds
         self._schedule_notify("mute", seconds)
+        self._hub.notify()
         log.info("fault: data muted for %s", "ever" if seconds is None else f"{seconds}s")
 
     @property

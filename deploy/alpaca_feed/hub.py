@@ -101,6 +101,15 @@ class FeedHub:
         self._market_symbols = None
         self.notify()
 
+    def has_subscribers(self) -> bool:
+        """Whether some authenticated session subscribes to anything."""
+        return any(session.subscriptions.active for session in self.authenticated_sessions())
+
+    async def wait_for_backlogs(self, below_bytes: int) -> None:
+        """Return once every session has at most ``below_bytes`` queued (slow readers pace the caller)."""
+        for session in list(self.sessions):
+            await session.wait_pending_below(below_bytes)
+
     def authenticated_sessions(self) -> list[FeedSession]:
         """Sessions that may receive data."""
         return [session for session in self.sessions if session.authenticated]

@@ -9,12 +9,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from aiohttp import WSCloseCode, web
 
+from deploy.alpaca_feed.bursts import BurstPlan
 from deploy.alpaca_feed.control import add_control_routes
+from deploy.alpaca_feed.fault_script import ScriptedFault, run_fault_script
 from deploy.alpaca_feed.faults import FeedFaults
 from deploy.alpaca_feed.history import DEFAULT_LIMIT as DEFAULT_HISTORY_LIMIT
 from deploy.alpaca_feed.history import History
@@ -22,6 +25,7 @@ from deploy.alpaca_feed.hours import MarketHours
 from deploy.alpaca_feed.hub import DEFAULT_UNIVERSE, FeedHub
 from deploy.alpaca_feed.market import EventRates, MarketModel
 from deploy.alpaca_feed.protocol import Encoding, timestamp_to_ns, with_type_first
+from deploy.alpaca_feed.replay import Replay
 from deploy.alpaca_feed.rest import MarketDataApi
 from deploy.alpaca_feed.session import DEFAULT_MAX_PENDING_BYTES, FeedSession
 from deploy.alpaca_feed.subscriptions import (
@@ -63,6 +67,8 @@ class AlpacaFeedServer:
         history_limit: trades and quotes kept per symbol for the REST API (plus a day of minute bars
             and 30 daily bars); 0 keeps nothing.
         control: serve ``POST /_control/faults/{name}`` (fault injection over HTTP).
+        bursts: planned bursts of the synthetic rate (``BurstPlan`` or specs such as ``"10x1@open"``).
+        simulate: symbols the synthetic market moves from the start, subscribed or not (so REST has data).
 
     Besides the stream, the same port serves Alpaca's market-data REST API (``/v2/stocks/...``,
     for ``StockHistoricalDataClient(url_override=server.http_url())``) from what was published.
@@ -89,6 +95,8 @@ class AlpacaFeedServer:
         events: EventRates | None = None,
         history_limit: int = DEFAULT_HISTORY_LIMIT,
         control: bool = True,
+        bursts: Iterable[BurstPlan | str] = (),
+        simulate: Iterable[str] = (),
     ) -> None:
         if rate_per_symbol < 0:
             raise ValueError("rate_per_symbol must be >= 0")
@@ -96,6 +104,8 @@ class AlpacaFeedServer:
         self._requested_port = port
         self._rate = rate_per_symbol
         self._auth_timeout = auth_timeout
+        self._bursts = tuple(plan if isinstance(plan, BurstPlan) else BurstPlan.parse(plan) for plan in bursts)
+        self._simulate = tuple(simulate)
         self._symbol_limits = dict(DEFAULT_SYMBOL_LIMITS if symbol_limits is None else symbol_limits)
         self.model = MarketModel(seed, events=events, hours=MarketHours(calendar))
         self._hub = FeedHub(
@@ -114,6 +124,8 @@ class AlpacaFeedServer:
         self._synthetic: SyntheticFeed | None = None
         self._port: int | None = None
         self._stopping = False
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._started_at = 0.0
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -136,10 +148,16 @@ class AlpacaFeedServer:
             raise
         self._runner = runner
         self._stopping = False
+        self._started_at = asyncio.get_running_loop().time()
         self._port = runner.addresses[0][1]
         if self._rate > 0:
             self._synthetic = SyntheticFeed(
-                self._hub, self.model, self._rate, lambda events: self._publish(events, synthetic=True)
+                self._hub,
+                self.model,
+                self._rate,
+                lambda events: self._publish(events, synthetic=True),
+                bursts=self._bursts,
+                always=self._simulate,
             )
             self._synthetic.start()
             self.faults.burst_target = self._synthetic.burst
@@ -154,6 +172,9 @@ class AlpacaFeedServer:
             return
         self._stopping = True
         try:
+            for task in list(self._tasks):
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
             if self._synthetic is not None:
                 await self._synthetic.stop()
             await self._close_all(WSCloseCode.GOING_AWAY, "server shutdown")
@@ -270,6 +291,46 @@ class AlpacaFeedServer:
                 out["t"] = timestamp_to_ns(out["t"])
             prepared.append(out)
         return self._publish(prepared)
+
+    def replay(
+        self,
+        path: str | Path,
+        *,
+        speed: float = 1.0,
+        shift_to_now: bool = False,
+        loop: bool = False,
+        wait_for_subscriber: bool = True,
+    ) -> asyncio.Task[int]:
+        """Start replaying a recording (JSON Lines or msgpack of Alpaca messages) to the subscribers.
+
+        ``speed``: 1 = real time, N = N times faster, 0 = as fast as the clients read. By default the
+        replay waits until some session has subscribed, so nothing is sent into the void. Returns the
+        task (its result: messages sent); ``stop()`` cancels it.
+        """
+        hub = self._hub
+        replay = Replay(
+            path,
+            self._publish,
+            speed=speed,
+            shift_to_now=shift_to_now,
+            loop=loop,
+            wait_until_ready=(lambda: hub.wait_until(hub.has_subscribers)) if wait_for_subscriber else None,
+            backpressure=lambda: hub.wait_for_backlogs(hub.max_pending_bytes // 4),
+        )
+        task = asyncio.create_task(replay.run(), name=f"alpaca-feed-replay-{replay.path.name}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def run_fault_script(self, steps: Iterable[ScriptedFault], *, started: float | None = None) -> asyncio.Task[int]:
+        """Trigger scripted faults at their ``at_s`` after ``started`` (loop time; default: the server's start)."""
+        task = asyncio.create_task(
+            run_fault_script(self.faults, list(steps), self._started_at if started is None else started),
+            name="alpaca-feed-fault-script",
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
 
     async def close_sessions(self, code: int = WSCloseCode.INTERNAL_ERROR, reason: str = "") -> int:
         """Close every live session with ``code`` (default 1011), e.g. to make clients reconnect.

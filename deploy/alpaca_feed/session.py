@@ -99,6 +99,8 @@ class FeedSession:
         self._queue: collections.deque[bytes | _Frame | _Close] = collections.deque()
         self._pending_bytes = 0
         self._wakeup = asyncio.Event()
+        self._drained: asyncio.Event | None = None  # set once the backlog falls to _drain_below
+        self._drain_below = 0
         self._closing = False  # a close is queued: drop every later send
         self._stopping = False  # the connection is gone: the writer should exit
         self.finished = asyncio.get_running_loop().create_future()
@@ -134,6 +136,7 @@ class FeedSession:
 
     async def _stop_writer(self, writer: asyncio.Task[None]) -> None:
         self._stopping = True
+        self._signal_drained()
         self._wakeup.set()
         done, _ = await asyncio.wait({writer}, timeout=_WRITER_GRACE_SECONDS)
         if not done:
@@ -149,6 +152,23 @@ class FeedSession:
     def send_frames(self, frames: Iterable[bytes]) -> None:
         """Queue already-encoded data frames in order (drops the client with 407 if it falls behind)."""
         self._enqueue(list(frames))
+
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes queued for this client and not yet written."""
+        return self._pending_bytes
+
+    async def wait_pending_below(self, limit: int) -> None:
+        """Return once at most ``limit`` bytes are queued (or the session has ended)."""
+        while self._pending_bytes > limit and not self._stopping and not self._closing:
+            self._drained = asyncio.Event()
+            self._drain_below = limit
+            await self._drained.wait()
+
+    def _signal_drained(self) -> None:
+        if self._drained is not None and (self._pending_bytes <= self._drain_below or self._stopping):
+            self._drained.set()
+            self._drained = None
 
     def send_raw(self, data: bytes, *, text: bool) -> None:
         """Queue one frame exactly as given, as a text or binary frame whatever the session's encoding."""
@@ -215,6 +235,8 @@ class FeedSession:
                     await ws.send_frame(item, WSMsgType.TEXT)
                 else:
                     await ws.send_bytes(item)
+                if self._drained is not None:
+                    self._signal_drained()
         except ConnectionError as exc:
             # The peer vanished mid-send; the reader side notices and ends the session.
             log.debug("feed session %s: send failed: %r", self.remote, exc)
@@ -229,6 +251,7 @@ class FeedSession:
         # Nothing will drain the queue any more: stop accepting frames.
         self._closing = True
         self._discard_backlog()
+        self._signal_drained()
 
     # --- inbound ------------------------------------------------------------------------------
 

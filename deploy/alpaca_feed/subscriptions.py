@@ -126,6 +126,11 @@ class Subscriptions:
             out["imbalances"] = list(self._symbols["imbalances"])
         return out
 
+    @property
+    def active(self) -> bool:
+        """Whether any channel has a symbol."""
+        return any(self._symbols.values())
+
     def symbols(self, channel: str) -> list[str]:
         """Symbols currently subscribed on ``channel`` (corrections/cancelErrors mirror trades)."""
         return list(self._symbols.get(_ACK_SOURCES.get(channel, channel), ()))

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from deploy.alpaca_feed.bursts import BurstPlan
 from deploy.alpaca_feed.hub import FeedHub
 from deploy.alpaca_feed.market import HALF_MINUTE_NS, MarketModel
 from schemas.timestamps import NS_PER_SECOND, now_ns
@@ -32,6 +33,9 @@ class SyntheticFeed:
         model: MarketModel,
         rate_per_symbol: float,
         publish: Callable[[list[dict[str, Any]]], object] | None = None,
+        *,
+        bursts: Sequence[BurstPlan] = (),
+        always: Iterable[str] = (),
     ) -> None:
         if rate_per_symbol <= 0:
             raise ValueError("rate_per_symbol must be positive (use no SyntheticFeed to disable data)")
@@ -44,11 +48,17 @@ class SyntheticFeed:
         self._credits: dict[str, float] = {}
         self._burst_factor = 1.0
         self._burst_until = 0.0  # loop time
+        self._plans = tuple(bursts)
+        self._always = frozenset(always)  # simulated with or without subscribers
+        self._started_loop = 0.0
+        self._started_ns = 0
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         """Start the generator task on the running loop."""
         if self._task is None:
+            self._started_loop = asyncio.get_running_loop().time()
+            self._started_ns = now_ns()
             self._task = asyncio.create_task(self._run(), name="alpaca-feed-synthetic")
 
     async def stop(self) -> None:
@@ -64,22 +74,27 @@ class SyntheticFeed:
         self._burst_factor = factor
         self._burst_until = asyncio.get_running_loop().time() + seconds
 
-    def current_rate(self) -> float:
-        """Quotes per second per symbol right now (bursts included)."""
-        if self._burst_until and asyncio.get_running_loop().time() < self._burst_until:
-            return self._rate * self._burst_factor
-        return self._rate
+    def current_rate(self, at_ns: int | None = None) -> float:
+        """Quotes per second per symbol right now (bursts included, session hours not)."""
+        loop_now = asyncio.get_running_loop().time()
+        factor = self._burst_factor if self._burst_until and loop_now < self._burst_until else 1.0
+        if self._plans:
+            at_ns = now_ns() if at_ns is None else at_ns
+            since = loop_now - self._started_loop
+            for plan in self._plans:
+                factor = max(factor, plan.factor_at(since, at_ns, self._started_ns, self._model.hours))
+        return self._rate * factor
 
     def tick(self, elapsed: float) -> list[dict[str, Any]]:
         """Advance the market by ``elapsed`` seconds and return the messages to publish now."""
         now = now_ns()
         events = self._model.timed_events(now)
-        symbols = self._hub.market_symbols()
+        symbols = self._hub.market_symbols() | self._always if self._always else self._hub.market_symbols()
         halted = self._hub.halted
         for symbol in list(self._credits):
             if symbol not in symbols:
                 del self._credits[symbol]
-        rate = self.current_rate() * self._model.hours.activity(now)
+        rate = self.current_rate(now) * self._model.hours.activity(now)
         # After a stall catch up at most a few ticks' worth: an overloaded feed slows down, not bursts.
         burst_cap = 1.0 + rate * self._tick * 4
         if rate <= 0:  # the market is closed: only the clock's events

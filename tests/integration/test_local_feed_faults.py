@@ -17,6 +17,7 @@ import pytest
 from alpaca.data.live import StockDataStream
 from alpaca.data.models import Quote, TradingStatus
 
+from deploy.alpaca_feed.fault_script import parse_fault_script
 from deploy.alpaca_feed.faults import FaultError
 from tests.integration.feed_support import (
     DEADLINE,
@@ -389,3 +390,28 @@ async def test_control_endpoint_can_be_turned_off(make_server) -> None:
     server = await make_server(rate_per_symbol=0, control=False)
     async with aiohttp.ClientSession() as http, http.post(f"{server.http_url()}/_control/faults/drop") as response:
         assert response.status in (404, 405)
+
+
+# --- rates and scripts -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("planned", [False, True])
+async def test_bursts_multiply_the_synthetic_rate(make_server, planned: bool) -> None:
+    # 5 quotes/s would need 30 s for 150 quotes; a 40x burst delivers them in about a second.
+    server = await make_server(rate_per_symbol=5.0, bursts=["40x30@open"] if planned else [])
+    if not planned:
+        server.faults.burst(factor=40, seconds=30)
+    async with raw_client(server.url()) as ws:
+        await handshake(ws, quotes=["AAPL"])
+        quotes = 0
+        while quotes < 150:
+            quotes += sum(1 for m in await receive(ws, aiohttp.WSMsgType.TEXT) if m["T"] == "q")
+
+
+async def test_a_fault_script_runs_its_steps_in_time_order(make_server) -> None:
+    server = await make_server(rate_per_symbol=0)
+    steps = parse_fault_script('{"at_s": 0.3, "fault": "unmute"}\n{"at_s": 0, "fault": "mute"}\n')
+    task = server.run_fault_script(steps)
+    await server.wait_until(lambda: server.faults.muted, timeout=DEADLINE, what="the scripted mute")
+    await server.wait_until(lambda: not server.faults.muted, timeout=DEADLINE, what="the scripted unmute")
+    assert await asyncio.wait_for(task, DEADLINE) == 2

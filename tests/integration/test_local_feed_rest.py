@@ -241,3 +241,15 @@ async def test_rest_reconciles_what_a_muted_stream_did_not_deliver(make_server) 
     assert recorded == list(range(1, recorded[-1] + 1))  # REST has every trade, in order
     missed = sorted(set(recorded) - set(streamed))
     assert len([i for i in missed if i < streamed[-1]]) >= 5  # the stream lost them, REST did not
+
+
+async def test_simulated_symbols_have_rest_data_without_any_subscriber(make_server) -> None:
+    server = await make_server(rate_per_symbol=50.0, simulate=["XYZ"])
+    rest = client(server)
+
+    async def quoted() -> Any:
+        found = await call(rest.get_stock_latest_quote, StockLatestQuoteRequest(symbol_or_symbols="XYZ"))
+        return found.get("XYZ")
+
+    latest = await eventually(quoted, DEADLINE, "a simulated XYZ quote over REST")
+    assert latest.bid_price < latest.ask_price and server.sessions == ()
