@@ -39,6 +39,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
     install_error_handlers(app)
+    # True once the server shuts down (set by whoever serves the app): push streams then end by themselves.
+    app.state.stopping = lambda: False
     for router in (health.router, subscriptions.router, positions.router, prices.router, stats.router,
                    stream.router, dashboard.router):
         app.include_router(router)

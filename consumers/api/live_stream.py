@@ -8,7 +8,7 @@ Anything published after the subscription is buffered by Redis on our connection
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
@@ -35,6 +35,7 @@ log = structlog.get_logger(__name__)
 EventKind = Literal["snapshot", "price", "pnl", "idle"]
 M = TypeVar("M", bound=BaseModel)
 SUBSCRIBE_TIMEOUT_S = 5.0
+STOP_POLL_S = 0.25
 
 
 @dataclass(frozen=True)
@@ -108,16 +109,17 @@ class LiveStream:
 
     ``open()`` subscribes and reads the snapshot (so a Redis outage fails the request, not the stream);
     ``events()`` then yields the snapshot and the updates, and an ``idle`` event when nothing happened
-    for ``idle_s`` (for keep-alives). Closes its subscription when the iteration ends.
+    for ``idle_s`` (for keep-alives), until ``stopping()`` is true. Closes its subscription at the end.
     """
 
     def __init__(self, reads: Redis, pubsub_redis: Redis, account: str, symbols: list[str] | None,
-                 idle_s: float = 15.0) -> None:
+                 idle_s: float = 15.0, stopping: Callable[[], bool] = lambda: False) -> None:
         self.reads = reads
         self.pubsub_redis = pubsub_redis
         self.account = account
         self.symbols = symbols
         self.idle_s = idle_s
+        self.stopping = stopping
         self._pubsub: PubSub | None = None
         self._early: list[dict[str, Any]] = []
         self._snapshot: Snapshot | None = None
@@ -151,13 +153,18 @@ class LiveStream:
                 event = self._decode(message, keep)
                 if event is not None:
                     yield event
-            while True:
-                message = await self._pubsub.get_message(timeout=self.idle_s)
+            idle_since = time.monotonic()
+            # Polled, so a shutting-down server sees the stream end (and its connection close) within a poll.
+            while not self.stopping():
+                message = await self._pubsub.get_message(timeout=STOP_POLL_S)
                 if message is None:
-                    yield LiveEvent("idle", b"")
+                    if time.monotonic() - idle_since >= self.idle_s:
+                        idle_since = time.monotonic()
+                        yield LiveEvent("idle", b"")
                     continue
                 event = self._decode(message, keep)
                 if event is not None:
+                    idle_since = time.monotonic()
                     yield event
         finally:
             await self.aclose()

@@ -9,17 +9,21 @@ import uvicorn
 from consumers.api.app import create_app
 from tickwire.settings import Settings
 
-# Open SSE streams never end by themselves: give them this long on shutdown, then close them.
+# Streams end within a poll of shutdown; anything else still open after this is cut off.
 GRACEFUL_SHUTDOWN_S = 2
 
 
 def api_server(settings: Settings, port: int | None = None, access_log: bool = False) -> uvicorn.Server:
     """A uvicorn server for the app (not started); ``port`` overrides TICKWIRE_API_PORT."""
-    config = uvicorn.Config(create_app(settings), host=settings.api_host,
+    app = create_app(settings)
+    config = uvicorn.Config(app, host=settings.api_host,
                             port=settings.api_port if port is None else port,
                             log_config=None, access_log=access_log, lifespan="on",
                             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S)
-    return uvicorn.Server(config)
+    server = uvicorn.Server(config)
+    # Streams end on shutdown, so their connections close and the server exits without waiting them out.
+    app.state.stopping = lambda: server.should_exit
+    return server
 
 
 def serve_forever(settings: Settings) -> int:

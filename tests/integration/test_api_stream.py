@@ -7,8 +7,11 @@ from decimal import Decimal
 
 import httpx
 import pytest
+import uvicorn
 from redis.asyncio import Redis
 
+from consumers.api.server import api_server
+from deploy.embedded.readiness import free_port
 from schemas.events import AccountPnL, PnLUpdated, PositionPnL
 from schemas.timestamps import format_ns, now_ns
 from schemas.topics import pnl_channel, pnl_key, pnl_total_key, price_channel, price_key
@@ -134,7 +137,8 @@ async def test_stream_given_client_disconnects_drops_its_redis_subscription(redi
     async with served_app(api_settings(redis_url)) as base_url:
         async with httpx.AsyncClient(base_url=base_url, timeout=60) as client, client.stream(
                 "GET", "/api/v1/stream", params={"symbols": symbol}) as response:
-            kind, _ = await anext(sse_events(response))
+            events = sse_events(response)  # held: a dropped generator would close the response when collected
+            kind, _ = await anext(events)
             assert kind == "snapshot"
             await eventually(lambda: _subscribers(redis, channel, 1), 30, "the stream's subscription")
         await eventually(lambda: _subscribers(redis, channel, 0), 30, "the subscription to be dropped")
@@ -143,3 +147,25 @@ async def test_stream_given_client_disconnects_drops_its_redis_subscription(redi
 async def _subscribers(redis: Redis, channel: str, expected: int) -> bool:
     [(_, count)] = await redis.pubsub_numsub(channel)
     return int(count) == expected
+
+
+async def test_stream_given_server_shutting_down_ends_cleanly_so_the_server_can_exit(redis_url: str) -> None:
+    """Test that on shutdown an open stream is finished (complete chunked body), not cut off after a timeout."""
+    port = free_port()
+    server = api_server(api_settings(redis_url), port=port)
+    serving = asyncio.create_task(server.serve())
+    await eventually(lambda: _started(server), 30, "uvicorn to start")
+    async with httpx.AsyncClient(timeout=60) as client, client.stream(
+            "GET", f"http://127.0.0.1:{port}/api/v1/stream") as response:
+        events = sse_events(response)
+        kind, _ = await anext(events)
+        server.should_exit = True
+
+        rest = [event async for event in events]  # raises RemoteProtocolError if the server cut the body
+
+    assert kind == "snapshot" and rest == []
+    await asyncio.wait_for(serving, 30)
+
+
+async def _started(server: uvicorn.Server) -> bool:
+    return server.started

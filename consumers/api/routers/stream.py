@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.sse import EventSourceResponse, format_sse_event
 
 from consumers.api.dependencies import Account, Context
@@ -36,12 +36,12 @@ def symbols_query(
 # No response_class: FastAPI would then call the endpoint as an event generator; this one returns the response.
 @router.get("/stream", responses={200: {"content": {"text/event-stream": {}}, "description": "the event stream"},
                                   503: {"description": "Redis down"}})
-async def stream(context: Context, account: Account,
+async def stream(request: Request, context: Context, account: Account,
                  symbols: Annotated[list[str] | None, Depends(symbols_query)]) -> EventSourceResponse:
     """Event ``snapshot`` (``prices``, the account's ``pnl`` and ``total``), then ``price`` (a
     ``PriceUpdated``) and ``pnl`` (a ``PnLUpdated``) events as they happen, none missed and none repeated
     between the two. Browsers reconnect by themselves and get a fresh snapshot."""
-    live = LiveStream(context.redis, context.pubsub_redis, account, symbols)
+    live = LiveStream(context.redis, context.pubsub_redis, account, symbols, stopping=request.app.state.stopping)
     await live.open()  # before the 200: with Redis down the answer is a 503, not a broken stream
     return EventSourceResponse(_encode(live), headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
