@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench lint check clean
+.PHONY: run status test bench lint check clean
 
 $(STAMP): pyproject.toml requirements.lock
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "tickwire needs Python >= 3.11 (set PYTHON=...)")'
@@ -15,6 +15,9 @@ $(STAMP): pyproject.toml requirements.lock
 
 run: $(STAMP) ## run the pipeline on the embedded default (or the servers your env vars name) until Ctrl-C
 	$(BIN)/tickwire run
+
+status: $(STAMP) ## live table of prices and P&L (the Redis of a running `make run`, or REDIS_URL)
+	$(BIN)/tickwire status
 
 test: $(STAMP) ## run the whole test suite (starts its own broker, Redis and Alpaca feed)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

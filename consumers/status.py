@@ -101,7 +101,7 @@ async def run_status(settings: Settings, account: str, stop: asyncio.Event, refr
                      console: Console | None = None, once: bool = False) -> int:
     """Show the board, re-read every ``refresh_s``, until ``stop`` is set (``once``: print one reading)."""
     if not settings.redis_url:
-        raise ValueError("REDIS_URL is not set (the URL `tickwire run` prints)")
+        raise ValueError("REDIS_URL is not set, and no `tickwire run` recorded its Redis in TICKWIRE_RUN_DIR")
     redis = Redis.from_url(settings.redis_url, socket_connect_timeout=2.0, socket_timeout=5.0)
     board = StatusBoard(redis, settings, account)
     console = console or Console()

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import structlog
 
+from consumers.api.launcher import start_api_process
 from consumers.price_monitor import PriceMonitor
 from deploy.embedded import EmbeddedBroker, EmbeddedRedis
 from deploy.embedded.process import ManagedProcess
@@ -91,6 +92,9 @@ async def run_stack(settings: Settings, stop: asyncio.Event) -> int:
         print(f"tickwire: streaming {','.join(settings.symbols)} from {stream_url}\n"
               f"tickwire: kafka {bootstrap}, redis {redact_url(redis_url)}, logs in {log_dir}; Ctrl-C to stop",
               flush=True)
+        api, api_line = await start_api_process(settings, env, log_dir)
+        children.extend([api] if api else [])
+        print(api_line, flush=True)
 
         monitor = asyncio.create_task(PriceMonitor(redis_url, settings.symbols).run(), name="monitor")
         exit_code = await _wait_for_stop_or_death(stop, children)

@@ -88,10 +88,11 @@ def status(
     once: bool = typer.Option(False, "--once", help="print one reading and exit"),
 ) -> None:
     """A live table of prices and real-time P&L, read from REDIS_URL (Ctrl-C quits)."""
+    from consumers.api.launcher import with_running_stack
     from consumers.status import run_status
 
     configure_logging(level="WARNING")
-    settings = load_settings()
+    settings = with_running_stack(load_settings())  # `make run` in another terminal: its embedded Redis
     raise typer.Exit(_run_until_signalled(lambda stop: run_status(settings, account, stop, once=once)))
 
 
@@ -108,11 +109,12 @@ def position_set(
 ) -> None:
     """Publish SYMBOL's position (QTY at AVG_PRICE) to the positions topic on KAFKA_BOOTSTRAP_SERVERS."""
     from consumers.api.errors import ServiceUnavailable
+    from consumers.api.launcher import with_running_stack
     from consumers.client import position_record, publish_position
     from tickwire.kafka import aiokafka_security
 
     configure_logging(level="WARNING")
-    settings = load_settings()
+    settings = with_running_stack(load_settings())
     if not settings.kafka_bootstrap_servers:
         raise typer.BadParameter("KAFKA_BOOTSTRAP_SERVERS is not set (the address `tickwire run` prints)")
     try:
