@@ -14,7 +14,8 @@ from schemas.topics import LATEST_PRICE_TABLE, MARKS_TABLE, POSITIONS_TABLE
 latest_price_table = app.Table(
     LATEST_PRICE_TABLE,
     key_type=bytes,
-    value_type=dict,
+    # No value_type (plain JSON): Faust 0.15 decodes changelog values of value_type=dict with dict.from_data,
+    # which fails, so recovery after a rebalance or restart never restored the table and stalled the worker.
     partitions=settings.topic_partitions,
     use_partitioner=True,
 )
@@ -46,11 +47,11 @@ latest_price_by_symbol = SymbolKeyedTable(latest_price_table)
 
 # symbol bytes -> {account: Position JSON}: the open positions in each symbol.
 positions_table = app.Table(
-    POSITIONS_TABLE, key_type=bytes, value_type=dict, partitions=settings.topic_partitions, use_partitioner=True
+    POSITIONS_TABLE, key_type=bytes, partitions=settings.topic_partitions, use_partitioner=True
 )
 # symbol bytes -> {"price": PriceSnapshot JSON, "trade": LastTrade JSON, "close": PreviousClose JSON}.
 marks_table = app.Table(
-    MARKS_TABLE, key_type=bytes, value_type=dict, partitions=settings.topic_partitions, use_partitioner=True
+    MARKS_TABLE, key_type=bytes, partitions=settings.topic_partitions, use_partitioner=True
 )
 positions_by_symbol = SymbolKeyedTable(positions_table)
 marks_by_symbol = SymbolKeyedTable(marks_table)
