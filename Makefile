@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run status test bench lint check clean
+.PHONY: run status test compose-validator bench lint check clean
 
 $(STAMP): pyproject.toml requirements.lock
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "tickwire needs Python >= 3.11 (set PYTHON=...)")'
@@ -19,8 +19,17 @@ run: $(STAMP) ## run the pipeline on the embedded default (or the servers your e
 status: $(STAMP) ## live table of prices and P&L (the Redis of a running `make run`, or REDIS_URL)
 	$(BIN)/tickwire status
 
-test: $(STAMP) ## run the whole test suite (starts its own broker, Redis and Alpaca feed)
+test: $(STAMP) compose-validator ## run the whole test suite (starts its own broker, Redis and Alpaca feed)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# A test validates docker-compose.yml with Debian's docker-compose: installed here when we are root with apt;
+# otherwise that one test skips and says why.
+compose-validator:
+	@command -v docker-compose >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+		&& echo "installing docker-compose (apt) to validate docker-compose.yml..." \
+		&& { apt-get update -qq >/dev/null 2>&1 || true; } \
+		&& DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-compose >/dev/null 2>&1; } \
+		|| echo "docker-compose not installed (needs root and apt): its validation test will skip"
 
 bench: $(STAMP) ## benchmark the pipeline against the direct design on the embedded stack (bench/results/)
 	$(BIN)/python -m bench $(BENCH_ARGS)
