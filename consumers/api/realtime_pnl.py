@@ -37,7 +37,7 @@ return out
 
 
 M = TypeVar("M", bound=BaseModel)
-PARSE_CACHE_SIZE = 50_000
+PARSE_CACHE_SIZE = 10_000  # per model: positions are kept even while a busy market churns the prices'
 
 
 class ParseCache:
@@ -46,16 +46,16 @@ class ParseCache:
 
     def __init__(self, max_entries: int = PARSE_CACHE_SIZE) -> None:
         self.max_entries = max_entries
-        self._parsed: dict[tuple[type[BaseModel], bytes], BaseModel] = {}
+        self._parsed: dict[type[BaseModel], dict[bytes, BaseModel]] = {}
 
     def parse(self, model: type[M], raw: bytes) -> M:
         """``model.model_validate_json(raw)``, reused when these bytes were parsed before."""
-        key = (model, raw)
-        parsed = self._parsed.get(key)
+        cache = self._parsed.setdefault(model, {})
+        parsed = cache.get(raw)
         if parsed is None:
-            if len(self._parsed) >= self.max_entries:
-                self._parsed.clear()  # crude but O(1) amortised; a full miss costs one request's parsing
-            parsed = self._parsed[key] = model.model_validate_json(raw)
+            if len(cache) >= self.max_entries:
+                cache.clear()  # crude but O(1) amortised: a full miss costs one request's parsing
+            parsed = cache[raw] = model.model_validate_json(raw)
         return parsed  # type: ignore[return-value]
 
 

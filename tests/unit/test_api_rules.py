@@ -12,8 +12,9 @@ from consumers.api.broker import TANSU_LAG, is_tansu, total_lag
 from consumers.api.errors import describe_validation_errors, one_line
 from consumers.api.live_stream import Snapshot, SnapshotFilter
 from consumers.api.models import MAX_SYMBOLS_PER_REQUEST, PositionUpdate, SubscribeRequest
+from consumers.api.realtime_pnl import ParseCache
 from consumers.client import position_record
-from schemas.events import AccountPnL, PnLUpdated, PositionPnL, PriceSnapshot, PriceUpdated
+from schemas.events import AccountPnL, PnLUpdated, Position, PositionPnL, PriceSnapshot, PriceUpdated
 
 T0 = "2026-11-20T15:00:00.000000000Z"
 T1 = "2026-11-20T15:00:01.000000000Z"
@@ -131,3 +132,15 @@ def test_snapshot_filter_given_pnl_updates_drops_held_and_older_ones() -> None:
     # A position closed before the snapshot: its close is no older than the total, so it is held already.
     assert not keep.keep_pnl(pnl_update("MSFT", "0.00", T1, qty="0"))
     assert keep.keep_pnl(pnl_update("MSFT", "1.00", T2))
+
+
+def test_parse_cache_given_same_bytes_reuses_the_model_and_bounds_each_model_type() -> None:
+    cache = ParseCache(max_entries=2)
+    raw = [Position(symbol=f"S{i}", qty=Decimal(i), avg_entry_price=Decimal(1), updated_at=T0).to_json()
+           for i in range(3)]
+    first = cache.parse(Position, raw[0])
+    assert cache.parse(Position, raw[0]) is first and first.qty == Decimal(0)
+    cache.parse(Position, raw[1])
+    cache.parse(Position, raw[2])  # full: starts over
+    assert cache.parse(Position, raw[0]) is not first and cache.parse(Position, raw[0]) == first
+    assert cache.parse(PriceSnapshot, price("1.00", "1.02", T0).to_json()).bid == Decimal("1.00")
