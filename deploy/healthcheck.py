@@ -1,4 +1,4 @@
-"""Container healthcheck: ``python -m deploy.healthcheck [ROLE]`` exits 0 when the service answers.
+"""Container healthcheck: ``python -m deploy.healthcheck [ROLE [--port N]]`` exits 0 when the service answers.
 
 One image runs every service, so the role is the argument, or else read from PID 1's command line
 (the container's ``tickwire <command>``). Each role is probed where it serves, at the ports the
@@ -84,7 +84,7 @@ def _tcp(host: str, port: int) -> str | None:
 
 def main(args: list[str]) -> int:
     """Exit code for Docker: 0 healthy, 1 not (the reason on stderr)."""
-    command = pid1_command()
+    command = args or pid1_command()  # natively: ROLE [--port N] for the feed
     role = args[0] if args else role_of(command)
     if role is None:
         return 0  # a one-shot command (create-topics, ...): healthy while it runs
