@@ -1,5 +1,6 @@
 """Run the price processor worker: ``python -m processors worker --without-web``."""
 
+from processors import log_level  # noqa: F401  (registers its start-up task)
 from processors.agents import price_quotes, rekey_positions, value_positions  # noqa: F401  (registers agents)
 from processors.app import app, settings
 from processors.latency import serve_metrics
