@@ -1,9 +1,16 @@
-"""Connections the processor's agents share (one Redis client per worker process)."""
+"""Connections the processor's agents share (one Redis client and one output producer per worker process)."""
 
 from __future__ import annotations
 
 from redis.asyncio import Redis
 
-from processors.app import settings
+from processors.app import app, settings
+from processors.output_producer import OutputProducer
 
 redis = Redis.from_url(settings.redis_url or "redis://127.0.0.1:6379/0", health_check_interval=10)
+outputs = OutputProducer(settings)
+
+
+@app.on_before_shutdown.connect
+async def _close_outputs(app, **kwargs) -> None:  # type: ignore[no-untyped-def]
+    await outputs.stop()

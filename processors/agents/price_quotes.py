@@ -5,14 +5,15 @@ from __future__ import annotations
 import structlog
 
 from processors.app import app, settings
-from processors.clients import redis
+from processors.clients import outputs, redis
 from processors.latency import PROCESSOR_LATENCY
 from processors.price_batch import SourceRecord, price_batch
 from processors.quote_validator import QuoteValidator
 from processors.redis_projection import PriceProjector
 from processors.tables import latest_price_by_symbol
-from processors.topics import prices_topic, quotes_raw_topic, quotes_rejected_topic
+from processors.topics import quotes_raw_topic
 from schemas.timestamps import NS_PER_SECOND, now_ns
+from schemas.topics import PRICES, QUOTES_REJECTED
 
 log = structlog.get_logger(__name__)
 
@@ -33,13 +34,15 @@ async def price_quotes(stream):  # type: ignore[no-untyped-def]
         ]
         result = price_batch(records, latest_price_by_symbol, validator)
         processed_ns = now_ns()
+        sent = outputs.batch()
         for dead in result.rejected:
             rejected = dead.value
             log.info("quote rejected", symbol=rejected.symbol, reason=str(rejected.reason), detail=rejected.detail)
             # The source key keeps a dead letter in its symbol's partition, in order with its neighbours.
-            await quotes_rejected_topic.send(key=dead.key, value=rejected.to_json())
+            await sent.send(QUOTES_REJECTED.name, dead.key, rejected.to_json())
         for price in result.prices:
-            await prices_topic.send(key=price.symbol.encode(), value=price.to_json())
+            await sent.send(PRICES.name, price.symbol.encode(), price.to_json())
         await projector.project(result.prices, [dead.value for dead in result.rejected])
+        await sent.delivered()  # Kafka and Redis round trips overlap; the batch ends when both are done
         PROCESSOR_LATENCY.observe_prices(result.prices, result.appended_ns, processed_ns, now_ns())
 

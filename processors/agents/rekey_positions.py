@@ -5,10 +5,12 @@ from __future__ import annotations
 import structlog
 
 from processors.app import app, settings
+from processors.clients import outputs
 from processors.position_validator import validate_position
 from processors.price_batch import SourceRecord, dead_letter
 from processors.quote_validator import Rejection
-from processors.topics import positions_by_symbol_topic, positions_rejected_topic, positions_topic
+from processors.topics import positions_topic
+from schemas.topics import POSITIONS_BY_SYMBOL, POSITIONS_REJECTED
 
 log = structlog.get_logger(__name__)
 
@@ -18,6 +20,7 @@ async def rekey_positions(stream):  # type: ignore[no-untyped-def]
     """Re-key by symbol so positions are co-partitioned with prices (the P&L join needs both in one worker)."""
     async for events in stream.take_events(settings.processor_batch_size,
                                            within=settings.processor_batch_window_ms / 1000):
+        sent = outputs.batch()
         for event in events:
             outcome = validate_position(event.key, event.value)
             if isinstance(outcome, Rejection):
@@ -25,6 +28,7 @@ async def rekey_positions(stream):  # type: ignore[no-untyped-def]
                                       event.message.offset)
                 dead = dead_letter(record, outcome)
                 log.warning("position rejected", key=event.key, reason=str(outcome.reason), detail=outcome.detail)
-                await positions_rejected_topic.send(key=dead.key, value=dead.value.to_json())
+                await sent.send(POSITIONS_REJECTED.name, dead.key, dead.value.to_json())
                 continue
-            await positions_by_symbol_topic.send(key=outcome.symbol.encode(), value=outcome.to_json())
+            await sent.send(POSITIONS_BY_SYMBOL.name, outcome.symbol.encode(), outcome.to_json())
+        await sent.delivered()

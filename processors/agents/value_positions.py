@@ -5,18 +5,19 @@ from __future__ import annotations
 import structlog
 
 from processors.app import app, settings
-from processors.clients import redis
+from processors.clients import outputs, redis
 from processors.latency import PROCESSOR_LATENCY
+from processors.output_producer import OutputBatch
 from processors.pnl_batch import PnLJoiner
 from processors.pnl_conflation import PnLConflator
 from processors.pnl_projection import PnLProjector
 from processors.price_batch import SourceRecord
 from processors.subscription_keeper import SubscriptionKeeper
 from processors.tables import marks_by_symbol, positions_by_symbol
-from processors.topics import pnl_inputs_topic, pnl_topic, positions_rejected_topic, subscriptions_topic
+from processors.topics import pnl_inputs_topic
 from schemas.events import PositionPnL
 from schemas.timestamps import now_ns
-from schemas.topics import position_key
+from schemas.topics import PNL, POSITIONS_REJECTED, SUBSCRIPTIONS, position_key
 
 log = structlog.get_logger(__name__)
 
@@ -34,27 +35,30 @@ async def value_positions(stream):  # type: ignore[no-untyped-def]
         records = [SourceRecord(e.key, e.value or b"", e.message.topic, e.message.partition, e.message.offset)
                    for e in events]
         result = joiner.apply(records)
+        sent = outputs.batch()
         for dead in result.rejected:
             log.warning("P&L input rejected", topic=dead.value.source_topic, detail=dead.value.detail)
-            await positions_rejected_topic.send(key=dead.key, value=dead.value.to_json())
+            await sent.send(POSITIONS_REJECTED.name, dead.key, dead.value.to_json())
         for request in keeper.update(result.opened_symbols, result.emptied_symbols):
-            await subscriptions_topic.send(key=request.symbol.encode(), value=request.to_json())
-        await _emit(conflator.offer(result.valued), result)
+            await sent.send(SUBSCRIPTIONS.name, request.symbol.encode(), request.to_json())
+        await _emit(conflator.offer(result.valued), sent, result)
 
 
-async def _emit(valued: list[PositionPnL], result=None) -> None:  # type: ignore[no-untyped-def]
+async def _emit(valued: list[PositionPnL], sent: OutputBatch, result=None) -> None:  # type: ignore[no-untyped-def]
     for pnl in valued:
-        await pnl_topic.send(key=position_key(pnl.account, pnl.symbol).encode(), value=pnl.to_json())
+        await sent.send(PNL.name, position_key(pnl.account, pnl.symbol).encode(), pnl.to_json())
     if result is None:
         await projector.project(valued)
     else:
         await projector.project(valued, result.positions, result.trades, result.closes)
+    await sent.delivered()  # Kafka and Redis round trips overlap; the batch ends when both are done
     PROCESSOR_LATENCY.observe_pnl(valued, now_ns())
 
 
 @app.timer(interval=max(settings.pnl_max_delay_ms / 2000, 0.05))
 async def flush_held_pnl() -> None:
     """Emit conflated revaluations that waited long enough, and unsubscribes past their grace period."""
-    await _emit(conflator.due())
+    sent = outputs.batch()
     for request in keeper.due():
-        await subscriptions_topic.send(key=request.symbol.encode(), value=request.to_json())
+        await sent.send(SUBSCRIPTIONS.name, request.symbol.encode(), request.to_json())
+    await _emit(conflator.due(), sent)
