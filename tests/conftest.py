@@ -1,7 +1,8 @@
 """Real servers for the test session: a Kafka-protocol broker and redis-server.
 
 Set TICKWIRE_TEST_KAFKA_BOOTSTRAP / TICKWIRE_TEST_REDIS_URL to use servers of your own (e.g. Redpanda);
-otherwise the embedded Tansu broker and a redis-server are started once per session on free ports.
+otherwise, once per session, Redpanda and Redis containers when a Docker engine answers, else the embedded
+Tansu broker and a redis-server on free ports (TICKWIRE_TEST_CONTAINERS=auto|on|off, see tests/servers.py).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from redis.asyncio import Redis
 
 from deploy.embedded import EmbeddedBroker, EmbeddedRedis
 from deploy.topics import ensure_topics
+from tests.servers import container_mode, docker_engine_available, redis_container, redpanda_container, use_containers
 
 TEST_PARTITIONS = 4
 
@@ -34,12 +36,23 @@ def log_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-async def kafka_bootstrap(log_dir: Path) -> AsyncIterator[str]:
+def containers() -> bool:
+    """Whether this session's servers run in containers (TICKWIRE_TEST_CONTAINERS and a Docker engine)."""
+    return use_containers(container_mode(), docker_engine_available())
+
+
+@pytest.fixture(scope="session")
+async def kafka_bootstrap(log_dir: Path, containers: bool) -> AsyncIterator[str]:
     """bootstrap servers of a running broker with tickwire's topics created."""
     external = os.environ.get("TICKWIRE_TEST_KAFKA_BOOTSTRAP")
     if external:
         await ensure_topics(external, TEST_PARTITIONS)
         yield external
+        return
+    if containers:
+        async with redpanda_container() as bootstrap:
+            await ensure_topics(bootstrap, TEST_PARTITIONS)
+            yield bootstrap
         return
     async with EmbeddedBroker(log_dir) as broker:
         await ensure_topics(broker.bootstrap, TEST_PARTITIONS)
@@ -47,11 +60,15 @@ async def kafka_bootstrap(log_dir: Path) -> AsyncIterator[str]:
 
 
 @pytest.fixture(scope="session")
-async def redis_server_url(log_dir: Path) -> AsyncIterator[str]:
+async def redis_server_url(log_dir: Path, containers: bool) -> AsyncIterator[str]:
     """URL (database 0) of a running redis-server."""
     external = os.environ.get("TICKWIRE_TEST_REDIS_URL")
     if external:
         yield external
+        return
+    if containers:
+        async with redis_container() as url:
+            yield url
         return
     async with EmbeddedRedis(log_dir) as server:
         yield server.url

@@ -19,6 +19,7 @@ from rich.table import Table
 
 from consumers.tools.bounds import TIME_FIELDS, parse_bound
 from consumers.tools.topic_range import RangeError, TopicRange
+from schemas.topics import QUOTES_RAW
 
 SymbolOption = Annotated[
     list[str] | None, typer.Option("--symbol", "-s", help="only this symbol (repeat, or comma-separate)")
@@ -145,7 +146,7 @@ class _RichProgress:
 
 
 def replay_command(
-    topic: Annotated[str, typer.Argument(help="raw topic to re-process")] = "quotes.raw",
+    topic: Annotated[str, typer.Argument(help="raw topic to re-process")] = QUOTES_RAW.name,
     from_offset: Annotated[str | None, typer.Option(help="first offset: N in every partition, or P:N,P:N")] = None,
     to_offset: Annotated[str | None, typer.Option(help="end offset (exclusive): N, or P:N,P:N")] = None,
     from_time: Annotated[str | None, typer.Option(help="start time: RFC 3339, 'now', or an age (90s, 15m, 2h)")] = None,
