@@ -62,6 +62,7 @@ T = TypeVar("T")
 LOCAL_CREDENTIALS = ("tickwire-local", "tickwire-local")
 CATCH_UP_TIMEOUT_S = 5.0
 STREAM_STOP_TIMEOUT_S = 3.0
+HELPER_STOP_TIMEOUT_S = 1.0
 GAP_CHECK_INTERVAL_S = 0.2
 FLUSH_TIMEOUT_S = 5.0
 # Auth refusals that retrying does not cure: report unhealthy at once.
@@ -129,7 +130,7 @@ class IngestService:
         """Run until ``stop`` is set: close the socket, publish what is queued, return (well within 10 s)."""
         if self.settings.ingest_metrics_port:
             self.metrics.serve(self.settings.ingest_metrics_port)
-        background = [asyncio.create_task(self.reporter.run(), name="ingest-status")]
+        background = [_supervised(self.reporter.run, "ingest-status")]
         if self.reconciler.client is None:
             log.info("gap backfill off: set ALPACA_DATA_URL (local feed) or Alpaca credentials")
         try:
@@ -140,8 +141,8 @@ class IngestService:
             if not await _unless_stopped(self.reader.start(), stop):
                 return
             await _unless_stopped(self.reader.catch_up(CATCH_UP_TIMEOUT_S), stop)
-            background += [asyncio.create_task(self.reader.run(), name="ingest-subscriptions"),
-                           asyncio.create_task(self._reconcile_forever(), name="ingest-gaps")]
+            background += [_supervised(self.reader.run, "ingest-subscriptions"),
+                           _supervised(self._reconcile_forever, "ingest-gaps")]
             log.info("ingest ready", instance=self.instance, symbols=sorted(self.subscribed),
                      pending=list(self.subscriptions.pending), url=self.settings.stream_url)
             while not stop.is_set():
@@ -172,27 +173,39 @@ class IngestService:
             self._open_takeover_gap(previous)
         log.info("ingest active: connecting to alpaca", instance=self.instance, url=self.settings.stream_url)
         stream_task = asyncio.create_task(stream._run_forever(), name="alpaca-stream")
-        helpers = [asyncio.create_task(self._watch_staleness(stream), name="ingest-staleness")]
+        helpers = [_supervised(lambda: self._watch_staleness(stream), "ingest-staleness")]
         stopped = asyncio.create_task(stop.wait())
         waiters = {stream_task, stopped}
         if self.lease is not None:
             waiters.add(asyncio.create_task(self.lease.hold(), name="ingest-lease"))
         try:
-            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in [*helpers, *(waiters - {stream_task})]:
+            others = [*helpers, *(waiters - {stream_task})]
+            for task in others:
                 task.cancel()
+            if self.lease is not None:
+                self.lease.stop_holding()
+            # Bounded: a library may swallow a cancel (seen with redis-py on 3.11); never hang the stop on it.
+            _, stuck = await asyncio.wait(others, timeout=HELPER_STOP_TIMEOUT_S)
+            if stuck:
+                log.warning("background tasks did not stop in time", tasks=sorted(t.get_name() for t in stuck))
             await stream.shutdown()
             try:
-                await asyncio.wait_for(stream_task, STREAM_STOP_TIMEOUT_S)
-            except (TimeoutError, Exception) as exc:
-                if not isinstance(exc, TimeoutError):
-                    log.error("alpaca stream task failed", error=f"{type(exc).__name__}: {exc}")
-                stream_task.cancel()
-                await asyncio.gather(stream_task, return_exceptions=True)
+                await asyncio.wait_for(stream_task, STREAM_STOP_TIMEOUT_S)  # cancels it on timeout
+            except TimeoutError:
+                log.error("alpaca stream did not stop in time; cancelled")
+            except Exception as exc:
+                log.error("alpaca stream task failed", error=f"{type(exc).__name__}: {exc}")
             if self.lease is not None:
                 await self.lease.release()  # only now: the socket is closed, a standby may connect
             self.role = "standby"
+            self.stream = None
+        if stream_task in done and not stop.is_set():  # the stream loop ended by itself: never a tight loop
+            delay = self.policy.next_delay()
+            log.error("alpaca stream loop ended unexpectedly; restarting", retry_in_s=round(delay, 2))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
 
     # --- stream observer ----------------------------------------------------------------------
 
@@ -359,6 +372,23 @@ class IngestService:
             problems.append(f"symbol limit {self.settings.max_symbols} reached: "
                             f"{len(self.subscriptions.pending)} symbols wait for a slot")
         return healthy, "; ".join(problems)
+
+
+def _supervised(work: Callable[[], Coroutine[Any, Any, Any]], name: str) -> asyncio.Task[None]:
+    """A background task that outlives a bug: logs the error in one line and starts ``work`` again."""
+
+    async def keep_running() -> None:
+        while True:
+            try:
+                await work()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.exception(f"{name} failed; restarting it in 1 s", error=f"{type(exc).__name__}: {exc}")
+                await asyncio.sleep(1.0)  # back-off before the restart, not synchronisation
+
+    return asyncio.create_task(keep_running(), name=name)
 
 
 async def _unless_stopped(work: Coroutine[Any, Any, T], stop: asyncio.Event) -> bool:

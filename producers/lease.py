@@ -34,6 +34,7 @@ class IngestLease:
         self.poll_s = min(1.0, ttl_ms / 5000)
         self.renew_s = ttl_ms / 3000
         self._redis_down = False
+        self._holding = False  # checked around every await: a cancel swallowed inside redis-py must not renew
 
     async def try_acquire(self) -> bool:
         """Take the lease if nobody holds it."""
@@ -44,11 +45,16 @@ class IngestLease:
         return bool(await self.redis.eval(_RENEW, 1, self.key, self.owner, self.ttl_ms))
 
     async def release(self) -> None:
-        """Give the lease up (only if still ours), so a standby takes over at once."""
+        """Give the lease up (only if still ours), so a standby takes over at once; ends :meth:`hold`."""
+        self._holding = False
         try:
             await self.redis.eval(_RELEASE, 1, self.key, self.owner)
         except RedisError as exc:
             log.warning("lease not released (redis unreachable); it expires by itself", error=str(exc))
+
+    def stop_holding(self) -> None:
+        """Make :meth:`hold` return at its next step, without releasing (the socket must close first)."""
+        self._holding = False
 
     async def holder(self) -> str | None:
         """Who holds the lease now (None: free)."""
@@ -74,11 +80,17 @@ class IngestLease:
         return False
 
     async def hold(self) -> None:
-        """Renew until the lease is lost to another holder, then return (the caller must disconnect)."""
-        while True:
+        """Renew until the lease is lost to another holder (or released), then return."""
+        self._holding = True
+        while self._holding:
             await asyncio.sleep(self.renew_s)  # the renewal period, not synchronisation
             try:
-                if await self.renew() or await self.try_acquire():  # expired unnoticed (redis restart)
+                if not self._holding:
+                    return
+                renewed = await self.renew()
+                if not self._holding:
+                    return
+                if renewed or await self.try_acquire():  # expired unnoticed (redis restart): take it back
                     self._redis_ok()
                     continue
                 log.error("lease lost: another ingest holds the alpaca connection now; stepping down",

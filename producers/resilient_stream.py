@@ -48,6 +48,9 @@ ADVICE = {
     411: "the token lacks the market-data scope",
     429: "Alpaca rate-limited the connection attempts",
 }
+# alpaca-py's defaults plus a short close timeout: when a stop finds the client's queue full (1024 frames),
+# the server cannot get its close frame through and the default 10 s (+10 s) wait would eat the stop budget.
+WEBSOCKET_PARAMS = {"ping_interval": 10, "ping_timeout": 180, "max_queue": 1024, "close_timeout": 1.0}
 STREAM_CHANNELS = ("trades", "quotes", "bars", "dailyBars", "statuses")
 # Alpaca's test stream offers only these; naming another channel there gets the whole subscribe refused (410).
 TEST_STREAM_CHANNELS = ("trades", "quotes", "bars")
@@ -99,7 +102,7 @@ class ResilientStockDataStream(StockDataStream):
         observer: StreamObserver,
         channels: Iterable[str] = STREAM_CHANNELS,
     ) -> None:
-        super().__init__(api_key, secret_key, raw_data=True, url_override=url)
+        super().__init__(api_key, secret_key, raw_data=True, url_override=url, websocket_params=WEBSOCKET_PARAMS)
         self.url = url
         self.policy = policy
         self.observer = observer

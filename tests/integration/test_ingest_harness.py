@@ -7,6 +7,7 @@ test gets its own symbols, control topic and Redis database, so tests sharing th
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
@@ -56,7 +57,12 @@ class RunningIngest:
         """Stop it as SIGTERM would; returns the seconds it took."""
         started = time.monotonic()
         self.stop.set()
-        await asyncio.wait_for(asyncio.shield(self.task), timeout)
+        try:
+            await asyncio.wait_for(asyncio.shield(self.task), timeout)
+        except TimeoutError:  # show where it hangs
+            for task in asyncio.all_tasks():
+                task.print_stack(limit=4, file=sys.stderr)
+            raise
         return time.monotonic() - started
 
 

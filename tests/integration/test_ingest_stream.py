@@ -259,3 +259,31 @@ async def test_ingest_given_malformed_frames_counts_them_and_keeps_the_socket(
     assert status.malformed == 2 and feed.connection_count == 1 and status.connected
     assert published[-1]["t"] == format_ns(t0)
     assert "bp" not in published[1], "a quote missing a field is passed on for the processor to dead-letter"
+
+
+async def test_ingest_given_slow_client_407_reconnects_and_reports_the_gap(
+    kafka_bootstrap: str, redis_url: str, make_feed: MakeFeed
+) -> None:
+    """Test Alpaca's slow-client disconnect (407): logged as such, reconnected, announced as a gap."""
+    # Arrange
+    symbol = unique_symbol("W")
+    feed = await make_feed(rate_per_symbol=0)
+    t0 = now_ns()
+    async with running_ingest(kafka_bootstrap, redis_url, feed, [symbol]) as ingest:
+        await feed.wait_for_subscription("quotes", [symbol], timeout=DEADLINE)
+        feed.inject([quote(symbol, 10.0, t0)])
+        await records_of(kafka_bootstrap, QUOTES_RAW.name, symbol, 1)
+
+        # Act
+        feed.faults.slow_client(max_pending_bytes=1)
+        feed.inject([quote(symbol, 10.1, t0 + 1)])
+        await feed.wait_for_sessions(0, timeout=DEADLINE)
+        feed.faults.clear()
+        await feed.wait_for_subscription("quotes", [symbol], timeout=DEADLINE)
+        feed.inject([quote(symbol, 10.2, t0 + 2)])
+        [gap] = await records_of(kafka_bootstrap, FEED_GAPS.name, symbol, 1)
+        errors = ingest.service.router.errors
+
+    # Assert
+    assert errors[407] == 1
+    assert (gap["reason"], gap["last_before"], gap["first_after"]) == ("reconnect", format_ns(t0), format_ns(t0 + 2))
