@@ -6,6 +6,7 @@ from collections.abc import Iterator, MutableMapping
 from typing import Any
 
 from processors.app import app, settings
+from processors.write_behind import WriteBehindTable, more_than_price_changed
 from schemas.topics import LATEST_PRICE_TABLE, MARKS_TABLE, POSITIONS_TABLE
 
 # symbol bytes -> PriceEvent JSON dict of the newest accepted quote. The producer partitions changelog
@@ -43,7 +44,8 @@ class SymbolKeyedTable(MutableMapping[str, dict[str, Any]]):
         return len(self._table)
 
 
-latest_price_by_symbol = SymbolKeyedTable(latest_price_table)
+# Written behind: the newest value of each symbol reaches the changelog once per flush (see write_behind.py).
+latest_price_by_symbol = WriteBehindTable(latest_price_table)
 
 # symbol bytes -> {account: Position JSON}: the open positions in each symbol.
 positions_table = app.Table(
@@ -53,5 +55,30 @@ positions_table = app.Table(
 marks_table = app.Table(
     MARKS_TABLE, key_type=bytes, partitions=settings.topic_partitions, use_partitioner=True
 )
-positions_by_symbol = SymbolKeyedTable(positions_table)
-marks_by_symbol = SymbolKeyedTable(marks_table)
+positions_by_symbol = SymbolKeyedTable(positions_table)  # every position change is written at once
+marks_by_symbol = WriteBehindTable(marks_table, write_through=more_than_price_changed)
+WRITTEN_BEHIND = (latest_price_by_symbol, marks_by_symbol)
+
+
+FLUSHES_PER_SECOND = 10
+
+
+@app.timer(interval=1 / FLUSHES_PER_SECOND)
+async def flush_written_behind_tables() -> None:
+    """Hand the oldest pending latest prices and marks to their tables, within the changelog budget."""
+    budget = max(1, settings.table_writes_per_second // FLUSHES_PER_SECOND)
+    for table in WRITTEN_BEHIND:
+        budget -= table.flush(budget)
+
+
+@app.on_partitions_revoked.connect
+async def _flush_before_revoke(app, revoked, **kwargs) -> None:  # type: ignore[no-untyped-def]
+    # The worker taking over these partitions recovers the tables from their changelogs: give it the newest.
+    for table in WRITTEN_BEHIND:
+        table.flush()
+
+
+@app.on_before_shutdown.connect
+async def _flush_before_shutdown(app, **kwargs) -> None:  # type: ignore[no-untyped-def]
+    for table in WRITTEN_BEHIND:
+        table.flush()
