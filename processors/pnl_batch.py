@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, MutableMapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -125,7 +126,8 @@ class PnLJoiner:
                     return None  # prices only ever carries newer quotes per symbol; a replay may not
                 entry["price"] = price.model_dump(mode="json", exclude={"received_at"})
                 marks[price.symbol] = entry
-                return price.symbol if self.policy != "last" else None
+                # Same mark, same P&L (the conflator would drop every revaluation): skip the work.
+                return price.symbol if self.policy != "last" and _mark_moved(self.policy, stored, price) else None
             if record.topic == TRADES_RAW.name:
                 trade = _last_trade(orjson.loads(record.value))
                 entry = dict(self._marks(trade.symbol, marks))
@@ -173,6 +175,14 @@ class PnLJoiner:
         if symbol in pending:
             return pending[symbol]
         return self.marks_by_symbol.get(symbol) or {}
+
+
+def _mark_moved(policy: MarkPolicy, stored: Json | None, price: PriceEvent) -> bool:
+    """Whether a new quote moves the mark a position is valued at (the mid, or the bid or ask)."""
+    if stored is None:
+        return True
+    fields = ("mid",) if policy == "mid" else ("bid", "ask")
+    return any(Decimal(stored[name]) != getattr(price, name) for name in fields)
 
 
 def _last_trade(raw: Json) -> LastTrade:

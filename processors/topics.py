@@ -34,6 +34,7 @@ positions_rejected_topic = raw_topic(POSITIONS_REJECTED.name)
 pnl_topic = raw_topic(PNL.name)
 subscriptions_topic = raw_topic(SUBSCRIPTIONS.name)
 
-# The P&L join reads every input that can change a mark or a position, co-partitioned by symbol.
-_mark_topics = [PRICES.name, DAILY_BARS_RAW.name] + ([TRADES_RAW.name] if settings.mark_policy == "last" else [])
+# The P&L join reads every input that can change a mark or a position, co-partitioned by symbol; prices
+# are handed to it directly by price_quotes (processors/pnl_emitter.py), not read back from Kafka.
+_mark_topics = [DAILY_BARS_RAW.name] + ([TRADES_RAW.name] if settings.mark_policy == "last" else [])
 pnl_inputs_topic = raw_topic(POSITIONS_BY_SYMBOL.name, *_mark_topics)

@@ -7,6 +7,7 @@ import structlog
 from processors.app import app, settings
 from processors.clients import outputs, redis
 from processors.latency import PROCESSOR_LATENCY
+from processors.pnl_service import pnl_emitter
 from processors.price_batch import SourceRecord, price_batch
 from processors.quote_validator import QuoteValidator
 from processors.redis_projection import PriceProjector
@@ -40,9 +41,14 @@ async def price_quotes(stream):  # type: ignore[no-untyped-def]
             log.info("quote rejected", symbol=rejected.symbol, reason=str(rejected.reason), detail=rejected.detail)
             # The source key keeps a dead letter in its symbol's partition, in order with its neighbours.
             await sent.send(QUOTES_REJECTED.name, dead.key, rejected.to_json())
+        newest: dict[str, SourceRecord] = {}
         for price in result.prices:
-            await sent.send(PRICES.name, price.symbol.encode(), price.to_json())
+            value = price.to_json()
+            await sent.send(PRICES.name, price.symbol.encode(), value)
+            # Conflated per batch: positions are revalued once, at the symbol's newest mark of the batch.
+            newest[price.symbol] = SourceRecord(price.symbol.encode(), value, PRICES.name, -1, -1)
         await projector.project(result.prices, [dead.value for dead in result.rejected])
-        await sent.delivered()  # Kafka and Redis round trips overlap; the batch ends when both are done
         PROCESSOR_LATENCY.observe_prices(result.prices, result.appended_ns, processed_ns, now_ns())
+        # Ends once Kafka (prices and pnl) and Redis have everything this batch produced.
+        await pnl_emitter.apply(list(newest.values()), sent)
 

@@ -43,6 +43,26 @@ def test_apply_given_price_then_positions_revalues_each_account_in_the_symbol() 
     assert set(positions["AAPL"]) == {"a", "b"}
 
 
+@pytest.mark.parametrize(("policy", "bid", "ask", "revalued"), [
+    ("mid", "151.98", "152.02", False),  # wider quote, same mid
+    ("mid", "152.00", "152.02", True),
+    ("side", "151.98", "152.02", True),  # same mid, but the bid a long is marked at moved
+    ("side", "151.990", "152.010", False),  # same bid and ask, written differently
+])
+def test_apply_given_quote_that_keeps_the_mark_skips_revaluation(policy: str, bid: str, ask: str,
+                                                                  revalued: bool) -> None:
+    """Test that a new quote revalues positions only when it moves the mark they are valued at."""
+    # Arrange
+    join, _, marks = joiner(policy)
+    join.apply([position_record("a", "AAPL", "100", "150"),
+                price_record("AAPL", "151.99", "152.01", "2026-01-01T00:00:01.000000000Z")])
+    # Act
+    result = join.apply([price_record("AAPL", bid, ask, "2026-01-01T00:00:02.000000000Z")])
+    # Assert
+    assert bool(result.valued) is revalued
+    assert marks["AAPL"]["price"]["timestamp"] == "2026-01-01T00:00:02.000000000Z"  # the mark itself is kept
+
+
 def test_apply_given_older_price_ignores_it() -> None:
     join, _, marks = joiner()
     join.apply([price_record("AAPL", "10", "10", "2026-01-01T00:00:02.000000000Z")])

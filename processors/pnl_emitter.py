@@ -1,0 +1,67 @@
+"""PnLEmitter: applies P&L inputs to the join and emits what changed (dead letters, subscriptions, revaluations).
+
+Two agents feed the join: ``price_quotes`` hands over each batch's accepted prices directly (so a tick's
+P&L needs no second trip through Kafka and no second Faust consumption), and ``value_positions`` the
+positions, closes and trades. Each batch is applied and emitted under one lock, so revaluations reach
+Redis in the order they were computed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+import structlog
+
+from processors.latency import PROCESSOR_LATENCY
+from processors.output_producer import OutputBatch
+from processors.pnl_batch import PnLBatchResult, PnLJoiner
+from processors.pnl_conflation import PnLConflator
+from processors.pnl_projection import PnLProjector
+from processors.price_batch import SourceRecord
+from processors.subscription_keeper import SubscriptionKeeper
+from schemas.events import PositionPnL
+from schemas.timestamps import now_ns
+from schemas.topics import PNL, POSITIONS_REJECTED, SUBSCRIPTIONS, position_key
+
+log = structlog.get_logger(__name__)
+
+
+class PnLEmitter:
+    """One per worker: the join, its conflation, the subscription keeper and the Redis projection."""
+
+    def __init__(self, joiner: PnLJoiner, conflator: PnLConflator, keeper: SubscriptionKeeper,
+                 projector: PnLProjector) -> None:
+        self.joiner = joiner
+        self.conflator = conflator
+        self.keeper = keeper
+        self.projector = projector
+        self._lock = asyncio.Lock()
+
+    async def apply(self, records: Sequence[SourceRecord], sent: OutputBatch) -> None:
+        """Apply a batch and emit its consequences; returns once Kafka and Redis have them."""
+        async with self._lock:
+            result = self.joiner.apply(records)
+            for dead in result.rejected:
+                log.warning("P&L input rejected", topic=dead.value.source_topic, detail=dead.value.detail)
+                await sent.send(POSITIONS_REJECTED.name, dead.key, dead.value.to_json())
+            for request in self.keeper.update(result.opened_symbols, result.emptied_symbols):
+                await sent.send(SUBSCRIPTIONS.name, request.symbol.encode(), request.to_json())
+            await self._emit(self.conflator.offer(result.valued), sent, result)
+
+    async def flush_held(self, sent: OutputBatch) -> None:
+        """Emit conflated revaluations that waited long enough, and unsubscribes past their grace period."""
+        async with self._lock:
+            for request in self.keeper.due():
+                await sent.send(SUBSCRIPTIONS.name, request.symbol.encode(), request.to_json())
+            await self._emit(self.conflator.due(), sent, None)
+
+    async def _emit(self, valued: list[PositionPnL], sent: OutputBatch, result: PnLBatchResult | None) -> None:
+        for pnl in valued:
+            await sent.send(PNL.name, position_key(pnl.account, pnl.symbol).encode(), pnl.to_json())
+        if result is None:
+            await self.projector.project(valued)
+        else:
+            await self.projector.project(valued, result.positions, result.trades, result.closes)
+        await sent.delivered()  # Kafka and Redis round trips overlap; the batch ends when both are done
+        PROCESSOR_LATENCY.observe_pnl(valued, now_ns())

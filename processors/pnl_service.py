@@ -1,0 +1,19 @@
+"""The worker's one PnLEmitter, wired to its tables, Redis and settings (both P&L-feeding agents share it)."""
+
+from __future__ import annotations
+
+from processors.app import settings
+from processors.clients import redis
+from processors.pnl_batch import PnLJoiner
+from processors.pnl_conflation import PnLConflator
+from processors.pnl_emitter import PnLEmitter
+from processors.pnl_projection import PnLProjector
+from processors.subscription_keeper import SubscriptionKeeper
+from processors.tables import marks_by_symbol, positions_by_symbol
+
+pnl_emitter = PnLEmitter(
+    PnLJoiner(positions_by_symbol, marks_by_symbol, settings.mark_policy),
+    PnLConflator(settings.pnl_min_change, settings.pnl_min_change_bps, settings.pnl_max_delay_ms / 1000),
+    SubscriptionKeeper(settings.unsubscribe_grace_seconds),
+    PnLProjector(redis, trade_ttl_seconds=settings.price_ttl_seconds),
+)
