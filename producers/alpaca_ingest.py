@@ -158,7 +158,7 @@ class IngestService:
                 await self.reader.stop()
             await self.publisher.close(FLUSH_TIMEOUT_S)
             self.metrics.close()
-            log.info("ingest stopped", queue_left=self.publisher.queue.qsize(), **self.publisher.counters.as_dict())
+            log.info("ingest stopped", queue_left=self.publisher.depth, **self.publisher.counters.as_dict())
 
     async def _serve_as_active(self, stop: asyncio.Event) -> None:
         """Hold the Alpaca connection until ``stop`` or the lease is lost; then close it, then release."""
@@ -328,7 +328,7 @@ class IngestService:
             stream_url=self.settings.stream_url,
             subscribed_symbols=sorted(self.subscribed),
             reconnect_attempts=self.policy.attempts,
-            queue_depth=self.publisher.queue.qsize(),
+            queue_depth=self.publisher.depth,
             overflow=counters.overflow,
             messages_received=dict(received),
             messages_published=dict(counters.published),

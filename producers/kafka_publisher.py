@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,7 +13,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
-from producers.raw_events import KafkaRecord, encode_raw_event
+from producers.raw_events import KafkaRecord, encode_raw_event, format_ns_fast
 from schemas.timestamps import now_ns
 
 log = structlog.get_logger(__name__)
@@ -42,35 +42,39 @@ class IngestCounters:
 
 
 class RawEventPublisher:
-    """Accepts messages without blocking (``offer``) and publishes them to Kafka from its own task.
+    """A bounded buffer between the Alpaca stream and Kafka, drained in batches by its own task.
 
-    The queue is bounded: when Kafka cannot keep up (or is down), new messages are counted as overflow
-    and logged, never buffered without limit; the caller learns it from ``offer``'s result (the ingest
-    turns it into a gap to repair). A failed batch is retried with backoff until it is delivered, so
-    publishing resumes by itself when Kafka returns. ``send_records`` is the side door for the few
-    records that must not compete with live data for queue slots (gap events, backfill).
+    The stream's hot path hands over whole frames (:meth:`put`, after asking :meth:`room`); single
+    messages go through :meth:`offer`. The bound counts messages, in flight to Kafka included: when
+    Kafka cannot keep up (or is down) new messages are refused, counted as overflow and logged, never
+    buffered without limit (the ingest turns refusals into a gap to repair). A failed batch is retried
+    with backoff until delivered, so publishing resumes by itself when Kafka returns. ``send_records``
+    is the side door for the few records that must not compete with live data for room (gap events,
+    backfill).
     """
 
-    def __init__(
-        self, bootstrap_servers: list[str], queue_size: int, batch_size: int = 500, **client_options: Any
-    ) -> None:
-        self.queue: asyncio.Queue[tuple[dict[str, Any], int]] = asyncio.Queue(maxsize=queue_size)
+    def __init__(self, bootstrap_servers: list[str], queue_size: int, batch_size: int = 500) -> None:
+        self.capacity = queue_size
+        self.depth = 0  # messages buffered or in flight
         self.batch_size = batch_size
         self.counters = IngestCounters()
         self.kafka_ok = True
         self._overflowing = False
+        self._frames: deque[tuple[list[dict[str, Any]], int]] = deque()
+        self._wakeup = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
         self._producer = AIOKafkaProducer(
             bootstrap_servers=bootstrap_servers,
             acks="all",
             linger_ms=1,
             request_timeout_ms=10_000,
             retry_backoff_ms=200,
-            **client_options,  # TLS/SASL for a managed Kafka (tickwire.kafka.aiokafka_security)
         )
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        """Connect to Kafka (retrying while it is unreachable) and start draining the queue."""
+        """Connect to Kafka (retrying while it is unreachable) and start draining."""
         async for attempt in AsyncRetrying(
             retry=retry_if_exception_type(KafkaError),
             wait=wait_exponential(multiplier=RETRY_FIRST_S, max=RETRY_MAX_S),
@@ -85,57 +89,82 @@ class RawEventPublisher:
 
     @property
     def overflowing(self) -> bool:
-        """True from a refused message until the queue accepts one again."""
+        """True from a refused message until a message is accepted again."""
         return self._overflowing
 
-    def offer(self, message: dict[str, Any], received_ns: int | None = None) -> bool:
-        """Enqueue a message (received at ``received_ns``, default now); False (and counted) if the queue is full."""
-        self.counters.received[message.get("T")] += 1  # type: ignore[index]
-        try:
-            self.queue.put_nowait((message, now_ns() if received_ns is None else received_ns))
-        except asyncio.QueueFull:
-            self._on_overflow()
-            return False
+    def room(self) -> int:
+        """How many more messages fit now."""
+        return self.capacity - self.depth
+
+    def put(self, messages: list[dict[str, Any]], received_ns: int) -> None:
+        """Buffer messages received at ``received_ns`` that fit (the caller checked :meth:`room`)."""
+        if not messages:
+            return
+        self._frames.append((messages, received_ns))
+        self.depth += len(messages)
+        self._idle.clear()
+        self._wakeup.set()
         if self._overflowing:
             self._overflowing = False
             log.warning("ingest queue accepting messages again", overflow_total=self.counters.overflow)
-        return True
 
-    def _on_overflow(self) -> None:
+    def refuse(self) -> None:
+        """Count one message that did not fit (logged on the first one of an overflow, then every 1000)."""
         self.counters.overflow += 1
         if not self._overflowing:
             self._overflowing = True
             log.error("ingest queue full: dropping messages (Kafka slow or unreachable); gaps will be backfilled",
-                      queue_size=self.queue.maxsize, overflow_total=self.counters.overflow)
+                      queue_size=self.capacity, overflow_total=self.counters.overflow)
         elif self.counters.overflow % 1000 == 0:
             log.warning("ingest queue still full", overflow_total=self.counters.overflow)
 
+    def offer(self, message: dict[str, Any], received_ns: int | None = None) -> bool:
+        """Buffer one message (received at ``received_ns``, default now); False (and counted) if full."""
+        self.counters.received[message.get("T")] += 1  # type: ignore[index]
+        if self.depth >= self.capacity:
+            self.refuse()
+            return False
+        self.put([message], now_ns() if received_ns is None else received_ns)
+        return True
+
     async def send_records(self, records: Sequence[KafkaRecord]) -> None:
-        """Publish ``records`` now, outside the queue; retries until Kafka has them all."""
+        """Publish ``records`` now, outside the buffer; retries until Kafka has them all."""
         if records:
             await self._send_until_delivered(list(records), what="records")
 
     async def close(self, timeout: float = 5.0) -> None:
-        """Publish everything still queued (within ``timeout``), then disconnect."""
+        """Publish everything still buffered (within ``timeout``), then disconnect."""
         if self._task is not None:
             try:
-                await asyncio.wait_for(self.queue.join(), timeout)
+                await asyncio.wait_for(self._idle.wait(), timeout)
             except TimeoutError:
-                log.error("ingest shutdown: messages still queued were not published", left=self.queue.qsize())
+                log.error("ingest shutdown: messages still queued were not published", left=self.depth)
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
         await self._producer.stop()
 
     async def _drain_forever(self) -> None:
         while True:
-            batch = [await self.queue.get()]
-            while len(batch) < self.batch_size and not self.queue.empty():
-                batch.append(self.queue.get_nowait())
-            records = [r for r in (encode_raw_event(m, ns) for m, ns in batch) if r is not None]
+            if not self._frames:
+                self._idle.set()
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            frames = [self._frames.popleft()]
+            size = len(frames[0][0])
+            while self._frames and size < self.batch_size:
+                frames.append(self._frames.popleft())
+                size += len(frames[-1][0])
+            records = []
+            for messages, received_ns in frames:
+                received_at = format_ns_fast(received_ns)  # once per frame
+                records += [r for r in (encode_raw_event(m, received_ns, received_at) for m in messages) if r]
             await self._send_until_delivered(records, what="batch")
-            for message, _ in batch:
-                self.counters.published[message.get("T")] += 1  # type: ignore[index]
-                self.queue.task_done()
+            published = self.counters.published
+            for messages, _ in frames:
+                for message in messages:
+                    published[message.get("T")] += 1  # type: ignore[index]
+            self.depth -= size
 
     async def _send_until_delivered(self, records: list[KafkaRecord], what: str) -> None:
         delay = RETRY_FIRST_S

@@ -50,10 +50,14 @@ class StreamRouter:
         self.acknowledged: dict[str, list[str]] = {}
 
     def on_frame(self, messages: list[Any], received_ns: int) -> None:
-        """Handle one frame (alpaca-py raw maps, ``t`` as msgpack Timestamp)."""
-        offer = self.publisher.offer
+        """Handle one frame (alpaca-py raw maps, ``t`` as msgpack Timestamp): one hand-over per frame."""
+        publisher = self.publisher
+        received = publisher.counters.received
+        room = publisher.room()
+        accepted: list[dict[str, Any]] = []
         gaps = self.gaps
         subscribed = self.subscribed
+        last_queued_t = self.last_queued_t
         for message in messages:
             if type(message) is not dict:
                 self.malformed += 1
@@ -65,22 +69,26 @@ class StreamRouter:
                     self.late += 1
                     continue
                 self.last_received_ns[symbol] = received_ns
-                self.last_any_ns = received_ns
+                received[kind] += 1
                 if kind == STATUS_TYPE:
-                    self.publisher.counters.received[kind] += 1
                     self.staleness.on_status(symbol, message.get("sc"))
-                elif offer(message, received_ns):
+                elif room > 0:
+                    room -= 1
+                    accepted.append(message)
                     stamp = message.get("t")
-                    self.last_queued_t[symbol] = stamp
+                    last_queued_t[symbol] = stamp
                     if gaps.waiting:
                         gaps.observe(symbol, stamp, received_ns)
                 else:
-                    gaps.dropped(symbol, self.last_queued_t.get(symbol), received_ns)
+                    publisher.refuse()
+                    gaps.dropped(symbol, last_queued_t.get(symbol), received_ns)
+                self.last_any_ns = received_ns
             elif kind == "subscription":
                 self.acknowledged = {k: v for k, v in message.items() if k != "T" and isinstance(v, list)}
             elif kind == "error":
                 self._on_error(message)
             # "success" and unknown types are ignored, like alpaca-py does
+        publisher.put(accepted, received_ns)
 
     def on_malformed(self, error: str) -> None:
         """A frame could not be decoded at all."""

@@ -133,7 +133,7 @@ async def test_ingest_given_stop_during_a_burst_publishes_everything_it_received
         # Act
         feed.inject(burst)
         await until(lambda: publisher.counters.received["q"] >= 2_000, "part of the burst received")
-        queued_at_stop = publisher.queue.qsize()
+        queued_at_stop = publisher.depth
         stop_s = await ingest.shutdown()
         received = publisher.counters.received["q"]
     published = await records_of(kafka_bootstrap, QUOTES_RAW.name, symbol, received)
@@ -141,7 +141,7 @@ async def test_ingest_given_stop_during_a_burst_publishes_everything_it_received
     # Assert
     print(f"stopped in {stop_s:.2f}s with {queued_at_stop} queued; {received} received, all published")
     assert stop_s < 10
-    assert publisher.counters.overflow == 0 and publisher.queue.qsize() == 0
+    assert publisher.counters.overflow == 0 and publisher.depth == 0
     assert publisher.counters.published["q"] == received
     assert len(published) == received == len({q["t"] for q in published})
     assert feed.sessions == (), "the socket is closed"
