@@ -60,6 +60,8 @@ class PnLJoiner:
         self.positions_by_symbol = positions_by_symbol
         self.marks_by_symbol = marks_by_symbol
         self.policy = policy
+        # (symbol, account) -> (the table's dict, its Position): table values are replaced, never mutated.
+        self._parsed_positions: dict[tuple[str, str], tuple[Json, Position]] = {}
 
     def apply(self, records: Iterable[SourceRecord]) -> PnLBatchResult:
         """Apply a batch; tables are written once per symbol at the end (each write is a changelog record)."""
@@ -155,16 +157,24 @@ class PnLJoiner:
 
     def _revalue_symbol(self, symbol: str, positions: dict[str, Json], marks: dict[str, Json],
                         result: PnLBatchResult, now: str) -> None:
-        entry = self._marks(symbol, marks)
-        for raw in self._positions(symbol, positions).values():
-            result.valued.append(self._value(Position.model_validate(raw), entry, now))
+        parsed = _parse_marks(self._marks(symbol, marks))  # once per symbol, not once per position
+        for account, raw in self._positions(symbol, positions).items():
+            result.valued.append(self._value_at(self._position(symbol, account, raw), parsed, now))
 
     def _value(self, position: Position, entry: Json, now: str) -> PositionPnL:
-        price = PriceSnapshot.model_validate(entry["price"]) if entry.get("price") else None
-        trade = LastTrade.model_validate(entry["trade"]) if entry.get("trade") else None
-        close = PreviousClose.model_validate(entry["close"]) if entry.get("close") else None
-        mark = choose_mark(self.policy, position.qty, price, trade, close)
-        return value_position(position, mark, now)
+        return self._value_at(position, _parse_marks(entry), now)
+
+    def _value_at(self, position: Position, parsed: ParsedMarks, now: str) -> PositionPnL:
+        return value_position(position, choose_mark(self.policy, position.qty, *parsed), now)
+
+    def _position(self, symbol: str, account: str, raw: Json) -> Position:
+        """The Position of a table entry, parsed once per stored value (kept while the stored dict is the same)."""
+        cached = self._parsed_positions.get((symbol, account))
+        if cached is not None and cached[0] is raw:
+            return cached[1]
+        position = Position.model_validate(raw)
+        self._parsed_positions[(symbol, account)] = (raw, position)
+        return position
 
     def _positions(self, symbol: str, pending: dict[str, Json]) -> Json:
         if symbol in pending:
@@ -175,6 +185,16 @@ class PnLJoiner:
         if symbol in pending:
             return pending[symbol]
         return self.marks_by_symbol.get(symbol) or {}
+
+
+ParsedMarks = tuple[PriceSnapshot | None, LastTrade | None, PreviousClose | None]
+
+
+def _parse_marks(entry: Json) -> ParsedMarks:
+    price = PriceSnapshot.model_validate(entry["price"]) if entry.get("price") else None
+    trade = LastTrade.model_validate(entry["trade"]) if entry.get("trade") else None
+    close = PreviousClose.model_validate(entry["close"]) if entry.get("close") else None
+    return price, trade, close
 
 
 def _mark_moved(policy: MarkPolicy, stored: Json | None, price: PriceEvent) -> bool:
