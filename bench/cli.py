@@ -43,6 +43,8 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
     parser.add_argument("--out", type=Path, default=cfg.out_dir, help="results folder (default %(default)s)")
     parser.add_argument("--set", action="append", default=[], metavar="VAR=VALUE",
                         help="environment for the pipeline's processes, e.g. TICKWIRE_PROCESSOR_BATCH_SIZE=500")
+    parser.add_argument("--profile", default="", help="comma list of processes to run under cProfile "
+                        "(processor, ingest, direct); stats go to <run dir>/<design>/<name>.prof")
     args = parser.parse_args(argv)
     return replace(
         cfg,
@@ -60,6 +62,7 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
         soak_rate=args.soak_rate,
         out_dir=args.out,
         env=dict(item.split("=", 1) for item in args.set),
+        profile=tuple(p for p in args.profile.split(",") if p),
     )
 
 

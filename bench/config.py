@@ -34,6 +34,7 @@ class BenchConfig:
     run_dir: Path = Path(".tickwire/bench")
     seed: int = 0
     env: dict[str, str] = field(default_factory=dict)  # extra environment for the pipeline's processes
+    profile: tuple[str, ...] = ()  # processes to run under cProfile (stats in <run dir>/<design>/<name>.prof)
 
     def symbol_names(self) -> list[str]:
         """``S000``, ``S001``, ...: synthetic tickers, so nobody mistakes the figures for a real market's."""

@@ -49,6 +49,7 @@ class StepResult:
     drained: bool = True
     sustained: bool = False
     cpu_percent: dict[str, float] = field(default_factory=dict)
+    cpu_ms_per_1k_quotes: dict[str, float] = field(default_factory=dict)  # CPU cost, robust to a busy machine
     peak_rss_mb: dict[str, float] = field(default_factory=dict)
     note: str = ""
 
@@ -112,6 +113,9 @@ class StepRunner:
         result.generated_per_s = round((last.sent - first.sent) / span, 1)
         result.throughput_per_s = round((last.processed - first.processed) / span, 1)
         result.backlog_growth_per_s = round(slope([(t, b) for t, b in points]), 1)
+        if result.throughput_per_s > 0:
+            result.cpu_ms_per_1k_quotes = {name: round(pct * 10_000 / result.throughput_per_s, 1)
+                                           for name, pct in result.cpu_percent.items()}
 
         burst_start = time.time_ns()
         burst = await self._burst(rate, last) if cfg.burst_factor > 1 else None
