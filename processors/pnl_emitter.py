@@ -57,11 +57,12 @@ class PnLEmitter:
             await self._emit(self.conflator.due(), sent, None)
 
     async def _emit(self, valued: list[PositionPnL], sent: OutputBatch, result: PnLBatchResult | None) -> None:
-        for pnl in valued:
-            await sent.send(PNL.name, position_key(pnl.account, pnl.symbol).encode(), pnl.to_json())
+        payloads = [pnl.to_json() for pnl in valued]  # one serialisation for Kafka and Redis
+        for pnl, payload in zip(valued, payloads, strict=True):
+            await sent.send(PNL.name, position_key(pnl.account, pnl.symbol).encode(), payload)
         if result is None:
-            await self.projector.project(valued)
+            await self.projector.project(valued, payloads=payloads)
         else:
-            await self.projector.project(valued, result.positions, result.trades, result.closes)
+            await self.projector.project(valued, result.positions, result.trades, result.closes, payloads)
         await sent.delivered()  # Kafka and Redis round trips overlap; the batch ends when both are done
         PROCESSOR_LATENCY.observe_pnl(valued, now_ns())

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import orjson
 import structlog
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
-from schemas.events import LastTrade, PnLUpdated, Position, PositionPnL, PreviousClose
+from schemas.events import LastTrade, Position, PositionPnL, PreviousClose
 from schemas.topics import (
     ACCOUNTS_KEY,
     close_key,
@@ -53,6 +54,19 @@ return 1
 """
 
 
+def update_message(payload: bytes) -> bytes:
+    """The ``PnLUpdated`` JSON of a ``pnl`` value (the Lua step fills in ``total_unrealized``).
+
+    Built from the already serialised value: same strings, a tenth of the cost of a model round trip.
+    """
+    pnl = orjson.loads(payload)
+    return orjson.dumps({
+        "event_type": "pnl.updated", "account": pnl["account"], "symbol": pnl["symbol"], "qty": pnl["qty"],
+        "mark_price": pnl["mark_price"], "unrealized_pnl": pnl["unrealized_pnl"], "price_source": pnl["price_source"],
+        "total_unrealized": "0", "timestamp": pnl["updated_at"], "price_timestamp": pnl["price_timestamp"],
+    })
+
+
 def cents(pnl: PositionPnL) -> str:
     """The position's P&L in integer cents ('' when unvalued): exact, as unrealized_pnl has two places."""
     if pnl.unrealized_pnl is None:
@@ -78,8 +92,9 @@ class PnLProjector:
         positions: Sequence[Position] = (),
         trades: Sequence[LastTrade] = (),
         closes: Sequence[PreviousClose] = (),
+        payloads: Sequence[bytes] | None = None,
     ) -> None:
-        """Write one batch of changes."""
+        """Write one batch of changes; ``payloads[i]`` (if given) is ``valued[i].to_json()``, already made."""
         if not (valued or positions or trades or closes):
             return
         async for attempt in AsyncRetrying(
@@ -91,10 +106,11 @@ class PnLProjector:
             reraise=True,
         ):
             with attempt:
-                await self._write(valued, positions, trades, closes)
+                await self._write(valued, positions, trades, closes, payloads)
 
     async def _write(self, valued: Sequence[PositionPnL], positions: Sequence[Position],
-                     trades: Sequence[LastTrade], closes: Sequence[PreviousClose]) -> None:
+                     trades: Sequence[LastTrade], closes: Sequence[PreviousClose],
+                     payloads: Sequence[bytes] | None) -> None:
         pipe = self.redis.pipeline(transaction=False)
         for position in positions:
             if position.qty == 0:
@@ -106,16 +122,13 @@ class PnLProjector:
             pipe.set(last_trade_key(trade.symbol), trade.to_json(), ex=self.trade_ttl_seconds)
         for close in closes:
             pipe.set(close_key(close.symbol), close.to_json())
-        for pnl in valued:
+        for index, pnl in enumerate(valued):
             closed = pnl.qty == 0
-            update = PnLUpdated(account=pnl.account, symbol=pnl.symbol, qty=pnl.qty, mark_price=pnl.mark_price,
-                                unrealized_pnl=pnl.unrealized_pnl, price_source=pnl.price_source,
-                                total_unrealized=0, timestamp=pnl.updated_at,
-                                price_timestamp=pnl.price_timestamp)
+            payload = payloads[index] if payloads is not None else pnl.to_json()
             await self._script(
                 keys=[pnl_key(pnl.account), pnl_total_key(pnl.account), pnl_total_cents_key(pnl.account)],
-                args=[pnl.symbol, "" if closed else pnl.to_json(), "" if closed else cents(pnl),
-                      pnl.account, pnl.updated_at, update.to_json(), pnl_channel(pnl.account)],
+                args=[pnl.symbol, "" if closed else payload, "" if closed else cents(pnl),
+                      pnl.account, pnl.updated_at, update_message(payload), pnl_channel(pnl.account)],
                 client=pipe,
             )
         await pipe.execute()
