@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import bisect
 import collections
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from operator import itemgetter
 from typing import Any
 
 DEFAULT_LIMIT = 1_000
@@ -87,6 +88,14 @@ class History:
             raise ValueError("history limit must be >= 0")
         self.limit = limit
         self._series: dict[str, dict[str, Series]] = {kind: {} for kind in FIELDS}
+        # Message type -> (kind, row getter, fields, replaces a row with the same t).
+        self._routes: dict[str, tuple[str, Callable[[Mapping[str, Any]], Row], tuple[str, ...], bool]] = {
+            "q": ("quotes", itemgetter(*QUOTE_FIELDS), QUOTE_FIELDS, False),
+            "t": ("trades", itemgetter(*TRADE_FIELDS), TRADE_FIELDS, False),
+            "b": ("bars", itemgetter(*BAR_FIELDS), BAR_FIELDS, True),
+            "u": ("bars", itemgetter(*BAR_FIELDS), BAR_FIELDS, True),
+            "d": ("daily", itemgetter(*BAR_FIELDS), BAR_FIELDS, True),
+        }
 
     def _of(self, kind: str, symbol: str) -> Series:
         series = self._series[kind].get(symbol)
@@ -99,20 +108,26 @@ class History:
         """Keep the trades, quotes, minute/updated bars and daily bars among ``messages``."""
         if not self.limit:
             return
+        routes = self._routes
         for message in messages:
+            route = routes.get(message.get("T"))
             t = message.get("t")
-            if type(t) is not int:
+            if route is None or type(t) is not int:
                 continue
-            kind = message.get("T")
+            kind, row_of, fields, replace = route
+            try:
+                row = row_of(message)
+            except KeyError:  # an optional field is absent (injected or replayed messages)
+                row = tuple(map(message.get, fields))
             symbol = message.get("S")
-            if kind == "q":
-                self._of("quotes", symbol).add(tuple(map(message.get, QUOTE_FIELDS)))
-            elif kind == "t":
-                self._of("trades", symbol).add(tuple(map(message.get, TRADE_FIELDS)))
-            elif kind in ("b", "u"):
-                self._of("bars", symbol).put(tuple(map(message.get, BAR_FIELDS)))
-            elif kind == "d":
-                self._of("daily", symbol).put(tuple(map(message.get, BAR_FIELDS)))
+            series = self._series[kind].get(symbol) or self._of(kind, symbol)
+            rows = series.rows
+            if replace:
+                series.put(row)
+            elif not rows or t >= rows[-1][0]:
+                rows.append(row)  # the usual case, inlined: this runs for every published message
+            else:
+                series.add(row)
 
     def symbols(self) -> set[str]:
         """Every symbol with any history."""

@@ -172,7 +172,7 @@ class FeedHub:
                 if part is None:
                     part = cache[index] = encode_message(messages[index], session.encoding)
                 parts.append(part)
-            session.send_frames(assemble_frames(parts, session.encoding))
+            session.send_frames(assemble_frames(parts, session.encoding, session.max_frame_bytes))
             reached += 1
         return reached
 

@@ -87,8 +87,10 @@ class _BarBuilder:
         return cls(start_ns, price, price, price, price)
 
     def add(self, price: int, size: int) -> None:
-        self.high = max(self.high, price)
-        self.low = min(self.low, price)
+        if price > self.high:
+            self.high = price
+        elif price < self.low:
+            self.low = price
         self.close = price
         self.volume += size
         self.count += 1
@@ -244,7 +246,7 @@ class MarketModel:
             "ax": EXCHANGES[1],
             "ap": _price(ask),
             "as": 1,
-            "c": list(QUOTE_CONDITIONS),
+            "c": QUOTE_CONDITIONS,
             "z": TAPE,
             "t": t,
         }
@@ -259,46 +261,60 @@ class MarketModel:
         while the symbol is in a volatility pause. Timestamps are ``now_ns`` but strictly increasing
         per symbol (a late trade, by design, is the one exception).
         """
-        state = self._state(symbol)
-        if state.paused_until:
-            if now_ns < state.paused_until:
-                return []
-            events = [self._resume(symbol, state, now_ns)]
-        else:
-            events = []
+        out: list[dict[str, Any]] = []
+        self.generate(symbol, now_ns, 1, out)
+        return out
+
+    def generate(self, symbol: str, now_ns: int, count: int, out: list[dict[str, Any]]) -> None:
+        """``count`` steps of :meth:`next_events` for ``symbol``, appended to ``out`` (the hot path:
+        one call per symbol and tick, with every lookup hoisted out of the loop)."""
+        state = self._states.get(symbol) or self._state(symbol)
         draw = state.rng.random  # one primitive draw per field: several times faster than randint/choice
-        state.bid = max(1, state.bid + _BID_STEPS[int(draw() * 4)])
-        state.spread = min(3, max(1, state.spread + int(draw() * 3) - 1))
-        ask = state.bid + state.spread
-        quote_t = state.last_t = max(now_ns, state.last_t + 1)
-        events.append(
-            {
-                "T": "q",
-                "S": symbol,
-                "bx": EXCHANGES[int(draw() * _N_EXCHANGES)],
-                "bp": _price(state.bid),
-                "bs": 1 + int(draw() * 10),
-                "ax": EXCHANGES[int(draw() * _N_EXCHANGES)],
-                "ap": _price(ask),
-                "as": 1 + int(draw() * 10),
-                "c": list(QUOTE_CONDITIONS),
-                "z": TAPE,
-                "t": quote_t,
-            }
-        )
-        ref = state.luld_ref
-        if not ref or abs(state.bid - ref) * 100 >= ref:  # first quote, or a 1% move: new bands
-            events.append(self._luld(symbol, state))
-        if draw() < TRADE_PROBABILITY:
-            price = state.bid + int(draw() * (state.spread + 1))  # anywhere from bid to ask
-            size = (1 + int(draw() * 10)) * SHARES_PER_LOT
-            exchange = EXCHANGES[int(draw() * _N_EXCHANGES)]
-            trade_t = state.last_t = state.last_t + 1
-            events.extend(self._roll_bar(symbol, state, trade_t))
-            events.append(self._trade(symbol, state, price, size, exchange, trade_t))
-            if self.events.correction or self.events.cancel:
-                events.extend(self._amendments(symbol, state, events[-1]))
-        return events
+        append = out.append
+        amend = self.events.correction or self.events.cancel
+        for _ in range(count):
+            if state.paused_until:
+                if now_ns < state.paused_until:
+                    return
+                append(self._resume(symbol, state, now_ns))
+            bid = state.bid + _BID_STEPS[int(draw() * 4)]
+            state.bid = bid = bid if bid > 1 else 1
+            spread = state.spread + int(draw() * 3) - 1
+            state.spread = spread = 1 if spread < 1 else (3 if spread > 3 else spread)
+            quote_t = state.last_t + 1
+            if now_ns > quote_t:
+                quote_t = now_ns
+            state.last_t = quote_t
+            append(
+                {
+                    "T": "q",
+                    "S": symbol,
+                    "bx": EXCHANGES[int(draw() * _N_EXCHANGES)],
+                    "bp": bid / TICKS_PER_DOLLAR,
+                    "bs": 1 + int(draw() * 10),
+                    "ax": EXCHANGES[int(draw() * _N_EXCHANGES)],
+                    "ap": (bid + spread) / TICKS_PER_DOLLAR,
+                    "as": 1 + int(draw() * 10),
+                    "c": QUOTE_CONDITIONS,
+                    "z": TAPE,
+                    "t": quote_t,
+                }
+            )
+            ref = state.luld_ref
+            if not ref or abs(bid - ref) * 100 >= ref:  # first quote, or a 1% move: new bands
+                append(self._luld(symbol, state))
+            if draw() < TRADE_PROBABILITY:
+                price = bid + int(draw() * (spread + 1))  # anywhere from bid to ask
+                size = (1 + int(draw() * 10)) * SHARES_PER_LOT
+                exchange = EXCHANGES[int(draw() * _N_EXCHANGES)]
+                trade_t = state.last_t = state.last_t + 1  # after the bands, when they came
+                bar = state.bar
+                if bar is not None and trade_t >= bar.start_ns + MINUTE_NS:
+                    out.extend(self._roll_bar(symbol, state, trade_t))
+                trade = self._trade(symbol, state, price, size, exchange, trade_t)
+                append(trade)
+                if amend:
+                    out.extend(self._amendments(symbol, state, trade))
 
     def timed_events(self, now_ns: int) -> list[dict[str, Any]]:
         """What the clock alone produces by ``now_ns``: finished minute bars (with daily bars, late
@@ -326,8 +342,9 @@ class MarketModel:
     ) -> dict[str, Any]:
         state.trade_id += 1
         if state.bar is None:
-            state.bar = _BarBuilder.first(t - t % MINUTE_NS, price)
-        state.bar.add(price, size)
+            state.bar = _BarBuilder(t - t % MINUTE_NS, price, price, price, price, size, 1, price * size)
+        else:
+            state.bar.add(price, size)
         if state.day is None or t >= state.day_end:
             self._roll_day(state, t, price)
         state.day.add(price, size)  # type: ignore[union-attr]  # set by _roll_day
@@ -338,7 +355,7 @@ class MarketModel:
             "x": exchange,
             "p": _price(price),
             "s": size,
-            "c": list(TRADE_CONDITIONS),
+            "c": TRADE_CONDITIONS,
             "z": TAPE,
             "t": t,
         }
@@ -387,7 +404,7 @@ class MarketModel:
             "x": EXCHANGES[int(rare() * _N_EXCHANGES)],
             "p": _price(price),
             "s": size,
-            "c": list(TRADE_CONDITIONS),
+            "c": TRADE_CONDITIONS,
             "z": TAPE,
             "t": t,
         }
@@ -407,11 +424,11 @@ class MarketModel:
                     "oi": trade["i"],
                     "op": trade["p"],
                     "os": trade["s"],
-                    "oc": list(TRADE_CONDITIONS),
+                    "oc": TRADE_CONDITIONS,
                     "ci": state.trade_id,
                     "cp": round(corrected, 2),
                     "cs": trade["s"],
-                    "cc": list(TRADE_CONDITIONS),
+                    "cc": TRADE_CONDITIONS,
                     "z": TAPE,
                     "t": self.next_timestamp(symbol, trade["t"]),
                 }

@@ -9,6 +9,7 @@ string with trailing fractional zeros trimmed. Internally ``t`` is carried as in
 from __future__ import annotations
 
 import enum
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -16,12 +17,16 @@ from typing import Any
 import msgpack
 import orjson
 
-from schemas.timestamps import datetime_to_ns, format_ns_trimmed
+from schemas.timestamps import NS_PER_SECOND, datetime_to_ns
 
 MSGPACK_CONTENT_TYPE = "application/msgpack"
 
 # Frames above 1 MiB make alpaca-py close with 1009, so batches are cut far below that.
 MAX_FRAME_BYTES = 256 * 1024
+# With permessage-deflate, aiohttp compresses frames up to 16 KiB inline and bigger ones in a thread
+# pool, one loop round trip each; under load that round trip throttles a session to a few frames per
+# second, so compressed sessions get frames small enough to compress inline.
+COMPRESSED_FRAME_BYTES = 16 * 1024
 
 # The exact texts matter: alpaca-py turns them into exception messages and matches on some of them.
 ERROR_MESSAGES: dict[int, str] = {
@@ -108,21 +113,54 @@ def timestamp_to_ns(value: Any) -> Any:
     return value
 
 
-def _wire_time(ns: int, encoding: Encoding) -> Any:
-    return msgpack.Timestamp.from_unix_nano(ns) if encoding is Encoding.MSGPACK else format_ns_trimmed(ns)
+def msgpack_timestamp(ns: int) -> bytes:
+    """The msgpack Timestamp extension (type -1) for ``ns``, in the shortest form, as msgpack packs it."""
+    seconds, nanos = divmod(ns, NS_PER_SECOND)
+    if seconds >> 34 == 0:
+        if nanos == 0 and seconds >> 32 == 0:
+            return b"\xd6\xff" + seconds.to_bytes(4, "big")
+        return b"\xd7\xff" + ((nanos << 34) | seconds).to_bytes(8, "big")
+    return b"\xc7\x0c\xff" + nanos.to_bytes(4, "big") + seconds.to_bytes(8, "big", signed=True)
+
+
+_second_text: list[Any] = [None, ""]  # the last whole second formatted, and its text
+
+
+def rfc3339_trimmed(ns: int) -> str:
+    """Like ``format_ns_trimmed`` (Alpaca's JSON time), with the whole-second part cached (hot path)."""
+    seconds, fraction = divmod(ns, NS_PER_SECOND)
+    if _second_text[0] != seconds:
+        _second_text[1] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+        _second_text[0] = seconds
+    if not fraction:
+        return f"{_second_text[1]}Z"
+    return f"{_second_text[1]}.{f'{fraction:09d}'.rstrip('0')}Z"
 
 
 # --- encoding ---------------------------------------------------------------------------------
+
+_PACKER = msgpack.Packer()
+# How a map whose last key is "t" with a uint64 value ends when packed: key "t", then the uint64 marker.
+_PACKED_T_TAIL = b"\xa1t\xcf"
 
 
 def encode_message(message: Mapping[str, Any], encoding: Encoding) -> bytes:
     """Encode one map (not yet wrapped in an array); an integer ``t`` becomes the wire timestamp."""
     t = message.get("t")
-    if isinstance(t, int) and not isinstance(t, bool):
-        message = {**message, "t": _wire_time(t, encoding)}
+    if type(t) is not int:
+        return _PACKER.pack(message) if encoding is Encoding.MSGPACK else orjson.dumps(message)
     if encoding is Encoding.MSGPACK:
-        return msgpack.packb(message)
-    return orjson.dumps(message)
+        # Fast path (the model puts t last): pack as is, then swap the trailing uint64 for the
+        # Timestamp extension, which avoids copying the map and building a Timestamp object.
+        packed = _PACKER.pack(message)
+        if t >> 32 and packed[-11:-8] == _PACKED_T_TAIL:
+            return packed[:-9] + msgpack_timestamp(t)
+        return _PACKER.pack({**message, "t": msgpack.Timestamp.from_unix_nano(t)})
+    dumped = orjson.dumps(message)
+    tail = b'"t":%d}' % t
+    if dumped.endswith(tail):
+        return b'%s"t":"%s"}' % (dumped[: -len(tail)], rfc3339_trimmed(t).encode())
+    return orjson.dumps({**message, "t": rfc3339_trimmed(t)})
 
 
 def assemble_frames(encoded: Sequence[bytes], encoding: Encoding, max_bytes: int = MAX_FRAME_BYTES) -> list[bytes]:

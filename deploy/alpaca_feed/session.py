@@ -19,7 +19,9 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from deploy.alpaca_feed.protocol import (
     CLOSING_AUTH_REFUSALS,
+    COMPRESSED_FRAME_BYTES,
     ERROR_MESSAGES,
+    MAX_FRAME_BYTES,
     Encoding,
     ProtocolError,
     authenticated_message,
@@ -96,6 +98,7 @@ class FeedSession:
         self._transport = transport
         # Outbound backlog bound; public so a fault can lower it on a live session.
         self.max_pending_bytes = max_pending_bytes
+        self.max_frame_bytes = COMPRESSED_FRAME_BYTES if ws.compress else MAX_FRAME_BYTES
         self._queue: collections.deque[bytes | _Frame | _Close] = collections.deque()
         self._pending_bytes = 0
         self._wakeup = asyncio.Event()

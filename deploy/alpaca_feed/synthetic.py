@@ -17,6 +17,11 @@ log = logging.getLogger(__name__)
 
 MIN_TICK_SECONDS = 0.01
 MAX_TICK_SECONDS = 0.1
+# After a stall (a busy machine, a long GC) the generator catches up at most this much time, so an
+# overloaded feed slows down rather than dumping a burst; and no tick makes more quotes than this
+# (a backlog is worked off over the following ticks).
+CATCH_UP_SECONDS = 0.25
+MAX_QUOTES_PER_TICK = 2_000  # ~10-20 ms of work: writers (and compression) get the loop often
 # Lets bars be emitted just after the (half-)minute mark rather than just before it.
 _MARK_SLACK_SECONDS = 0.001
 
@@ -95,27 +100,28 @@ class SyntheticFeed:
             if symbol not in symbols:
                 del self._credits[symbol]
         rate = self.current_rate(now) * self._model.hours.activity(now)
-        # After a stall catch up at most a few ticks' worth: an overloaded feed slows down, not bursts.
-        burst_cap = 1.0 + rate * self._tick * 4
+        backlog_cap = 1.0 + rate * CATCH_UP_SECONDS
+        per_tick = max(1, MAX_QUOTES_PER_TICK // max(1, len(symbols)))  # the rest waits for the next tick
         if rate <= 0:  # the market is closed: only the clock's events
             self._credits.clear()
             return events
+        generate = self._model.generate
         for symbol in sorted(symbols):
             if symbol in halted:  # a halted symbol neither quotes nor trades
                 self._credits[symbol] = 0.0
                 continue
             credit = self._credits.get(symbol)
             # A newly subscribed symbol gets its first quote immediately.
-            credit = 1.0 if credit is None else min(burst_cap, credit + rate * elapsed)
-            while credit >= 1.0:
-                events.extend(self._model.next_events(symbol, now))
-                credit -= 1.0
-            self._credits[symbol] = credit
+            credit = 1.0 if credit is None else min(backlog_cap, credit + rate * elapsed)
+            due = min(int(credit), per_tick)
+            if due:
+                generate(symbol, now, due, events)
+            self._credits[symbol] = credit - due
         return events
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
-        last = loop.time()
+        last = next_tick = loop.time()
         while True:
             now = loop.time()
             try:
@@ -125,5 +131,7 @@ class SyntheticFeed:
             except Exception:  # keep the feed alive; a bug here should be loud but not fatal
                 log.exception("synthetic feed tick failed")
             last = now
+            # A fixed cadence: the time a tick took counts against the wait for the next one.
+            next_tick = max(next_tick + self._tick, now)
             until_mark = (HALF_MINUTE_NS - now_ns() % HALF_MINUTE_NS) / NS_PER_SECOND + _MARK_SLACK_SECONDS
-            await asyncio.sleep(min(self._tick, until_mark))
+            await asyncio.sleep(max(0.0, min(next_tick - loop.time(), until_mark)))

@@ -33,6 +33,11 @@ from tests.integration.feed_support import (
 )
 
 pytestmark = pytest.mark.integration
+
+
+def as_received(message: dict[str, Any]) -> dict[str, Any]:
+    """The model's message as a client decodes it (its shared condition tuples arrive as arrays)."""
+    return {key: list(value) if isinstance(value, tuple) else value for key, value in message.items()}
 __all__ = ["make_server"]  # a fixture: imported for pytest, not referenced by name
 
 ALL_TYPES = ("q", "t", "b", "d", "u", "s", "l", "c", "x")
@@ -49,7 +54,7 @@ def generated(symbol: str, minutes: float = 4) -> list[dict[str, Any]]:
         events.extend(model.timed_events(at))
         events.extend(model.next_events(symbol, at))
     assert set(ALL_TYPES) <= {e["T"] for e in events}
-    return events
+    return [as_received(e) for e in events]
 
 
 def subscribe_everything(stream: StockDataStream, handler: Any, symbol: str) -> None:

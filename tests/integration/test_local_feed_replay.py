@@ -38,6 +38,11 @@ from tests.integration.feed_support import (
 )
 
 pytestmark = pytest.mark.integration
+
+
+def as_received(message: dict[str, Any]) -> dict[str, Any]:
+    """The model's message as a client decodes it (its shared condition tuples arrive as arrays)."""
+    return {key: list(value) if isinstance(value, tuple) else value for key, value in message.items()}
 __all__ = ["make_server"]  # a fixture: imported for pytest, not referenced by name
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -55,7 +60,7 @@ def session_messages(symbols: tuple[str, ...] = ("AAPL", "MSFT")) -> list[dict[s
         for symbol in symbols:
             events.extend(model.next_events(symbol, at))
     assert {e["T"] for e in events} == {"q", "t", "b", "d", "u", "s", "l", "c", "x"}
-    return events
+    return [as_received(e) for e in events]
 
 
 def comparable(message: dict[str, Any]) -> dict[str, Any]:

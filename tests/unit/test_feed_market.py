@@ -195,3 +195,18 @@ def test_daily_bars_wait_for_the_open_on_the_us_calendar() -> None:
     first_minute = [t for t in of(after, "t") if t["t"] < ns("2024-07-08T13:31:00+00:00")]
     assert daily["n"] == len(of(pre, "t")) + len(first_minute)
     assert daily["t"] == ns("2024-07-08T04:00:00+00:00")
+
+
+def test_live_messages_are_stamped_strictly_later_than_the_one_before() -> None:
+    rates = EventRates(late_trade=0, correction=0.05, cancel=0.05, pause=0.2, pause_seconds=1.0)
+    model = MarketModel(12, events=rates)
+    symbols = [f"S{i}" for i in range(40)]  # each first quote brings bands, some a trade at once
+    events: list[dict[str, Any]] = []
+    for step in range(300):
+        for symbol in symbols:
+            model.generate(symbol, T0 + step * 1000, 1, events)  # less than a ns per message apart
+    assert {e["T"] for e in events} >= {"q", "t", "l", "c", "x"}
+    for symbol in symbols:
+        # Bars are stamped at their period's start; everything else follows the symbol's own clock.
+        stamps = [e["t"] for e in events if e["S"] == symbol and e["T"] not in ("b", "d", "u")]
+        assert all(a < b for a, b in itertools.pairwise(stamps)), symbol
