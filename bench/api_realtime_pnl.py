@@ -24,6 +24,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import httpx
+import psutil
 from redis.asyncio import Redis
 
 from deploy.embedded import EmbeddedRedis
@@ -92,24 +93,31 @@ async def start_api(redis_url: str, policy: str, log_dir: Path) -> tuple[Managed
                 await asyncio.sleep(0.1)  # probe interval while the server starts
 
 
-async def measure(redis: Redis, base_url: str, positions: int, requests: int, churn: bool) -> list[float]:
-    """Milliseconds per request, after a warm-up."""
+async def measure(redis: Redis, base_url: str, positions: int, requests: int, churn: bool,
+                  server: psutil.Process) -> tuple[list[float], float]:
+    """Milliseconds per request after a warm-up, and the server's CPU milliseconds per request.
+
+    The CPU figure does not depend on how busy the machine is, the latency does (on a shared box).
+    """
     async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
         url, params = "/api/v1/positions/pnl/realtime", {"account": ACCOUNT}
         for _ in range(20):  # warm-up: connections, script cache, allocator
             (await client.get(url, params=params)).raise_for_status()
         times = []
+        cpu_ms = 0.0
         rng = random.Random(11)
         for _ in range(requests):
             if churn:
                 await move_prices(redis, positions, rng)  # untimed
+            cpu_before = sum(server.cpu_times()[:2])
             started = time.perf_counter()
             response = await client.get(url, params=params)
             times.append((time.perf_counter() - started) * 1000)
+            cpu_ms += (sum(server.cpu_times()[:2]) - cpu_before) * 1000
             response.raise_for_status()
         body = response.json()
         assert len(body["positions"]) == positions, len(body["positions"])
-        return times
+        return times, cpu_ms / requests
 
 
 async def main() -> None:
@@ -132,7 +140,8 @@ async def main() -> None:
         await seed(redis, args.positions)
         api, base_url = await start_api(redis_url, args.policy, log_dir)
         try:
-            times = await measure(redis, base_url, args.positions, args.requests, not args.static)
+            times, cpu_ms = await measure(redis, base_url, args.positions, args.requests, not args.static,
+                                          psutil.Process(api.pid))
         finally:
             await api.stop()
             await redis.aclose()
@@ -143,6 +152,7 @@ async def main() -> None:
           f"{'prices unchanged' if args.static else 'every price new before each request'}")
     print(f"  mean {statistics.fmean(times):.1f} ms  p50 {pct[50]:.1f} ms  p95 {pct[95]:.1f} ms  "
           f"p99 {pct[99]:.1f} ms  max {times[-1]:.1f} ms  (target < 50 ms)")
+    print(f"  server CPU {cpu_ms:.1f} ms per request; load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,9 @@
 
 Each stream has its own Redis subscription, so several can run concurrently. A callback (plain or
 async) runs before its event is yielded; if it raises, the error is logged and the stream goes on.
+Streams resubscribe after a lost Redis connection; what was published meanwhile is missed (Redis
+pub/sub keeps nothing), so read ``latest_price`` again after a reconnect warning if that matters.
+Close a stream you leave early (``contextlib.aclosing``) to release its connection at once.
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 
 import uvicorn
 
@@ -28,6 +29,9 @@ def api_server(settings: Settings, port: int | None = None, access_log: bool = F
 
 def serve_forever(settings: Settings) -> int:
     """``tickwire api``: serve until SIGINT/SIGTERM (uvicorn shuts down gracefully); 1 if it could not start."""
+    if not settings.redis_url:
+        print("tickwire api: REDIS_URL is not set (the API serves what the processors keep in Redis)", file=sys.stderr)
+        return 2
     server = api_server(settings, access_log=settings.log_level.upper() == "DEBUG")
     asyncio.run(server.serve())
     return 0 if server.started else 1
