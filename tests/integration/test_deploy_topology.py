@@ -19,9 +19,9 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from redis.asyncio import Redis
 
 from deploy.embedded.process import ManagedProcess
-from schemas.topics import INGEST_LEASE_KEY, POSITIONS
+from schemas.topics import ALL_TOPICS, INGEST_LEASE_KEY, POSITIONS
 from tests.helpers import eventually, tickwire_env, unique_symbol
-from tests.integration.tools_support import tickwire
+from tests.integration.tools_support import start_group_at_end, tickwire
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -102,6 +102,7 @@ async def test_compose_topology_given_native_processes_prices_every_symbol_behin
         await admin.close()
     policies = {r[3]: dict((c[0], c[1]) for c in r[4]).get("cleanup.policy")
                 for response in described for r in response.resources}
+    await start_group_at_end(kafka_bootstrap, app_id, [t.name for t in ALL_TOPICS])  # skip the session's backlog
     try:
         for process in processes.values():
             await process.start()

@@ -10,8 +10,12 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
 
+from consumers.tools.bounds import parse_offsets, parse_time
+from consumers.tools.diff import diff
+from consumers.tools.replay import ReplayError, ReplayRequest, replay
 from schemas.timestamps import NS_PER_SECOND, now_ns
 from schemas.topics import (
+    ALL_TOPICS,
     PRICE_CHANNEL_PATTERN,
     PRICES,
     QUOTES_RAW,
@@ -24,14 +28,17 @@ from schemas.topics import (
 )
 from tests.helpers import eventually, processor_process, read_topic_until, tickwire_env, unique_symbol
 from tests.integration.tools_support import (
+    commit_offsets,
     end_offsets,
     mixed_quotes,
     offsets_arg,
     quote,
     redis_snapshot,
+    start_group_at_end,
     tickwire,
     topics_high_water,
 )
+from tickwire.settings import load_settings
 
 pytestmark = pytest.mark.integration
 
@@ -61,8 +68,11 @@ async def test_replay_given_range_a_worker_processed_reproduces_its_redis_state_
     before = await end_offsets(kafka_bootstrap, QUOTES_RAW.name)
     await produce(kafka_bootstrap, stream.records)
     after = await end_offsets(kafka_bootstrap, QUOTES_RAW.name)
-    env = tickwire_env(KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap, REDIS_URL=redis_url,
-                       TICKWIRE_PROCESSOR_APP_ID=f"test-replay-live-{uuid.uuid4().hex[:8]}")
+    group = f"test-replay-live-{uuid.uuid4().hex[:8]}"
+    env = tickwire_env(KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap, REDIS_URL=redis_url, TICKWIRE_PROCESSOR_APP_ID=group)
+    # The worker consumes exactly the recorded range (not the session's backlog), as the replay will.
+    await start_group_at_end(kafka_bootstrap, group, [t.name for t in ALL_TOPICS if t.name != QUOTES_RAW.name])
+    await commit_offsets(kafka_bootstrap, group, QUOTES_RAW.name, before)
     worker = processor_process(log_dir, env)
     await worker.start()
 
@@ -141,39 +151,43 @@ async def test_diff_given_runs_over_time_and_offset_ranges_finds_exactly_the_inj
     symbols = f"{first},{second}"
     t_from, t_to = _rfc3339_ms(t0_ms), _rfc3339_ms(t0_ms + 100)
 
-    # Act
+    settings = load_settings(kafka_bootstrap_servers=kafka_bootstrap, redis_url=redis_url)
+
+    def request(run_id: str, **bounds: object) -> ReplayRequest:
+        return ReplayRequest(topic=QUOTES_RAW.name, run_id=run_id, symbols=frozenset({first, second}),
+                             **{"start": None, "end": None, **bounds})  # type: ignore[arg-type]
+
+    # Act: the command line once, the same functions in-process for the rest
     timed = await tickwire("replay", "--from-time", t_from, "--to-time", t_to, "-s", symbols, "--run-id", by_time,
                            "--no-progress", env=env)
-    offsets = await tickwire("replay", "--from-offset", offsets_arg(before), "--to-offset", offsets_arg(after),
-                             "-s", symbols, "--run-id", by_offset, "--no-progress", env=env)
-    same = await tickwire("diff", by_time, by_offset, env=env)
+    offsets = await replay(settings, request(by_offset, start=parse_offsets(offsets_arg(before)),
+                                             end=parse_offsets(offsets_arg(after))))
+    same = await diff(redis, by_time, by_offset)
     key = namespaced(price_key(first), replay_namespace(by_offset))
     injected = orjson.loads(await redis.get(key))
     original_mid, injected["mid"] = injected["mid"], "99.99"
     await redis.set(key, orjson.dumps(injected))
     changed = await tickwire("diff", by_time, by_offset, "-o", "json", env=env)
-    cut = await tickwire("replay", "--from-time", t_from, "--to-time", _rfc3339_ms(t0_ms + 80), "-s", symbols,
-                         "--run-id", shorter, "--no-progress", env=env)
-    cut_diff = await tickwire("diff", by_time, shorter, "-s", second, "-o", "json", env=env)
-    again = await tickwire("replay", "--from-time", t_from, "--run-id", by_time, "--no-progress", env=env)
+    cut = await replay(settings, request(shorter, start=parse_time(t_from), end=parse_time(_rfc3339_ms(t0_ms + 80))))
+    cut_diff = await diff(redis, by_time, shorter, [second])
+    with pytest.raises(ReplayError, match="already has state"):
+        await replay(settings, request(by_time, start=parse_time(t_from)))
 
     # Assert
-    assert timed.code == 0 and offsets.code == 0 and cut.code == 0, timed.err + offsets.err + cut.err
-    assert "replayed 20 of" in timed.out and "replayed 20 of" in offsets.out and "replayed 16 of" in cut.out
+    assert timed.code == 0, timed.err
+    assert "replayed 20 of" in timed.out and offsets.records_replayed == 20 and cut.records_replayed == 16
     assert "(start: scan" in timed.out or "(start: broker time index" in timed.out
     if "(start: scan" in timed.out:  # the embedded broker's time index is approximate: the replay says so
         assert "by scanning" in timed.out
-    assert same.code == 0, same.out + same.err
+    assert same.differences == [] and same.symbols == sorted([first, second])
     assert changed.code == 1, changed.err
     assert orjson.loads(changed.out)["differences"] == [
         {"symbol": first, "field": "price.mid", "left": original_mid, "right": "99.99"}
     ]
-    assert cut_diff.code == 1, cut_diff.err
-    cut_fields = {d["field"]: (d["left"], d["right"]) for d in orjson.loads(cut_diff.out)["differences"]}
-    assert {d["symbol"] for d in orjson.loads(cut_diff.out)["differences"]} == {second}
+    cut_fields = {d.field: (d.left, d.right) for d in cut_diff.differences}
+    assert cut_diff.differing_symbols == [second]
     assert cut_fields["count.accepted"] == ("10", "8")
     assert cut_fields["price.timestamp"][0] > cut_fields["price.timestamp"][1]
-    assert again.code == 2 and "already has state" in again.err
 
 
 def _rfc3339_ms(ms: int) -> str:

@@ -16,9 +16,9 @@ from aiokafka.partitioner import DefaultPartitioner
 from redis.asyncio import Redis
 
 from schemas.timestamps import NS_PER_SECOND, now_ns
-from schemas.topics import QUOTES_RAW, price_key, symbol_stats_key
+from schemas.topics import ALL_TOPICS, QUOTES_RAW, price_key, symbol_stats_key
 from tests.helpers import eventually, processor_process, tickwire_env, unique_symbol
-from tests.integration.tools_support import end_offsets, quote
+from tests.integration.tools_support import end_offsets, quote, start_group_at_end
 
 pytestmark = pytest.mark.integration
 
@@ -71,6 +71,7 @@ async def test_two_workers_given_one_group_split_partitions_and_survive_a_sigkil
                                                       TICKWIRE_PROCESSOR_APP_ID=group))
         for name, url in (("a", redis_url), ("b", url_b))
     }
+    await start_group_at_end(kafka_bootstrap, group, [t.name for t in ALL_TOPICS])  # skip the session's backlog
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
     await admin.start()
 

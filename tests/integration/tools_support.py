@@ -126,9 +126,35 @@ async def topics_high_water(bootstrap: str) -> dict[TopicPartition, int]:
     await consumer.start()
     try:
         resolver = RangeResolver(consumer)
-        out: dict[TopicPartition, int] = {}
-        for topic in sorted(await consumer.topics()):
-            out.update(await resolver.end_offsets(await resolver.partitions(topic)))
-        return out
+        tps = [tp for topic in sorted(await consumer.topics()) for tp in await resolver.partitions(topic)]
+        return await resolver.end_offsets(tps)
+    finally:
+        await consumer.stop()
+
+
+async def commit_offsets(bootstrap: str, group: str, topic: str, offsets: dict[int, int]) -> None:
+    """Commit ``offsets`` (partition -> offset) of ``topic`` for ``group``, as if it had consumed up to there."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tps = {TopicPartition(topic, p): o for p, o in offsets.items()}
+        consumer.assign(list(tps))
+        await consumer.commit(tps)
+    finally:
+        await consumer.stop()
+
+
+async def start_group_at_end(bootstrap: str, group: str, topics: list[str]) -> dict[TopicPartition, int]:
+    """Commit the current end of ``topics`` for a new consumer group, so its workers skip the session's backlog
+    and consume only what is sent from now on; returns those offsets."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False,
+                                fetch_max_wait_ms=100)
+    await consumer.start()
+    try:
+        resolver = RangeResolver(consumer)
+        tps = [tp for topic in topics for tp in await resolver.partitions(topic)]
+        ends = await resolver.end_offsets(tps)  # assigns them all, which commit needs
+        await consumer.commit(ends)
+        return ends
     finally:
         await consumer.stop()
