@@ -61,7 +61,11 @@ class ParseCache:
 
 @dataclass(frozen=True)
 class AccountValuation:
-    """An account's positions valued now, sorted by symbol, and their total (to the cent)."""
+    """An account's positions valued now, sorted by symbol, and their total (to the cent).
+
+    A position whose record and marks are byte for byte those of an earlier request is not valued again
+    (valuation is a pure function of them): its ``updated_at`` is when it was first valued at those inputs.
+    """
 
     account: str
     positions: list[PositionPnL]
@@ -76,6 +80,7 @@ class RealtimePnL:
         self.policy = policy
         self._script = redis.register_script(_READ_POSITIONS_AND_MARKS_LUA)
         self._cache = ParseCache()
+        self._valued: dict[tuple[bytes, bytes | None, bytes | None], PositionPnL] = {}
         # The "last" policy marks with the last trade; the others with the quote.
         live_prefix = last_trade_key("") if policy == "last" else price_key("")
         self._prefixes = [live_prefix, close_key("")]
@@ -85,9 +90,16 @@ class RealtimePnL:
         raw: list[bytes | None] = await self._script(keys=[positions_key(account)], args=self._prefixes)
         now = format_ns(now_ns())
         valued = []
+        if len(self._valued) >= PARSE_CACHE_SIZE:
+            self._valued.clear()  # bounded like the parse cache
         for i in range(0, len(raw), 3):
-            position = self._cache.parse(Position, raw[i])  # type: ignore[arg-type]
-            valued.append(value_position(position, self._mark(position, raw[i + 1], raw[i + 2]), now))
+            inputs = (raw[i], raw[i + 1], raw[i + 2])
+            pnl = self._valued.get(inputs)  # type: ignore[arg-type]
+            if pnl is None:
+                position = self._cache.parse(Position, raw[i])  # type: ignore[arg-type]
+                pnl = value_position(position, self._mark(position, raw[i + 1], raw[i + 2]), now)
+                self._valued[inputs] = pnl  # type: ignore[index]
+            valued.append(pnl)
         valued.sort(key=lambda p: p.symbol)
         return AccountValuation(account, valued, total_unrealized(valued))
 

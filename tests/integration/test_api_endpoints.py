@@ -307,3 +307,25 @@ async def test_docs_and_dashboard_given_browser_paths_are_served(redis_url: str)
             "/api/v1/prices/{symbol}", "/api/v1/stats", "/api/v1/stream", "/metrics"} <= set(schema["paths"])
     assert page.status_code == 200 and 'new EventSource("api/v1/stream' in page.text
 
+
+
+async def test_realtime_pnl_given_repeated_calls_follows_each_change_of_price_position_and_close(
+        redis_url: str, redis: Redis) -> None:
+    """Test that one running app never serves a stale valuation when any input changes."""
+    symbol = unique_symbol("M")
+    await seed_position(redis, symbol, "10", "100.00")
+    await seed_price(redis, symbol, "101.00", "101.02")
+    async with api_client(api_settings(redis_url)) as client:
+        async def pnl() -> str:
+            return (await client.get("/api/v1/positions/pnl/realtime")).json()["total_unrealized"]  # type: ignore
+
+        first, again = await pnl(), await pnl()
+        await seed_price(redis, symbol, "102.00", "102.02")
+        new_price = await pnl()
+        await seed_position(redis, symbol, "20", "100.00")
+        new_qty = await pnl()
+        await redis.delete(price_key(symbol))
+        await seed_close(redis, symbol, "99.00")
+        at_close = await pnl()
+
+    assert (first, again, new_price, new_qty, at_close) == ("10.10", "10.10", "20.10", "40.20", "-20.00")
