@@ -1,12 +1,13 @@
 """Latency of ``GET /api/v1/positions/pnl/realtime`` for one account of 1,000 positions (target: < 50 ms).
 
-    .venv/bin/python -m bench.api_realtime_pnl [--positions 1000] [--requests 300] [--policy mid]
+    .venv/bin/python -m bench.api_realtime_pnl [--positions 1000] [--requests 300] [--moving 1.0] [--policy mid]
 
 Seeds an embedded redis-server (or REDIS_URL's database, which it flushes only with --flush) with
 positions, live prices for most symbols and only a previous close for a tenth of them, serves the real
 app as ``tickwire api`` in its own process, and times real HTTP requests end to end from this process.
-By default every live price is rewritten between two requests (untimed), so no request finds a price it
-parsed before: the worst case of a busy market. ``--static`` leaves prices alone.
+Between two requests (untimed) a fraction ``--moving`` of the live prices gets a new quote: 1.0 (the
+default) is the worst case of a busy market, where no request finds a price it saw before; 0 is a
+quiet one (after hours, every mark a close).
 """
 
 from __future__ import annotations
@@ -58,12 +59,12 @@ async def seed(redis: Redis, positions: int) -> None:
     await move_prices(redis, positions, rng)
 
 
-async def move_prices(redis: Redis, positions: int, rng: random.Random) -> None:
-    """A new quote (new bytes) for every symbol that has a live price."""
+async def move_prices(redis: Redis, positions: int, rng: random.Random, fraction: float = 1.0) -> None:
+    """A new quote (new bytes) for ``fraction`` of the symbols that have a live price."""
     at = format_ns(now_ns())
     pipe = redis.pipeline(transaction=False)
     for i, symbol in enumerate(symbols(positions)):
-        if i % 10:
+        if i % 10 and rng.random() < fraction:
             mid = Decimal(rng.randint(1_000, 50_000)) / 100
             bid, ask = mid - Decimal("0.01"), mid + Decimal("0.01")
             pipe.set(price_key(symbol), PriceSnapshot(
@@ -93,7 +94,7 @@ async def start_api(redis_url: str, policy: str, log_dir: Path) -> tuple[Managed
                 await asyncio.sleep(0.1)  # probe interval while the server starts
 
 
-async def measure(redis: Redis, base_url: str, positions: int, requests: int, churn: bool,
+async def measure(redis: Redis, base_url: str, positions: int, requests: int, moving: float,
                   server: psutil.Process) -> tuple[list[float], float]:
     """Milliseconds per request after a warm-up, and the server's CPU milliseconds per request.
 
@@ -107,8 +108,8 @@ async def measure(redis: Redis, base_url: str, positions: int, requests: int, ch
         cpu_ms = 0.0
         rng = random.Random(11)
         for _ in range(requests):
-            if churn:
-                await move_prices(redis, positions, rng)  # untimed
+            if moving:
+                await move_prices(redis, positions, rng, moving)  # untimed
             cpu_before = sum(server.cpu_times()[:2])
             started = time.perf_counter()
             response = await client.get(url, params=params)
@@ -126,7 +127,7 @@ async def main() -> None:
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--policy", choices=["mid", "side", "last"], default="mid")
     parser.add_argument("--flush", action="store_true", help="flush REDIS_URL's database first")
-    parser.add_argument("--static", action="store_true", help="do not move prices between requests")
+    parser.add_argument("--moving", type=float, default=1.0, help="fraction of prices moved between requests")
     args = parser.parse_args()
     async with AsyncExitStack() as stack:
         redis_url = os.environ.get("REDIS_URL")
@@ -140,7 +141,7 @@ async def main() -> None:
         await seed(redis, args.positions)
         api, base_url = await start_api(redis_url, args.policy, log_dir)
         try:
-            times, cpu_ms = await measure(redis, base_url, args.positions, args.requests, not args.static,
+            times, cpu_ms = await measure(redis, base_url, args.positions, args.requests, args.moving,
                                           psutil.Process(api.pid))
         finally:
             await api.stop()
@@ -149,7 +150,7 @@ async def main() -> None:
     pct = {p: times[min(len(times) - 1, int(len(times) * p / 100))] for p in (50, 95, 99)}
     print(f"GET /api/v1/positions/pnl/realtime, {args.positions} positions, policy {args.policy}, "
           f"{args.requests} requests over HTTP to `tickwire api` on this host, "
-          f"{'prices unchanged' if args.static else 'every price new before each request'}")
+          f"{args.moving:.0%} of the prices new before each request")
     print(f"  mean {statistics.fmean(times):.1f} ms  p50 {pct[50]:.1f} ms  p95 {pct[95]:.1f} ms  "
           f"p99 {pct[99]:.1f} ms  max {times[-1]:.1f} ms  (target < 50 ms)")
     print(f"  server CPU {cpu_ms:.1f} ms per request; load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
