@@ -134,8 +134,9 @@ class TableWriter:
             cells = [record.timestamp or "", f"{record.partition}:{record.offset}", record.symbol or ""]
             if isinstance(record.value, dict):
                 cells += ["" if (v := pick(record.value)) is None else str(v) for _, _, pick in self.columns[3:]]
-            else:  # not a JSON object (a malformed record): show its text
-                cells += [str(record.value)] + [""] * (len(self.columns) - 4)
+            else:  # not a JSON object (a malformed record, or a tombstone): show what it is
+                text = "(tombstone)" if record.value is None else str(record.value)
+                cells += [text] + [""] * (len(self.columns) - 4)
             table.add_row(*cells)
         self.console.print(table)
         self._header = False

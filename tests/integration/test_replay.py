@@ -170,6 +170,9 @@ async def test_diff_given_runs_over_time_and_offset_ranges_finds_exactly_the_inj
     changed = await tickwire("diff", by_time, by_offset, "-o", "json", env=env)
     cut = await replay(settings, request(shorter, start=parse_time(t_from), end=parse_time(_rfc3339_ms(t0_ms + 80))))
     cut_diff = await diff(redis, by_time, shorter, [second])
+    paced = await replay(settings, request(f"t{uuid.uuid4().hex[:8]}", start=parse_time(t_from), end=parse_time(t_to),
+                                           speed=0.1))  # 90 ms of recorded time, 10 times slower
+    paced_diff = await diff(redis, by_time, paced.run_id)
     with pytest.raises(ReplayError, match="already has state"):
         await replay(settings, request(by_time, start=parse_time(t_from)))
 
@@ -184,6 +187,7 @@ async def test_diff_given_runs_over_time_and_offset_ranges_finds_exactly_the_inj
     assert orjson.loads(changed.out)["differences"] == [
         {"symbol": first, "field": "price.mid", "left": original_mid, "right": "99.99"}
     ]
+    assert paced.records_replayed == 20 and paced.replay_seconds >= 0.9 and paced_diff.differences == []
     cut_fields = {d.field: (d.left, d.right) for d in cut_diff.differences}
     assert cut_diff.differing_symbols == [second]
     assert cut_fields["count.accepted"] == ("10", "8")
