@@ -151,9 +151,7 @@ class IngestService:
                 await self._serve_as_active(stop)
         finally:
             log.info("ingest stopping", instance=self.instance)
-            for task in background:
-                task.cancel()
-            await asyncio.gather(*background, return_exceptions=True)
+            await _cancel_all(background)
             with contextlib.suppress(Exception):
                 await self.reader.stop()
             await self.publisher.close(FLUSH_TIMEOUT_S)
@@ -181,15 +179,9 @@ class IngestService:
         try:
             done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            others = [*helpers, *(waiters - {stream_task})]
-            for task in others:
-                task.cancel()
             if self.lease is not None:
                 self.lease.stop_holding()
-            # Bounded: a library may swallow a cancel (seen with redis-py on 3.11); never hang the stop on it.
-            _, stuck = await asyncio.wait(others, timeout=HELPER_STOP_TIMEOUT_S)
-            if stuck:
-                log.warning("background tasks did not stop in time", tasks=sorted(t.get_name() for t in stuck))
+            await _cancel_all([*helpers, *(waiters - {stream_task})])
             await stream.shutdown()
             try:
                 await asyncio.wait_for(stream_task, STREAM_STOP_TIMEOUT_S)  # cancels it on timeout
@@ -356,7 +348,7 @@ class IngestService:
         problems = []
         healthy = True
         if self.role == "standby":
-            problems.append("standby: another ingest holds the alpaca connection")
+            problems.append("standby: waiting for the lease on the alpaca connection")
         elif not connected:
             reason = failure.describe() if failure is not None else "connecting"
             wait = stream.next_attempt_in_s if stream is not None else None
@@ -372,6 +364,18 @@ class IngestService:
             problems.append(f"symbol limit {self.settings.max_symbols} reached: "
                             f"{len(self.subscriptions.pending)} symbols wait for a slot")
         return healthy, "; ".join(problems)
+
+
+async def _cancel_all(tasks: list[asyncio.Task[Any]]) -> None:
+    """Cancel ``tasks`` and wait for them, bounded: a library may swallow a cancel (seen with redis-py on
+    Python 3.11), and the stop must not hang on it."""
+    for task in tasks:
+        task.cancel()
+    if not tasks:
+        return
+    _, stuck = await asyncio.wait(tasks, timeout=HELPER_STOP_TIMEOUT_S)
+    if stuck:
+        log.warning("background tasks did not stop in time", tasks=sorted(t.get_name() for t in stuck))
 
 
 def _supervised(work: Callable[[], Coroutine[Any, Any, Any]], name: str) -> asyncio.Task[None]:

@@ -28,7 +28,7 @@ from tests.integration.test_ingest_harness import (
 )
 
 pytestmark = pytest.mark.integration
-QUEUE_SIZE = 50
+QUEUE_SIZE = 100
 
 
 @pytest.fixture
@@ -72,6 +72,8 @@ async def test_ingest_given_kafka_outage_bounds_the_queue_counts_overflow_and_re
             gaps = {s: await records_of(second.bootstrap, FEED_GAPS.name, s, 1) for s in (a, b)}
             repaired = await backfilled(second.bootstrap, TRADES_RAW.name, [a, b])
             recovered = await until(lambda: (s := ingest.status).healthy and s, "healthy again")
+            all_gap_ids = {g["gap_id"] for s in (a, b)
+                           for g in await records_of(second.bootstrap, FEED_GAPS.name, s, 1)}
     finally:
         for broker in (first, second):
             if broker is not None:
@@ -85,5 +87,6 @@ async def test_ingest_given_kafka_outage_bounds_the_queue_counts_overflow_and_re
         [gap] = gaps[symbol][:1]
         assert gap["reason"] == "overflow" and gap["last_before"] and gap["first_after"], dumps(gap)
         assert gap["last_before"] < gap["first_after"]
-    assert {t["gap_id"] for t in repaired} <= {gaps[s][0]["gap_id"] for s in (a, b)}, dumps(repaired)
+    # A loaded box may overflow again while the backlog drains: every repair belongs to some overflow gap.
+    assert {t["gap_id"] for t in repaired} <= all_gap_ids, dumps(repaired)
     assert recovered.overflow >= outage.overflow and recovered.connected
