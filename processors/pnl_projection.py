@@ -11,6 +11,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
+from processors.pipelined_script import NoScriptError, PipelinedScript
 from schemas.events import LastTrade, Position, PositionPnL, PreviousClose
 from schemas.topics import (
     ACCOUNTS_KEY,
@@ -84,7 +85,8 @@ class PnLProjector:
     def __init__(self, redis: Redis, trade_ttl_seconds: int) -> None:
         self.redis = redis
         self.trade_ttl_seconds = trade_ttl_seconds
-        self._script = redis.register_script(_PROJECT_PNL_LUA)
+        self._script = PipelinedScript(redis, _PROJECT_PNL_LUA)
+        self._loaded = False
 
     async def project(
         self,
@@ -98,7 +100,8 @@ class PnLProjector:
         if not (valued or positions or trades or closes):
             return
         async for attempt in AsyncRetrying(
-            retry=retry_if_exception_type((RedisConnectionError, RedisTimeoutError, OSError)),
+            # NoScriptError: Redis restarted or flushed its scripts; the next attempt loads it again.
+            retry=retry_if_exception_type((RedisConnectionError, RedisTimeoutError, OSError, NoScriptError)),
             wait=wait_exponential(multiplier=0.1, max=5.0),
             before_sleep=lambda state: log.warning(
                 "redis unavailable, retrying P&L batch", error=repr(state.outcome.exception()),
@@ -111,6 +114,9 @@ class PnLProjector:
     async def _write(self, valued: Sequence[PositionPnL], positions: Sequence[Position],
                      trades: Sequence[LastTrade], closes: Sequence[PreviousClose],
                      payloads: Sequence[bytes] | None) -> None:
+        if not self._loaded:
+            await self._script.load()
+            self._loaded = True
         pipe = self.redis.pipeline(transaction=False)
         for position in positions:
             if position.qty == 0:
@@ -125,10 +131,14 @@ class PnLProjector:
         for index, pnl in enumerate(valued):
             closed = pnl.qty == 0
             payload = payloads[index] if payloads is not None else pnl.to_json()
-            await self._script(
+            self._script.queue(
+                pipe,
                 keys=[pnl_key(pnl.account), pnl_total_key(pnl.account), pnl_total_cents_key(pnl.account)],
                 args=[pnl.symbol, "" if closed else payload, "" if closed else cents(pnl),
                       pnl.account, pnl.updated_at, update_message(payload), pnl_channel(pnl.account)],
-                client=pipe,
             )
-        await pipe.execute()
+        try:
+            await pipe.execute()
+        except NoScriptError:
+            self._loaded = False
+            raise

@@ -11,6 +11,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
+from processors.pipelined_script import NoScriptError, PipelinedScript
 from schemas.events import PriceEvent, PriceUpdated, RejectedQuote
 from schemas.topics import LIVE_NAMESPACE, PROCESSOR_STATS_KEY, namespaced, price_channel, price_key, symbol_stats_key
 
@@ -47,14 +48,16 @@ class PriceProjector:
         self.redis = redis
         self.ttl_seconds = ttl_seconds
         self.namespace = namespace
-        self._script = redis.register_script(_PROJECT_PRICE_LUA)
+        self._script = PipelinedScript(redis, _PROJECT_PRICE_LUA)
+        self._loaded = False
 
     async def project(self, prices: Sequence[PriceEvent], rejected: Sequence[RejectedQuote] = ()) -> int:
         """Write a batch and count it (in total and per symbol); returns how many prices changed."""
         if not prices and not rejected:
             return 0
         async for attempt in AsyncRetrying(
-            retry=retry_if_exception_type((RedisConnectionError, RedisTimeoutError, OSError)),
+            # NoScriptError: Redis restarted or flushed its scripts; the next attempt loads it again.
+            retry=retry_if_exception_type((RedisConnectionError, RedisTimeoutError, OSError, NoScriptError)),
             wait=wait_exponential(multiplier=0.1, max=5.0),
             before_sleep=_log_retry,
             reraise=True,
@@ -68,6 +71,9 @@ class PriceProjector:
     async def _write(self, prices: Sequence[PriceEvent], rejected: Sequence[RejectedQuote]) -> int:
         ns = self.namespace
         stats_key = namespaced(PROCESSOR_STATS_KEY, ns)
+        if not self._loaded:
+            await self._script.load()
+            self._loaded = True
         pipe = self.redis.pipeline(transaction=False)
         for event in prices:
             # PriceSnapshot is PriceEvent without received_at: same fields, same order.
@@ -75,10 +81,10 @@ class PriceProjector:
             update = PriceUpdated(
                 symbol=event.symbol, price=event.mid, bid=event.bid, ask=event.ask, timestamp=event.timestamp
             ).to_json()
-            await self._script(
+            self._script.queue(
+                pipe,
                 keys=[namespaced(price_key(event.symbol), ns), stats_key],
                 args=[snapshot, event.timestamp, self.ttl_seconds, namespaced(price_channel(event.symbol), ns), update],
-                client=pipe,
             )
         if prices:
             pipe.hincrby(stats_key, "accepted", len(prices))
@@ -89,7 +95,11 @@ class PriceProjector:
             pipe.hincrby(namespaced(symbol_stats_key(symbol), ns), "accepted", count)
         for (symbol, reason), count in Counter((r.symbol, str(r.reason)) for r in rejected if r.symbol).items():
             pipe.hincrby(namespaced(symbol_stats_key(symbol), ns), f"rejected.{reason}", count)
-        results = await pipe.execute()
+        try:
+            results = await pipe.execute()
+        except NoScriptError:
+            self._loaded = False
+            raise
         return sum(int(r) for r in results[: len(prices)])
 
 
