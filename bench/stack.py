@@ -126,8 +126,8 @@ class BenchStack:
         return f"ws://{match.group(1).decode()}:{match.group(2).decode()}/v2/{FEED}"
 
     async def _start_process(self, name: str, argv: list[str], env: dict[str, str]) -> None:
-        if name in self.cfg.profile:  # argv is [python, "-m", module, ...]: cProfile runs the same module
-            argv = [argv[0], "-m", "cProfile", "-o", str(self.log_dir.parent / f"{name}.prof"), *argv[1:]]
+        if name in self.cfg.profile:  # argv is [python, "-m", module, ...]: profile the same module
+            argv = [argv[0], "-m", "bench.cpu_profile", str(self.log_dir.parent / f"{name}.prof"), *argv[1:]]
         process = ManagedProcess(name, argv, self.log_dir / f"{name}.log", env)
         await process.start()
         self._exit.push_async_callback(process.stop, 8.0)
