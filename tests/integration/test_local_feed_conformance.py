@@ -167,7 +167,7 @@ async def test_alpaca_py_over_the_limit_gets_405_logged_and_keeps_streaming(make
     stream = StockDataStream("key", "secret", url_override=server.url())
     got = Collector()
     stream.subscribe_quotes(got.handle, "AAPL", "MSFT", "GOOGL")
-    async with running(stream):
+    async with running(stream, kick=server):
         async def logged_405() -> bool:
             return any("symbol limit exceeded (405)" in r.getMessage() for r in caplog.records)
 
