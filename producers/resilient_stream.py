@@ -113,6 +113,7 @@ class ResilientStockDataStream(StockDataStream):
         self.last_failure: StreamFailure | None = None
         self._forced_reason: str | None = None
         self._subscription_lock = asyncio.Lock()
+        self._stop_stream_event = asyncio.Event()  # here, not in the run loop: a stop may come before it starts
 
     # --- subscriptions ------------------------------------------------------------------------
 
@@ -156,8 +157,7 @@ class ResilientStockDataStream(StockDataStream):
     async def shutdown(self) -> None:
         """Stop: close the socket now (alpaca-py would notice a stop only at its next 5 s receive poll)."""
         self._should_run = False
-        if self._stop_stream_event is not None:
-            self._stop_stream_event.set()
+        self._stop_stream_event.set()
         await self._close_quietly()
 
     async def force_reconnect(self, reason: str) -> None:
@@ -168,8 +168,6 @@ class ResilientStockDataStream(StockDataStream):
 
     async def _run_forever(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self._should_run = True
-        self._stop_stream_event = asyncio.Event()
         try:
             while self._should_run:
                 failure = await self._one_session()
@@ -185,7 +183,7 @@ class ResilientStockDataStream(StockDataStream):
                             attempt=self.policy.attempts, retry_in_s=round(delay, 2), url=self.url,
                             gave_up_counting=self.policy.exhausted)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop_stream_event.wait(), delay)
+                    await asyncio.wait_for(self._stop_stream_event.wait(), delay)  # a stop cuts the wait short
                 self.next_attempt_in_s = None
         finally:
             await self._close_quietly()  # also on cancellation: an open socket would hold the account's slot

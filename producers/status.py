@@ -34,7 +34,7 @@ class IngestStatusReporter:
 
     def __init__(
         self,
-        snapshot: Callable[[float], IngestStatus],
+        snapshot: Callable[[float | None], IngestStatus],
         redis: Redis | None,
         metrics: IngestMetrics | None = None,
         interval_s: float = STATUS_INTERVAL_S,
@@ -63,7 +63,7 @@ class IngestStatusReporter:
 
     def report(self, elapsed_s: float) -> IngestStatus:
         """Take a snapshot now (rates over ``elapsed_s``) and publish it to the metrics."""
-        self.latest = status = self._snapshot(elapsed_s)
+        self.latest = status = self._snapshot(elapsed_s if elapsed_s > 0 else None)  # no rate from 0 s
         if self._metrics is not None:
             self._metrics.latest = status
         return status

@@ -34,7 +34,8 @@ class SubscriptionManager:
 
     Requests are idempotent per (symbol, source), so replaying the control topic from the beginning
     rebuilds the same set. At most ``max_symbols`` are active (Alpaca's IEX plan streams 30); symbols
-    wanted beyond that are *pending*, in request order, and take the next free slot.
+    wanted beyond that are *pending*, in the order their requests arrived (the control topic orders
+    requests per symbol only), and take the next free slot.
     """
 
     def __init__(self, max_symbols: int) -> None:

@@ -22,6 +22,7 @@ from redis.asyncio import Redis
 from deploy.alpaca_feed.server import AlpacaFeedServer
 from producers.alpaca_ingest import IngestService
 from schemas.events import IngestStatus, SubscriptionRequest
+from schemas.symbols import normalize_symbol
 from schemas.timestamps import format_ns, now_ns
 from tests.helpers import eventually, read_topic_until
 from tickwire.settings import Settings, load_settings
@@ -140,14 +141,18 @@ async def connected(ingest: RunningIngest, timeout: float = DEADLINE) -> None:
 
 
 async def send_requests(bootstrap: str, topic: str, requests: Iterable[tuple[str, str, str]]) -> None:
-    """Publish (symbol, action, source) control requests to ``topic``, keyed by symbol."""
+    """Publish (symbol, action, source) control requests to ``topic``, keyed by the normalised symbol."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
     await producer.start()
     try:
         for symbol, action, source in requests:
             request = SubscriptionRequest(symbol=symbol, action=action, source=source,  # type: ignore[arg-type]
                                           requested_at=format_ns(now_ns()))
-            await producer.send_and_wait(topic, request.to_json(), key=symbol.encode())
+            try:  # the topic's key is the symbol: one symbol's requests stay in order in one partition
+                key = normalize_symbol(symbol)
+            except ValueError:
+                key = symbol
+            await producer.send_and_wait(topic, request.to_json(), key=key.encode())
     finally:
         await producer.stop()
 

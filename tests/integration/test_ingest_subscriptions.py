@@ -119,8 +119,10 @@ async def test_ingest_given_symbol_limit_keeps_extra_symbols_pending_until_a_slo
         await feed.wait_for_subscription("quotes", [base], timeout=DEADLINE)
 
         # Act
-        await send_requests(kafka_bootstrap, topic, [(first, "subscribe", "api"), (extra, "subscribe", "api")])
+        await send_requests(kafka_bootstrap, topic, [(first, "subscribe", "api")])
         await feed.wait_for_subscription("quotes", [first], timeout=DEADLINE)
+        # Kafka orders requests per symbol (partition), not across symbols: send the extra one after.
+        await send_requests(kafka_bootstrap, topic, [(extra, "subscribe", "api")])
         full = await until(lambda: (s := ingest.status).pending_symbols and s, "a pending symbol")
         streams_extra_while_full = streams(feed, extra)
         await send_requests(kafka_bootstrap, topic, [(first, "unsubscribe", "api")])
