@@ -52,7 +52,7 @@ from producers.subscription_manager import (
 from schemas.events import GapReason, IngestStatus, SubscriptionRequest
 from schemas.timestamps import format_ns, now_ns, parse_ns
 from schemas.topics import INGEST_STATUS_KEY, SUBSCRIPTIONS
-from tickwire.kafka import bootstrap_list
+from tickwire.kafka import aiokafka_security, bootstrap_list
 from tickwire.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -92,7 +92,7 @@ class IngestService:
         self.settings = settings
         self.instance = instance or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:4]}"
         bootstrap = bootstrap_list(settings.kafka_bootstrap_servers)
-        self.publisher = RawEventPublisher(bootstrap, settings.ingest_queue_size)
+        self.publisher = RawEventPublisher(bootstrap, settings.ingest_queue_size, **aiokafka_security(settings))
         self.policy = ReconnectPolicy(settings.reconnect_base_seconds, settings.reconnect_max_seconds,
                                       settings.reconnect_jitter, settings.max_reconnect_attempts)
         self.subscriptions = SubscriptionManager(settings.max_symbols)
@@ -103,7 +103,8 @@ class IngestService:
         self.router = StreamRouter(self.publisher, self.gaps, self.staleness, self.subscribed)
         self.on_frame = self.router.on_frame  # the stream calls these directly (hot path)
         self.on_malformed = self.router.on_malformed
-        self.reader = SubscriptionRequestReader(bootstrap, self._on_request, control_topic)
+        self.reader = SubscriptionRequestReader(bootstrap, self._on_request, control_topic,
+                                                **aiokafka_security(settings))
         self.redis = redis
         self.lease = IngestLease(redis, self.instance, settings.ingest_lease_ttl_ms) if redis is not None else None
         self._credentials = credentials(settings)

@@ -53,7 +53,9 @@ class RawEventPublisher:
     backfill).
     """
 
-    def __init__(self, bootstrap_servers: list[str], queue_size: int, batch_size: int = 500) -> None:
+    def __init__(
+        self, bootstrap_servers: list[str], queue_size: int, batch_size: int = 500, **client_options: Any
+    ) -> None:
         self.capacity = queue_size
         self.depth = 0  # messages buffered or in flight
         self.batch_size = batch_size
@@ -70,6 +72,7 @@ class RawEventPublisher:
             linger_ms=1,
             request_timeout_ms=10_000,
             retry_backoff_ms=200,
+            **client_options,  # TLS/SASL for a managed Kafka (tickwire.kafka.aiokafka_security)
         )
         self._task: asyncio.Task[None] | None = None
 

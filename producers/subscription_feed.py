@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer
@@ -26,7 +27,9 @@ class SubscriptionRequestReader:
     requests. Undecodable records are logged and skipped.
     """
 
-    def __init__(self, bootstrap_servers: list[str], handle: Handler, topic: str = SUBSCRIPTIONS.name) -> None:
+    def __init__(
+        self, bootstrap_servers: list[str], handle: Handler, topic: str = SUBSCRIPTIONS.name, **client_options: Any
+    ) -> None:
         self._handle = handle
         self.topic = topic
         self._consumer = AIOKafkaConsumer(
@@ -35,6 +38,7 @@ class SubscriptionRequestReader:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             fetch_max_wait_ms=200,
+            **client_options,  # TLS/SASL for a managed Kafka (tickwire.kafka.aiokafka_security)
         )
         self.applied = 0
 

@@ -1,6 +1,8 @@
 """Managed Kafka settings (TLS, SASL) become the same client options for aiokafka and Faust."""
 
+import ast
 import ssl
+from pathlib import Path
 
 import faust
 import pytest
@@ -42,3 +44,21 @@ def test_security_given_ssl_only_gives_faust_ssl_credentials() -> None:
 def test_settings_given_sasl_without_password_fails_with_one_clear_error() -> None:
     with pytest.raises(ValidationError, match="needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD"):
         load_settings(kafka_security_protocol="SASL_PLAINTEXT", kafka_sasl_username="svc")
+
+
+def test_every_kafka_client_given_a_managed_cluster_can_take_the_tls_and_sasl_options() -> None:
+    """Each aiokafka client in the code takes ``**options`` (from ``aiokafka_security``); the embedded broker's
+    readiness probe, which only ever talks to a local Tansu, is the one exception."""
+    root = Path(__file__).resolve().parents[2]
+    clients = ("AIOKafkaProducer", "AIOKafkaConsumer", "AIOKafkaAdminClient")
+    missing = []
+    for folder in ("producers", "processors", "consumers", "deploy", "tickwire"):
+        for path in (root / folder).rglob("*.py"):
+            if "embedded" in path.parts:
+                continue
+            for node in ast.walk(ast.parse(path.read_text())):
+                name = getattr(node, "func", None)
+                name = getattr(name, "id", getattr(name, "attr", None))
+                if isinstance(node, ast.Call) and name in clients and not any(k.arg is None for k in node.keywords):
+                    missing.append(f"{path.relative_to(root)}:{node.lineno} {name}")
+    assert missing == [], f"aiokafka clients without **client_options: {missing}"
