@@ -11,6 +11,7 @@ from typing import Any
 
 import typer
 
+from consumers.consistency_cli import check_command
 from consumers.tools.cli import register_tool_commands
 from deploy.alpaca_feed.cli import feed_app
 from tickwire.logging import configure_logging
@@ -133,6 +134,7 @@ def position_set(
 app.add_typer(position_app, name="position")
 app.add_typer(feed_app, name="feed", help="The local Alpaca-protocol market-data feed.")
 register_tool_commands(app)  # tail, replay, diff (consumers/tools/)
+app.command("check")(check_command)  # the consistency oracle (consumers/consistency.py)
 
 
 def main() -> None:
