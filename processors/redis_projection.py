@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 
+import orjson
 import structlog
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -12,27 +13,44 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
 from processors.pipelined_script import NoScriptError, PipelinedScript
-from schemas.events import PriceEvent, PriceUpdated, RejectedQuote
+from schemas.events import PriceEvent, RejectedQuote
 from schemas.topics import LIVE_NAMESPACE, PROCESSOR_STATS_KEY, namespaced, price_channel, price_key, symbol_stats_key
 
 log = structlog.get_logger(__name__)
 
-# One atomic step per update: replace the stored price only if this one is not older, and publish only
-# when the stored value changed. Replays and at-least-once redeliveries therefore change nothing.
-_PROJECT_PRICE_LUA = """
-local current = redis.call('GET', KEYS[1])
-if current then
-  if current == ARGV[1] then return 0 end
-  local ok, stored = pcall(cjson.decode, current)
-  if ok and type(stored) == 'table' and type(stored.timestamp) == 'string'
-     and stored.timestamp > ARGV[2] then
-    return 0
+# One atomic step per batch, one update after another: replace the stored price only if this one is not
+# older, and publish only when the stored value changed. Replays and at-least-once redeliveries therefore
+# change nothing. One call per batch (not per price): redis-py packs and parses every command in Python.
+# KEYS[1] the stats hash; per price i: KEYS[2i] its price key, KEYS[2i+1] its symbol's stats hash.
+# ARGV[1] the TTL; per price i: ARGV[4i-2 .. 4i+1] its snapshot, exchange time, channel, update message.
+_PROJECT_PRICES_LUA = """
+local published = 0
+local n = (#KEYS - 1) / 2
+for i = 1, n do
+  local key = KEYS[2 * i]
+  local snapshot, stamp = ARGV[4 * i - 2], ARGV[4 * i - 1]
+  redis.call('HINCRBY', KEYS[2 * i + 1], 'accepted', 1)
+  local newer = true
+  local current = redis.call('GET', key)
+  if current then
+    if current == snapshot then
+      newer = false
+    else
+      local ok, stored = pcall(cjson.decode, current)
+      if ok and type(stored) == 'table' and type(stored.timestamp) == 'string' and stored.timestamp > stamp then
+        newer = false
+      end
+    end
+  end
+  if newer then
+    redis.call('SET', key, snapshot, 'EX', ARGV[1])
+    redis.call('PUBLISH', ARGV[4 * i], ARGV[4 * i + 1])
+    published = published + 1
   end
 end
-redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
-redis.call('PUBLISH', ARGV[4], ARGV[5])
-redis.call('HINCRBY', KEYS[2], 'published', 1)
-return 1
+redis.call('HINCRBY', KEYS[1], 'accepted', n)
+if published > 0 then redis.call('HINCRBY', KEYS[1], 'published', published) end
+return published
 """
 
 
@@ -48,7 +66,7 @@ class PriceProjector:
         self.redis = redis
         self.ttl_seconds = ttl_seconds
         self.namespace = namespace
-        self._script = PipelinedScript(redis, _PROJECT_PRICE_LUA)
+        self._script = PipelinedScript(redis, _PROJECT_PRICES_LUA)
         self._loaded = False
 
     async def project(self, prices: Sequence[PriceEvent], rejected: Sequence[RejectedQuote] = ()) -> int:
@@ -75,24 +93,18 @@ class PriceProjector:
             await self._script.load()
             self._loaded = True
         pipe = self.redis.pipeline(transaction=False)
-        for event in prices:
-            # PriceSnapshot is PriceEvent without received_at: same fields, same order.
-            snapshot = event.model_dump_json(exclude={"received_at"}).encode()
-            update = PriceUpdated(
-                symbol=event.symbol, price=event.mid, bid=event.bid, ask=event.ask, timestamp=event.timestamp
-            ).to_json()
-            self._script.queue(
-                pipe,
-                keys=[namespaced(price_key(event.symbol), ns), stats_key],
-                args=[snapshot, event.timestamp, self.ttl_seconds, namespaced(price_channel(event.symbol), ns), update],
-            )
         if prices:
-            pipe.hincrby(stats_key, "accepted", len(prices))
+            keys: list[str] = [stats_key]
+            args: list[object] = [self.ttl_seconds]
+            for event in prices:
+                # Per-symbol counts let `tickwire diff` compare a replay with live processing symbol by symbol.
+                keys += [namespaced(price_key(event.symbol), ns), namespaced(symbol_stats_key(event.symbol), ns)]
+                # PriceSnapshot is PriceEvent without received_at: same fields, same order.
+                args += [event.model_dump_json(exclude={"received_at"}), event.timestamp,
+                         namespaced(price_channel(event.symbol), ns), update_message(event)]
+            self._script.queue(pipe, keys, args)
         for reason, count in Counter(str(r.reason) for r in rejected).items():
             pipe.hincrby(stats_key, f"rejected.{reason}", count)
-        # Per-symbol counts let `tickwire diff` compare a replay with live processing symbol by symbol.
-        for symbol, count in Counter(p.symbol for p in prices).items():
-            pipe.hincrby(namespaced(symbol_stats_key(symbol), ns), "accepted", count)
         for (symbol, reason), count in Counter((r.symbol, str(r.reason)) for r in rejected if r.symbol).items():
             pipe.hincrby(namespaced(symbol_stats_key(symbol), ns), f"rejected.{reason}", count)
         try:
@@ -100,7 +112,13 @@ class PriceProjector:
         except NoScriptError:
             self._loaded = False
             raise
-        return sum(int(r) for r in results[: len(prices)])
+        return int(results[0]) if prices else 0
+
+
+def update_message(event: PriceEvent) -> bytes:
+    """The ``price.updated`` message of a price (a ``PriceUpdated``'s JSON, without a model round trip)."""
+    return orjson.dumps({"event_type": "price.updated", "symbol": event.symbol, "price": format(event.mid, "f"),
+                         "bid": format(event.bid, "f"), "ask": format(event.ask, "f"), "timestamp": event.timestamp})
 
 
 def _log_retry(state) -> None:  # type: ignore[no-untyped-def]
