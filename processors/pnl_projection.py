@@ -28,30 +28,40 @@ log = structlog.get_logger(__name__)
 
 # Per revaluation, atomically: store the position's P&L (or delete it when closed), move the account's
 # total by the exact difference in cents, store the total, and publish. Re-applying the same value is a
-# no-op, so redelivered events change nothing.
+# no-op, so redelivered events change nothing. One call per batch, revaluation after revaluation (redis-py
+# packs and parses every command in Python): revaluation i has KEYS[3i-2 .. 3i] (its pnl hash, total,
+# total in cents) and ARGV[7i-6 .. 7i] (symbol, value, cents, account, updated_at, update, channel).
 _PROJECT_PNL_LUA = """
-local symbol, value, new_cents = ARGV[1], ARGV[2], ARGV[3]
-local old = redis.call('HGET', KEYS[1], symbol)
-if old == value or (not old and value == '') then return 0 end
-local old_cents = 0
-if old then
-  local ok, stored = pcall(cjson.decode, old)
-  if ok and type(stored) == 'table' and type(stored.unrealized_pnl) == 'string' then
-    old_cents = tonumber((string.gsub(stored.unrealized_pnl, '%.', ''))) or 0
+local function project(pnl_key, total_key, cents_key, symbol, value, new_cents, account, updated_at, update, channel)
+  local old = redis.call('HGET', pnl_key, symbol)
+  if old == value or (not old and value == '') then return 0 end
+  local old_cents = 0
+  if old then
+    local ok, stored = pcall(cjson.decode, old)
+    if ok and type(stored) == 'table' and type(stored.unrealized_pnl) == 'string' then
+      old_cents = tonumber((string.gsub(stored.unrealized_pnl, '%.', ''))) or 0
+    end
   end
+  if value == '' then redis.call('HDEL', pnl_key, symbol) else redis.call('HSET', pnl_key, symbol, value) end
+  local total = redis.call('INCRBY', cents_key, (tonumber(new_cents) or 0) - old_cents)
+  local sign = ''
+  if total < 0 then sign = '-'; total = -total end
+  local text = string.format('%s%d.%02d', sign, math.floor(total / 100), total % 100)
+  local summary = {account = account, total_unrealized = text, positions = redis.call('HLEN', pnl_key),
+                   updated_at = updated_at}
+  redis.call('SET', total_key, cjson.encode(summary))
+  local message = cjson.decode(update)
+  message.total_unrealized = text
+  redis.call('PUBLISH', channel, cjson.encode(message))
+  return 1
 end
-if value == '' then redis.call('HDEL', KEYS[1], symbol) else redis.call('HSET', KEYS[1], symbol, value) end
-local total = redis.call('INCRBY', KEYS[3], (tonumber(new_cents) or 0) - old_cents)
-local sign = ''
-if total < 0 then sign = '-'; total = -total end
-local text = string.format('%s%d.%02d', sign, math.floor(total / 100), total % 100)
-local summary = {account = ARGV[4], total_unrealized = text, positions = redis.call('HLEN', KEYS[1]),
-                 updated_at = ARGV[5]}
-redis.call('SET', KEYS[2], cjson.encode(summary))
-local update = cjson.decode(ARGV[6])
-update.total_unrealized = text
-redis.call('PUBLISH', ARGV[7], cjson.encode(update))
-return 1
+local changed = 0
+for i = 1, #KEYS / 3 do
+  local k, a = 3 * i - 3, 7 * i - 7
+  changed = changed + project(KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3],
+                              ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], ARGV[a + 7])
+end
+return changed
 """
 
 
@@ -128,15 +138,16 @@ class PnLProjector:
             pipe.set(last_trade_key(trade.symbol), trade.to_json(), ex=self.trade_ttl_seconds)
         for close in closes:
             pipe.set(close_key(close.symbol), close.to_json())
+        keys: list[str] = []
+        args: list[object] = []
         for index, pnl in enumerate(valued):
             closed = pnl.qty == 0
             payload = payloads[index] if payloads is not None else pnl.to_json()
-            self._script.queue(
-                pipe,
-                keys=[pnl_key(pnl.account), pnl_total_key(pnl.account), pnl_total_cents_key(pnl.account)],
-                args=[pnl.symbol, "" if closed else payload, "" if closed else cents(pnl),
-                      pnl.account, pnl.updated_at, update_message(payload), pnl_channel(pnl.account)],
-            )
+            keys += [pnl_key(pnl.account), pnl_total_key(pnl.account), pnl_total_cents_key(pnl.account)]
+            args += [pnl.symbol, "" if closed else payload, "" if closed else cents(pnl),
+                     pnl.account, pnl.updated_at, update_message(payload), pnl_channel(pnl.account)]
+        if valued:
+            self._script.queue(pipe, keys, args)
         try:
             await pipe.execute()
         except NoScriptError:
