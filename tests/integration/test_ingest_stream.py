@@ -84,6 +84,7 @@ async def test_ingest_given_refused_handshakes_backs_off_by_policy_and_resets_af
         after_drop = await attempt_times(feed, 7)
 
     # Assert
+    print(f"429 retry delays {intervals(refused)}; after a success a drop waits {after_drop[0] - dropped_at:.3f}s")
     assert feed.handshake_rejections == 5
     assert_delays(intervals(refused), [0.2, 0.4, 0.8, 0.8, 0.8])
     assert not status_exhausted.healthy and status_exhausted.max_reconnect_attempts_exceeded, dumps(status_exhausted)
@@ -189,6 +190,7 @@ async def test_ingest_given_mute_socket_reconnects_and_reports_a_stall(
         repaired = await backfilled(kafka_bootstrap, TRADES_RAW.name, [a, b])
 
     # Assert
+    print(f"mute socket reconnected {detected_s:.2f}s after the data stopped (mute_after 1.0s)")
     assert 1.0 <= detected_s < 4.0, detected_s
     assert gaps[0]["reason"] == "stall" and "mute socket" in gaps[0]["detail"], dumps(gaps)
     assert gaps[0]["last_before"] is not None and gaps[0]["first_after"] is not None
