@@ -42,7 +42,8 @@ def encode_raw_event(message: dict[str, Any], received_ns: int, received_at: str
     ``received_at`` may be passed preformatted (all messages of a frame share it). Returns None for
     message types tickwire does not publish (statuses, corrections, ...).
     """
-    topic = RAW_TOPIC_BY_MESSAGE_TYPE.get(message.get("T"))  # type: ignore[arg-type]
+    kind = message.get("T")
+    topic = RAW_TOPIC_BY_MESSAGE_TYPE.get(kind) if type(kind) is str else None  # a list "T" is unhashable
     if topic is None:
         return None
     value = dict(message)
@@ -55,4 +56,18 @@ def encode_raw_event(message: dict[str, Any], received_ns: int, received_at: str
     symbol = value.get("S")
     key = symbol.encode() if isinstance(symbol, str) else b""
     # OPT_NON_STR_KEYS: never fail on odd keys from the wire; the processor dead-letters what is wrong.
-    return KafkaRecord(topic.name, key, orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS, default=str))
+    try:
+        data = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS, default=str)
+    except TypeError:  # an integer beyond 64 bits (JSON frames allow any size): published as text, dead-lettered
+        data = orjson.dumps(_big_ints_as_text(value), option=orjson.OPT_NON_STR_KEYS, default=str)
+    return KafkaRecord(topic.name, key, data)
+
+
+def _big_ints_as_text(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _big_ints_as_text(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_big_ints_as_text(v) for v in value]
+    if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**64:
+        return str(value)
+    return value

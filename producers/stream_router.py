@@ -63,8 +63,14 @@ class StreamRouter:
                 self.malformed += 1
                 continue
             kind = message.get("T")
+            if type(kind) is not str:  # unhashable (a list) would raise below and drop the session
+                self.malformed += 1
+                continue
             if kind in DATA_TYPES:
                 symbol = message.get("S")
+                if type(symbol) is not str:  # no symbol to key or route it by
+                    self.malformed += 1
+                    continue
                 if symbol not in subscribed:
                     self.late += 1
                     continue
