@@ -244,7 +244,11 @@ class ResilientStockDataStream(StockDataStream):
             if type(messages) is not list:
                 observer.on_malformed(f"frame is not an array: {type(messages).__name__}")
                 continue
-            observer.on_frame(messages, received)
+            try:
+                observer.on_frame(messages, received)
+            except Exception:  # a bug on the hot path must cost this frame, not the session (and a gap)
+                log.exception("frame handling failed; frame skipped")
+                observer.on_malformed("frame handling failed")
         return False
 
     async def _close_quietly(self) -> None:

@@ -71,6 +71,8 @@ class StalenessMonitor:
 
     def on_status(self, symbol: str, code: object) -> None:
         """Record a trading status message (halts silence a symbol legitimately)."""
+        if type(code) is not str:  # malformed (a list would not even hash): not a status we know
+            return
         if code in HALT_CODES:
             self.halted.add(symbol)
         elif code in RESUME_CODES:

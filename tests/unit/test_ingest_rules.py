@@ -159,6 +159,13 @@ def test_market_hours_given_time_says_open_in_new_york_sessions(mode: str, when:
     assert MarketHours(mode).is_open(when) is open_  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("code", [["H"], None, 2, {"sc": "H"}])
+def test_staleness_given_malformed_status_code_ignores_it(code: object) -> None:
+    rules = monitor()
+    rules.on_status("A", code)
+    assert rules.halted == set()
+
+
 def test_staleness_given_market_closed_nothing_is_stale() -> None:
     saturday = int(datetime(2023, 11, 18, 15, 0, tzinfo=UTC).timestamp()) * S
     verdict = monitor("extended").check(saturday, ["A"], {}, 0, saturday - 3600 * S)
