@@ -22,6 +22,7 @@ from consumers.price_monitor import PriceMonitor
 from deploy.embedded import EmbeddedBroker, EmbeddedRedis
 from deploy.embedded.process import ManagedProcess
 from deploy.topics import ensure_topics
+from tickwire.kafka import aiokafka_security
 from tickwire.settings import Settings, redact_url
 
 log = structlog.get_logger(__name__)
@@ -78,7 +79,9 @@ async def run_stack(settings: Settings, stop: asyncio.Event) -> int:
             # The feed also serves Alpaca's REST API: the ingest backfills its gaps from there.
             env.setdefault("ALPACA_DATA_URL", stream_url.replace("ws://", "http://", 1).split("/v2/", 1)[0])
         stream_url = env.get("ALPACA_STREAM_URL") or settings.stream_url
-        await ensure_topics(bootstrap, settings.topic_partitions)
+        # The same TLS/SASL options as every other client: a managed Kafka refuses a plaintext admin client.
+        await ensure_topics(bootstrap, settings.topic_partitions, replication=settings.topic_replication,
+                            **aiokafka_security(settings))
 
         python = sys.executable
         processor = ManagedProcess(
