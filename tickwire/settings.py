@@ -153,6 +153,11 @@ class Settings(BaseSettings):
             return self.market_hours
         return "always" if self.alpaca_feed == "test" or not self.has_alpaca_credentials else "extended"
 
+    def __repr_args__(self):  # type: ignore[no-untyped-def]
+        # repr() and str() appear in tracebacks with locals (structlog's rich renderer): no URL password there.
+        for name, value in super().__repr_args__():
+            yield name, redact_url(value) if name == "redis_url" and isinstance(value, str) else value
+
     def redacted(self) -> dict[str, object]:
         """Settings as a dict safe to log: secrets masked, URL passwords hidden."""
         out = self.model_dump()
