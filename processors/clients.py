@@ -11,6 +11,18 @@ redis = Redis.from_url(settings.redis_url or "redis://127.0.0.1:6379/0", health_
 outputs = OutputProducer(settings)
 
 
+@app.task
+async def _confirm_outputs_before_commits() -> None:
+    """Faust flushes its producer before committing offsets: make that flush confirm the outputs too."""
+    flush_faust_producer = app.producer.flush
+
+    async def flush() -> None:
+        await flush_faust_producer()
+        await outputs.flush()
+
+    app.producer.flush = flush  # type: ignore[method-assign]
+
+
 @app.on_before_shutdown.connect
 async def _close_outputs(app, **kwargs) -> None:  # type: ignore[no-untyped-def]
     await outputs.stop()

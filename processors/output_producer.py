@@ -1,10 +1,14 @@
-"""OutputProducer: the processor's output records, sent in multi-record batches and awaited per input batch.
+"""OutputProducer: the processor's output records, sent in multi-record batches and confirmed before each commit.
 
 Faust's own producer must send one record per Kafka batch (on Tansu, table recovery from a changelog of
 multi-record batches stops early; see the README), and that caps every send of the worker at a few
-thousand records/s. Only table changelogs need it. Outputs (``prices``, ``pnl``, dead letters, control
-requests) go through this plain aiokafka producer instead, batched; an input batch is finished only once
-its outputs are delivered, so delivery stays at-least-once exactly as before.
+hundred records/s. Only table changelogs need it. Outputs (``prices``, ``pnl``, dead letters, control
+requests) go through this plain aiokafka producer instead, batched.
+
+Agents do not wait for each batch's outputs to be acknowledged (that round trip would sit in every
+batch's latency). Faust flushes its producer before it commits consumer offsets; ``flush`` is chained
+to that (see processors/clients.py), so offsets are committed only once every output sent before them is
+acknowledged, and a failed delivery fails the commit: delivery stays at-least-once.
 """
 
 from __future__ import annotations
@@ -18,30 +22,42 @@ from tickwire.settings import Settings
 
 
 class OutputProducer:
-    """One batched aiokafka producer per worker process; each input batch collects its sends in an
-    :class:`OutputBatch`. Starts on first use (the worker's loop must be running).
-    """
+    """One batched aiokafka producer per worker process. Starts on first use (the worker's loop must run)."""
 
     def __init__(self, settings: Settings, linger_ms: float = 0.0) -> None:
         self._settings = settings
         self._linger_ms = linger_ms
         self._producer: AIOKafkaProducer | None = None
         self._lock = asyncio.Lock()
+        self._pending: set[asyncio.Future[object]] = set()
+        self._failures: list[BaseException] = []
 
-    def batch(self) -> OutputBatch:
-        """A new, empty set of sends to wait for together."""
-        return OutputBatch(self)
-
-    async def send(self, topic: str, key: bytes | None, value: bytes | None) -> asyncio.Future[object]:
-        """Queue one record (``value`` None is a tombstone); returns its delivery future."""
+    async def send(self, topic: str, key: bytes | None, value: bytes | None) -> None:
+        """Queue one record (``value`` None is a tombstone); ``flush`` confirms it."""
         producer = self._producer or await self._start()
-        return await producer.send(topic, value, key=key)
+        future = await producer.send(topic, value, key=key)
+        self._pending.add(future)
+        future.add_done_callback(self._settled)
+
+    async def flush(self) -> None:
+        """Wait for every record sent so far; raise if any of them (since the last flush) was not delivered."""
+        if self._pending:
+            await asyncio.wait(list(self._pending))
+        failures, self._failures = self._failures, []
+        if failures:
+            raise failures[0]
 
     async def stop(self) -> None:
         """Deliver what is queued and disconnect."""
         if self._producer is not None:
+            await self.flush()
             await self._producer.stop()
             self._producer = None
+
+    def _settled(self, future: asyncio.Future[object]) -> None:
+        self._pending.discard(future)
+        if not future.cancelled() and future.exception() is not None:
+            self._failures.append(future.exception())  # type: ignore[arg-type]
 
     async def _start(self) -> AIOKafkaProducer:
         async with self._lock:
@@ -56,24 +72,3 @@ class OutputProducer:
                 await producer.start()
                 self._producer = producer
         return self._producer
-
-
-class OutputBatch:
-    """The outputs of one input batch: ``send`` each (returns at once), then ``await delivered()``.
-
-    Agents run concurrently in one worker, so each waits only for its own records, never for another's.
-    """
-
-    def __init__(self, producer: OutputProducer) -> None:
-        self._producer = producer
-        self._pending: list[asyncio.Future[object]] = []
-
-    async def send(self, topic: str, key: bytes | None, value: bytes | None) -> None:
-        """Queue one record."""
-        self._pending.append(await self._producer.send(topic, key, value))
-
-    async def delivered(self) -> None:
-        """Wait until every record sent so far is acknowledged; raises the first delivery error."""
-        pending, self._pending = self._pending, []
-        if pending:
-            await asyncio.gather(*pending)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import structlog
 
 from processors.latency import PROCESSOR_LATENCY
-from processors.output_producer import OutputBatch
+from processors.output_producer import OutputProducer
 from processors.pnl_batch import PnLBatchResult, PnLJoiner
 from processors.pnl_conflation import PnLConflator
 from processors.pnl_projection import PnLProjector
@@ -31,38 +31,38 @@ class PnLEmitter:
     """One per worker: the join, its conflation, the subscription keeper and the Redis projection."""
 
     def __init__(self, joiner: PnLJoiner, conflator: PnLConflator, keeper: SubscriptionKeeper,
-                 projector: PnLProjector) -> None:
+                 projector: PnLProjector, outputs: OutputProducer) -> None:
+        self.outputs = outputs
         self.joiner = joiner
         self.conflator = conflator
         self.keeper = keeper
         self.projector = projector
         self._lock = asyncio.Lock()
 
-    async def apply(self, records: Sequence[SourceRecord], sent: OutputBatch) -> None:
-        """Apply a batch and emit its consequences; returns once Kafka and Redis have them."""
+    async def apply(self, records: Sequence[SourceRecord]) -> None:
+        """Apply a batch and emit its consequences; returns once Redis has them (Kafka: see OutputProducer)."""
         async with self._lock:
             result = self.joiner.apply(records)
             for dead in result.rejected:
                 log.warning("P&L input rejected", topic=dead.value.source_topic, detail=dead.value.detail)
-                await sent.send(POSITIONS_REJECTED.name, dead.key, dead.value.to_json())
+                await self.outputs.send(POSITIONS_REJECTED.name, dead.key, dead.value.to_json())
             for request in self.keeper.update(result.opened_symbols, result.emptied_symbols):
-                await sent.send(SUBSCRIPTIONS.name, request.symbol.encode(), request.to_json())
-            await self._emit(self.conflator.offer(result.valued), sent, result)
+                await self.outputs.send(SUBSCRIPTIONS.name, request.symbol.encode(), request.to_json())
+            await self._emit(self.conflator.offer(result.valued), result)
 
-    async def flush_held(self, sent: OutputBatch) -> None:
+    async def flush_held(self) -> None:
         """Emit conflated revaluations that waited long enough, and unsubscribes past their grace period."""
         async with self._lock:
             for request in self.keeper.due():
-                await sent.send(SUBSCRIPTIONS.name, request.symbol.encode(), request.to_json())
-            await self._emit(self.conflator.due(), sent, None)
+                await self.outputs.send(SUBSCRIPTIONS.name, request.symbol.encode(), request.to_json())
+            await self._emit(self.conflator.due(), None)
 
-    async def _emit(self, valued: list[PositionPnL], sent: OutputBatch, result: PnLBatchResult | None) -> None:
+    async def _emit(self, valued: list[PositionPnL], result: PnLBatchResult | None) -> None:
         payloads = [pnl.to_json() for pnl in valued]  # one serialisation for Kafka and Redis
         for pnl, payload in zip(valued, payloads, strict=True):
-            await sent.send(PNL.name, position_key(pnl.account, pnl.symbol).encode(), payload)
+            await self.outputs.send(PNL.name, position_key(pnl.account, pnl.symbol).encode(), payload)
         if result is None:
             await self.projector.project(valued, payloads=payloads)
         else:
             await self.projector.project(valued, result.positions, result.trades, result.closes, payloads)
-        await sent.delivered()  # Kafka and Redis round trips overlap; the batch ends when both are done
         PROCESSOR_LATENCY.observe_pnl(valued, now_ns())

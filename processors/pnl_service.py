@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from processors.app import settings
-from processors.clients import redis
+from processors.clients import outputs, redis
 from processors.pnl_batch import PnLJoiner
 from processors.pnl_conflation import PnLConflator
 from processors.pnl_emitter import PnLEmitter
@@ -16,4 +16,5 @@ pnl_emitter = PnLEmitter(
     PnLConflator(settings.pnl_min_change, settings.pnl_min_change_bps, settings.pnl_max_delay_ms / 1000),
     SubscriptionKeeper(settings.unsubscribe_grace_seconds),
     PnLProjector(redis, trade_ttl_seconds=settings.price_ttl_seconds),
+    outputs,
 )

@@ -24,7 +24,8 @@ projector = PriceProjector(redis, ttl_seconds=settings.price_ttl_seconds)
 
 @app.agent(quotes_raw_topic)
 async def price_quotes(stream):  # type: ignore[no-untyped-def]
-    """Process quotes in batches; the batch is acknowledged only after Kafka sends and Redis writes."""
+    """Process quotes in batches; a batch is acknowledged once Redis has it (its Kafka outputs are confirmed
+    before its offsets are committed, see processors/output_producer.py)."""
     async for events in stream.take_events(
         settings.processor_batch_size, within=settings.processor_batch_window_ms / 1000
     ):
@@ -35,20 +36,18 @@ async def price_quotes(stream):  # type: ignore[no-untyped-def]
         ]
         result = price_batch(records, latest_price_by_symbol, validator)
         processed_ns = now_ns()
-        sent = outputs.batch()
         for dead in result.rejected:
             rejected = dead.value
             log.info("quote rejected", symbol=rejected.symbol, reason=str(rejected.reason), detail=rejected.detail)
             # The source key keeps a dead letter in its symbol's partition, in order with its neighbours.
-            await sent.send(QUOTES_REJECTED.name, dead.key, rejected.to_json())
+            await outputs.send(QUOTES_REJECTED.name, dead.key, rejected.to_json())
         newest: dict[str, SourceRecord] = {}
         for price in result.prices:
             value = price.to_json()
-            await sent.send(PRICES.name, price.symbol.encode(), value)
+            await outputs.send(PRICES.name, price.symbol.encode(), value)
             # Conflated per batch: positions are revalued once, at the symbol's newest mark of the batch.
             newest[price.symbol] = SourceRecord(price.symbol.encode(), value, PRICES.name, -1, -1)
         await projector.project(result.prices, [dead.value for dead in result.rejected])
         PROCESSOR_LATENCY.observe_prices(result.prices, result.appended_ns, processed_ns, now_ns())
-        # Ends once Kafka (prices and pnl) and Redis have everything this batch produced.
-        await pnl_emitter.apply(list(newest.values()), sent)
+        await pnl_emitter.apply(list(newest.values()))
 

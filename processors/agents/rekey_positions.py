@@ -20,7 +20,6 @@ async def rekey_positions(stream):  # type: ignore[no-untyped-def]
     """Re-key by symbol so positions are co-partitioned with prices (the P&L join needs both in one worker)."""
     async for events in stream.take_events(settings.processor_batch_size,
                                            within=settings.processor_batch_window_ms / 1000):
-        sent = outputs.batch()
         for event in events:
             outcome = validate_position(event.key, event.value)
             if isinstance(outcome, Rejection):
@@ -28,7 +27,6 @@ async def rekey_positions(stream):  # type: ignore[no-untyped-def]
                                       event.message.offset)
                 dead = dead_letter(record, outcome)
                 log.warning("position rejected", key=event.key, reason=str(outcome.reason), detail=outcome.detail)
-                await sent.send(POSITIONS_REJECTED.name, dead.key, dead.value.to_json())
+                await outputs.send(POSITIONS_REJECTED.name, dead.key, dead.value.to_json())
                 continue
-            await sent.send(POSITIONS_BY_SYMBOL.name, outcome.symbol.encode(), outcome.to_json())
-        await sent.delivered()
+            await outputs.send(POSITIONS_BY_SYMBOL.name, outcome.symbol.encode(), outcome.to_json())

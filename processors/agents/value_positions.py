@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from processors.app import app, settings
-from processors.clients import outputs
 from processors.pnl_service import pnl_emitter
 from processors.price_batch import SourceRecord
 from processors.topics import pnl_inputs_topic
@@ -16,10 +15,10 @@ async def value_positions(stream):  # type: ignore[no-untyped-def]
                                            within=settings.processor_batch_window_ms / 1000):
         records = [SourceRecord(e.key, e.value or b"", e.message.topic, e.message.partition, e.message.offset)
                    for e in events]
-        await pnl_emitter.apply(records, outputs.batch())
+        await pnl_emitter.apply(records)
 
 
 @app.timer(interval=max(settings.pnl_max_delay_ms / 2000, 0.05))
 async def flush_held_pnl() -> None:
     """Emit conflated revaluations that waited long enough, and unsubscribes past their grace period."""
-    await pnl_emitter.flush_held(outputs.batch())
+    await pnl_emitter.flush_held()
