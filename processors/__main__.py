@@ -5,6 +5,7 @@ import mode.loop
 from processors import log_level  # noqa: F401  (registers its start-up task)
 from processors.agents import price_quotes, rekey_positions, value_positions  # noqa: F401  (registers agents)
 from processors.app import app, settings
+from processors.fetch_wait import cap_fetch_wait
 from processors.latency import serve_metrics
 from tickwire.logging import configure_logging
 
@@ -12,6 +13,7 @@ if __name__ == "__main__":
     configure_logging(own_handlers=False)
     settings.run_dir.mkdir(parents=True, exist_ok=True)  # Faust creates its datadir inside, not parents
     serve_metrics(settings.processor_metrics_port)
+    cap_fetch_wait(settings.consumer_fetch_wait_ms)
     if settings.processor_uvloop:
         mode.loop.use("uvloop")  # 10-30% less CPU per Redis/Kafka round trip than asyncio's loop
     app.main()

@@ -83,6 +83,8 @@ class Settings(BaseSettings):
     processor_metrics_port: int = Field(0, ge=0, le=65535, validation_alias="TICKWIRE_PROCESSOR_METRICS_PORT")
     processor_app_id: str = Field("tickwire-processor", validation_alias="TICKWIRE_PROCESSOR_APP_ID")
     processor_batch_size: int = Field(100, gt=0, validation_alias="TICKWIRE_PROCESSOR_BATCH_SIZE")
+    # How long the processor's consumer lets the broker hold a fetch with nothing new (processors/fetch_wait.py).
+    consumer_fetch_wait_ms: int = Field(10, gt=0, validation_alias="TICKWIRE_CONSUMER_FETCH_WAIT_MS")
     # Run the processor's Faust worker on uvloop (faster event loop); false = asyncio's own.
     processor_uvloop: bool = Field(True, validation_alias="TICKWIRE_PROCESSOR_UVLOOP")
     # Changelog records/s the latest-price and marks tables may write behind (processors/write_behind.py).
