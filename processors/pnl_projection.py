@@ -140,12 +140,20 @@ class PnLProjector:
             pipe.set(close_key(close.symbol), close.to_json())
         keys: list[str] = []
         args: list[object] = []
+        changed = {(position.account, position.symbol) for position in positions}  # written just above
+        restore: dict[tuple[str, str], bytes | None] = {}
         for index, pnl in enumerate(valued):
             closed = pnl.qty == 0
             payload = payloads[index] if payloads is not None else pnl.to_json()
             keys += [pnl_key(pnl.account), pnl_total_key(pnl.account), pnl_total_cents_key(pnl.account)]
             args += [pnl.symbol, "" if closed else payload, "" if closed else cents(pnl),
                      pnl.account, pnl.updated_at, update_message(payload), pnl_channel(pnl.account)]
+            restore[(pnl.account, pnl.symbol)] = None if closed else payload
+        for (account, symbol), open_payload in restore.items():
+            if open_payload is not None and (account, symbol) not in changed:
+                # Restores an open position a Redis restart lost (written above only when it changes); HSETNX
+                # leaves a stored one as it is. Only the last valuation in the batch counts.
+                pipe.hsetnx(positions_key(account), symbol, _position_json(open_payload))
         if valued:
             self._script.queue(pipe, keys, args)
         try:
@@ -153,3 +161,10 @@ class PnLProjector:
         except NoScriptError:
             self._loaded = False
             raise
+
+
+def _position_json(payload: bytes) -> bytes:
+    """The ``positions:{account}`` value of a valued open position's ``pnl`` JSON (time: the revaluation's)."""
+    pnl = orjson.loads(payload)
+    return orjson.dumps({"account": pnl["account"], "symbol": pnl["symbol"], "qty": pnl["qty"],
+                         "avg_entry_price": pnl["avg_entry_price"], "updated_at": pnl["updated_at"]})
