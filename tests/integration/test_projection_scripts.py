@@ -1,4 +1,4 @@
-"""The projections' Lua scripts on a real Redis: one round trip per batch, and back after a script flush."""
+"""The projections' Lua scripts on a real Redis: batches, exact totals, and back after a script flush."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 
+from processors.pnl_projection import PnLProjector
 from processors.redis_projection import PriceProjector
-from schemas.events import PriceEvent
+from schemas.events import PnLUpdated, PositionPnL, PriceEvent
 from schemas.timestamps import format_ns
-from schemas.topics import price_key
+from schemas.topics import pnl_channel, pnl_key, pnl_total_key, positions_key, price_key
 from tests.helpers import unique_symbol
 
 pytestmark = pytest.mark.integration
@@ -46,3 +47,49 @@ async def _script_commands(redis: Redis) -> int:
     """SCRIPT ... commands served so far (Redis 6 counts them as cmdstat_script, 7 per subcommand)."""
     stats = await redis.info("commandstats")
     return sum(int(v["calls"]) for k, v in stats.items() if k.startswith("cmdstat_script"))
+
+
+def pnl(account: str, symbol: str, qty: str, mark: str | None, t_ns: int) -> PositionPnL:
+    mark_d = Decimal(mark) if mark else None
+    return PositionPnL(account=account, symbol=symbol, qty=Decimal(qty), avg_entry_price=Decimal("100"),
+                       mark_price=mark_d, unrealized_pnl=(mark_d - 100) * Decimal(qty) if mark_d else None,
+                       price_source="real-time" if mark_d else "none",
+                       price_timestamp=format_ns(t_ns) if mark_d else None, updated_at=format_ns(t_ns + 1))
+
+
+async def test_pnl_projector_given_two_accounts_and_a_close_keeps_exact_totals_and_publishes_each_change(
+    redis: Redis,
+) -> None:
+    """Test one batch across accounts: hashes, totals in cents, restored positions, one message per change."""
+    # Arrange
+    first, second = f"acct-{unique_symbol('A')}", f"acct-{unique_symbol('B')}"
+    long_sym, short_sym = unique_symbol("L"), unique_symbol("S")
+    projector = PnLProjector(redis, trade_ttl_seconds=60)
+    pubsub = redis.pubsub()
+    await pubsub.subscribe(pnl_channel(first), pnl_channel(second))
+    await pubsub.get_message(timeout=1)
+    await pubsub.get_message(timeout=1)
+    batch = [pnl(first, long_sym, "10", "101.50", T0), pnl(second, long_sym, "-5", "101.50", T0),
+             pnl(first, short_sym, "-3", "99.99", T0), pnl(first, long_sym, "10", "102.00", T0 + 10)]
+    # Act
+    await projector.project(batch, payloads=[p.to_json() for p in batch])
+    await projector.project(batch[1:])  # redelivered newest values: change nothing, publish nothing
+    await projector.project([pnl(first, short_sym, "0", "99.99", T0 + 20)])  # closed
+    # Assert
+    totals = {a: orjson.loads(await redis.get(pnl_total_key(a))) for a in (first, second)}
+    assert (totals[first]["total_unrealized"], totals[first]["positions"]) == ("20.00", 1)  # 10 x 2.00
+    assert (totals[second]["total_unrealized"], totals[second]["positions"]) == ("-7.50", 1)
+    assert set(await redis.hkeys(pnl_key(first))) == {long_sym.encode()}
+    assert orjson.loads(await redis.hget(positions_key(second), long_sym))["qty"] == "-5"  # restored
+    messages = []
+    while (message := await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.5)) is not None:
+        messages.append(orjson.loads(message["data"]))
+    assert len(messages) == 5  # four changes and the close; the redelivery published nothing
+    last = batch[3]
+    expected = PnLUpdated(account=last.account, symbol=last.symbol, qty=last.qty, mark_price=last.mark_price,
+                          unrealized_pnl=last.unrealized_pnl, price_source=last.price_source,
+                          total_unrealized=Decimal("20.03"), timestamp=last.updated_at,
+                          price_timestamp=last.price_timestamp)
+    # first: 15.00, +0.03 (short), then long 15.00 -> 20.00 (the order across accounts is not guaranteed).
+    assert [m for m in messages if m["account"] == first][2] == orjson.loads(expected.to_json())
+    await pubsub.aclose()

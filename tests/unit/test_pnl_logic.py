@@ -8,12 +8,11 @@ import pytest
 
 from processors.pnl_batch import PnLJoiner
 from processors.pnl_conflation import PnLConflator
-from processors.pnl_projection import update_message
 from processors.position_validator import validate_position
 from processors.price_batch import SourceRecord
 from processors.quote_validator import Rejection
 from processors.subscription_keeper import SubscriptionKeeper
-from schemas.events import PnLUpdated, Position, PositionPnL, PriceEvent
+from schemas.events import Position, PositionPnL, PriceEvent
 from schemas.topics import DAILY_BARS_RAW, POSITIONS_BY_SYMBOL, PRICES
 
 
@@ -159,20 +158,3 @@ def test_validate_position_given_numbers_and_default_account_accepts_them() -> N
     assert isinstance(outcome, Position)
     assert (outcome.account, outcome.qty, outcome.avg_entry_price) == ("default", Decimal(-5), Decimal("150.25"))
 
-
-@pytest.mark.parametrize("mark", ["152.00", None])
-def test_update_message_given_pnl_value_matches_the_pnl_updated_model(mark: str | None) -> None:
-    """Test that the pnl.updated JSON built from the pnl payload is the PnLUpdated model's, field for field."""
-    # Arrange
-    pnl = PositionPnL(account="a", symbol="AAPL", qty=Decimal("-10"), avg_entry_price=Decimal("150"),
-                      mark_price=Decimal(mark) if mark else None, unrealized_pnl=Decimal("-20.00") if mark else None,
-                      price_source="real-time" if mark else "none",
-                      price_timestamp="2026-01-01T00:00:01.000000000Z" if mark else None,
-                      updated_at="2026-01-01T00:00:02.000000000Z")
-    model = PnLUpdated(account=pnl.account, symbol=pnl.symbol, qty=pnl.qty, mark_price=pnl.mark_price,
-                       unrealized_pnl=pnl.unrealized_pnl, price_source=pnl.price_source, total_unrealized=0,
-                       timestamp=pnl.updated_at, price_timestamp=pnl.price_timestamp)
-    # Act
-    built = orjson.loads(update_message(pnl.to_json()))
-    # Assert
-    assert built == orjson.loads(model.to_json())
