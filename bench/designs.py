@@ -22,7 +22,7 @@ from bench.stack import BenchStack
 from bench.steps import StepRunner
 from schemas.topics import pnl_total_key
 
-READY_TIMEOUT_S = 90.0
+READY_TIMEOUT_S = 180.0
 
 
 async def run_design(cfg: BenchConfig, design: str, soak: bool = False) -> dict[str, Any]:
@@ -41,6 +41,7 @@ async def run_design(cfg: BenchConfig, design: str, soak: bool = False) -> dict[
         sampler = ResourceSampler({**stack.pids, "bench": os.getpid()})
         sampler.start()
         runner = StepRunner(stack, probe, sampler, cfg)
+        stack.start_profiles()
         if design == "pipeline":
             runner.hop_scraper = lambda: scrape(stack.metrics_port)
         try:

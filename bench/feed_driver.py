@@ -61,15 +61,23 @@ class RateControl:
 
 
 def count_quotes(model: Any, counter: list[int]) -> None:
-    """Wrap ``model.next_events`` (the feed's only source of quotes) to count the quotes it generates."""
-    original: Callable[..., list[dict[str, Any]]] = model.next_events
+    """Wrap the model's quote generators (``generate``, the feed's hot path, and ``next_events``) to count quotes."""
+    next_events: Callable[..., list[dict[str, Any]]] = model.next_events
 
-    def next_events(symbol: str, now_ns: int) -> list[dict[str, Any]]:
-        events = original(symbol, now_ns)
+    def counted_next_events(symbol: str, now_ns: int) -> list[dict[str, Any]]:
+        events = next_events(symbol, now_ns)
         counter[0] += sum(1 for event in events if event.get("T") == "q")
         return events
 
-    model.next_events = next_events
+    model.next_events = counted_next_events
+    generate: Callable[..., None] | None = getattr(model, "generate", None)
+    if generate is not None:
+        def counted_generate(symbol: str, now_ns: int, count: int, out: list[dict[str, Any]]) -> None:
+            start = len(out)
+            generate(symbol, now_ns, count, out)
+            counter[0] += sum(1 for i in range(start, len(out)) if out[i].get("T") == "q")
+
+        model.generate = counted_generate
 
 
 async def report_counts(redis: Redis, counter: list[int]) -> None:

@@ -12,6 +12,7 @@ import asyncio
 import os
 import re
 import shutil
+import signal
 import sys
 import time
 from contextlib import AsyncExitStack
@@ -157,6 +158,13 @@ class BenchStack:
     def pids(self) -> dict[str, int]:
         """Process name -> pid of everything this stack started."""
         return {name: p.pid for name, p in self.processes.items() if p.pid is not None}
+
+    def start_profiles(self) -> None:
+        """Tell the processes run under bench.cpu_profile to start profiling now."""
+        for name in self.cfg.profile:
+            process = self.processes.get(name)
+            if process is not None and process.pid is not None:
+                os.kill(process.pid, signal.SIGRTMIN)
 
     def check_alive(self) -> None:
         """Raise if a component has exited."""

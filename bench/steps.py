@@ -25,10 +25,11 @@ from bench.stats import latency_summary, slope
 
 SAMPLE_EVERY_S = 0.25
 MAX_RECOVERY_S = 10.0
-# Tolerances of the verdict: the feed offers >= 95% of the rate, the design finishes >= 97% of what came,
+# Tolerances of the verdict: the feed offers >= 95% of the rate, the design finishes >= 90% of what came
+# (a sanity bound: counters move per batch, so a short window is noisy; the backlog slope decides),
 # and the backlog grows by less than 2% of the rate per second (a few batches of slack).
 FEED_SHORTFALL = 0.95
-KEEP_UP = 0.97
+KEEP_UP = 0.90
 GROWTH = 0.02
 
 
