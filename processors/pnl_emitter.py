@@ -59,8 +59,8 @@ class PnLEmitter:
 
     async def _emit(self, valued: list[PositionPnL], result: PnLBatchResult | None) -> None:
         payloads = [pnl.to_json() for pnl in valued]  # one serialisation for Kafka and Redis
-        for pnl, payload in zip(valued, payloads, strict=True):
-            await self.outputs.send(PNL.name, position_key(pnl.account, pnl.symbol).encode(), payload)
+        await self.outputs.send_many(PNL.name, [(position_key(pnl.account, pnl.symbol).encode(), payload)
+                                                for pnl, payload in zip(valued, payloads, strict=True)])
         if result is None:
             await self.projector.project(valued, payloads=payloads)
         else:

@@ -42,11 +42,11 @@ async def price_quotes(stream):  # type: ignore[no-untyped-def]
             # The source key keeps a dead letter in its symbol's partition, in order with its neighbours.
             await outputs.send(QUOTES_REJECTED.name, dead.key, rejected.to_json())
         newest: dict[str, SourceRecord] = {}
-        for price in result.prices:
-            value = price.to_json()
-            await outputs.send(PRICES.name, price.symbol.encode(), value)
+        values = [(price.symbol.encode(), price.to_json()) for price in result.prices]
+        await outputs.send_many(PRICES.name, values)
+        for key, value in values:
             # Conflated per batch: positions are revalued once, at the symbol's newest mark of the batch.
-            newest[price.symbol] = SourceRecord(price.symbol.encode(), value, PRICES.name, -1, -1)
+            newest[key.decode()] = SourceRecord(key, value, PRICES.name, -1, -1)
         await projector.project(result.prices, [dead.value for dead in result.rejected])
         PROCESSOR_LATENCY.observe_prices(result.prices, result.appended_ns, processed_ns, now_ns())
         await pnl_emitter.apply(list(newest.values()))
