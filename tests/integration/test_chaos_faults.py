@@ -18,6 +18,7 @@ pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(os.environ.get("TICKWIRE_LONG_TESTS") != "1",
                        reason="100 faults take minutes: set TICKWIRE_LONG_TESTS=1 to run them"),
+    pytest.mark.timeout(1200),  # about a minute on an idle machine; the suite's 180 s limit is for ordinary tests
 ]
 
 FAULTS = int(os.environ.get("TICKWIRE_FAULTS", "100"))
