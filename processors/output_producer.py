@@ -18,13 +18,12 @@ from collections.abc import Iterable
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
-from aiokafka.producer.message_accumulator import BatchBuilder
 
 from tickwire.kafka import aiokafka_security, bootstrap_list
 from tickwire.settings import Settings
 
 _PARTITIONER = DefaultPartitioner()
-# Bigger batches than aiokafka's 16 KiB default: a batch of a few hundred revaluations is one record batch.
+# Bigger batches than aiokafka's 16 KiB default: while one request is in flight, the next one fills up.
 MAX_BATCH_BYTES = 512 * 1024
 
 
@@ -49,31 +48,27 @@ class OutputProducer:
         future.add_done_callback(self._settled)
 
     async def send_many(self, topic: str, records: Iterable[tuple[bytes, bytes]]) -> None:
-        """Queue (key, value) records as one batch per partition: a third of the CPU of one ``send`` each.
+        """Queue (key, value) records, each in the partition aiokafka's default partitioner gives its key.
 
-        Partitions are chosen exactly as ``send`` chooses them (aiokafka's default partitioner on the key),
-        so co-partitioning with the inputs is kept; each key's partition is computed once.
+        The partition of each key is computed once (keys repeat: symbols, account:symbol) and passed to
+        ``send``: aiokafka's partitioner hashes in pure Python and was three quarters of the cost of a send
+        (28 -> 7 us per record). Records still join the partition's open batch, so a send never waits for
+        the previous request (one record batch per partition per call did, and stalled the agent when the
+        broker was slow).
         """
         producer = self._producer or await self._start()
         partitions = self._partitions.get(topic)
         if partitions is None:
             partitions = self._partitions[topic] = sorted(await producer.partitions_for(topic))
-        batches: dict[int, list[BatchBuilder]] = {}
+        partition_of = self._partition_of
+        pending, settled = self._pending, self._settled
         for key, value in records:
-            partition = self._partition_of.get((topic, key))
+            partition = partition_of.get((topic, key))
             if partition is None:
-                partition = self._partition_of[(topic, key)] = _PARTITIONER(key, partitions, partitions)
-            builders = batches.get(partition)
-            if builders is None:
-                builders = batches[partition] = [producer.create_batch()]
-            if builders[-1].append(key=key, value=value, timestamp=None) is None:  # full: start another
-                builders.append(producer.create_batch())
-                builders[-1].append(key=key, value=value, timestamp=None)
-        for partition, builders in batches.items():
-            for builder in builders:
-                future = await producer.send_batch(builder, topic, partition=partition)
-                self._pending.add(future)
-                future.add_done_callback(self._settled)
+                partition = partition_of[(topic, key)] = _PARTITIONER(key, partitions, partitions)
+            future = await producer.send(topic, value, key=key, partition=partition)
+            pending.add(future)
+            future.add_done_callback(settled)
 
     async def flush(self) -> None:
         """Wait for every record sent so far; raise if any of them (since the last flush) was not delivered."""

@@ -42,42 +42,30 @@ async def test_flush_given_pending_and_failed_records_waits_for_all_and_raises_t
 
 
 async def test_send_many_given_records_partitions_them_as_send_would() -> None:
-    """Test that batched records land in the partition aiokafka's default partitioner gives their key."""
+    """Test that each record goes to the partition aiokafka's default partitioner gives its key."""
     # Arrange
     from aiokafka.partitioner import DefaultPartitioner
 
-    class BatchingKafka(FakeKafkaProducer):
+    class PartitionedKafka(FakeKafkaProducer):
         def __init__(self) -> None:
             super().__init__()
-            self.sent: list[tuple[int, list[bytes]]] = []
+            self.sent: list[tuple[bytes, int]] = []
 
         async def partitions_for(self, topic: str) -> set[int]:
             return {0, 1, 2, 3}
 
-        def create_batch(self) -> Any:
-            keys: list[bytes] = []
-
-            class Builder:
-                def append(self, key: bytes, value: bytes, timestamp: None) -> object:
-                    keys.append(key)
-                    return object()
-
-            builder = Builder()
-            builder.keys = keys  # type: ignore[attr-defined]
-            return builder
-
-        async def send_batch(self, builder: Any, topic: str, partition: int) -> asyncio.Future[Any]:
-            self.sent.append((partition, builder.keys))
-            return await self.send(topic, None)
+        async def send(self, topic: str, value: bytes | None, key: bytes | None = None,
+                       partition: int | None = None) -> asyncio.Future[Any]:
+            assert key is not None and partition is not None
+            self.sent.append((key, partition))
+            return await super().send(topic, value, key=key)
 
     outputs = OutputProducer(load_settings(KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:1"))
-    kafka = BatchingKafka()
+    kafka = PartitionedKafka()
     outputs._producer = kafka  # type: ignore[assignment]
     keys = [f"S{i:03d}".encode() for i in range(20)] * 2
     # Act
     await outputs.send_many("prices", [(key, b"v") for key in keys])
     # Assert
-    expected = {key: DefaultPartitioner()(key, [0, 1, 2, 3], [0, 1, 2, 3]) for key in keys}
-    assert sorted(key for _, batch in kafka.sent for key in batch) == sorted(keys)
-    assert all(expected[key] == partition for partition, batch in kafka.sent for key in batch)
-    assert len(kafka.sent) == len(set(expected.values()))  # one batch per partition
+    partitioner = DefaultPartitioner()
+    assert kafka.sent == [(key, partitioner(key, [0, 1, 2, 3], [0, 1, 2, 3])) for key in keys]
