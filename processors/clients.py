@@ -13,10 +13,17 @@ outputs = OutputProducer(settings)
 
 @app.task
 async def _confirm_outputs_before_commits() -> None:
-    """Faust flushes its producer before committing offsets: make that flush confirm the outputs too."""
+    """Faust flushes its producer before committing offsets: make that flush confirm the outputs too,
+    and first hand the written-behind tables' pending values to their changelogs, so a committed offset
+    never runs ahead of the table state a worker taking over recovers (else a SIGKILLed worker's
+    successor re-accepts quotes older than ones already priced)."""
+    from processors.tables import WRITTEN_BEHIND
+
     flush_faust_producer = app.producer.flush
 
     async def flush() -> None:
+        for table in WRITTEN_BEHIND:
+            table.flush()
         await flush_faust_producer()
         await outputs.flush()
 
