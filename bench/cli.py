@@ -43,6 +43,7 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
     parser.add_argument("--out", type=Path, default=cfg.out_dir, help="results folder (default %(default)s)")
     parser.add_argument("--set", action="append", default=[], metavar="VAR=VALUE",
                         help="environment for the pipeline's processes, e.g. TICKWIRE_PROCESSOR_BATCH_SIZE=500")
+    parser.add_argument("--workers", type=int, default=cfg.workers, help="processor workers of the pipeline")
     parser.add_argument("--profile", default="", help="comma list of processes to run under cProfile "
                         "(processor, ingest, direct); stats go to <run dir>/<design>/<name>.prof")
     args = parser.parse_args(argv)
@@ -63,6 +64,7 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
         out_dir=args.out,
         env=dict(item.split("=", 1) for item in args.set),
         profile=tuple(p for p in args.profile.split(",") if p),
+        workers=args.workers,
     )
 
 
@@ -110,4 +112,4 @@ def _config_dict(cfg: BenchConfig) -> dict[str, Any]:
     return {"rates": list(cfg.rates), "symbols": cfg.symbols, "positions": cfg.positions,
             "sample_symbols": cfg.sample_symbols, "warmup_s": cfg.warmup_s, "measure_s": cfg.measure_s,
             "burst": f"{cfg.burst_factor:g}x for {cfg.burst_s:g}s", "designs": list(cfg.designs),
-            "env": cfg.env}
+            "env": cfg.env, "workers": cfg.workers}

@@ -28,12 +28,13 @@ class BenchConfig:
     ceilings: bool = True
     refine: int = 1  # extra rates tried between the last sustained and the first unsustained one
     soak_s: float = 0.0  # > 0: a soak of this long at soak_rate instead of the rate series
-    soak_rate: int = 5_000
+    soak_rate: int = 500
     soak_sample_s: float = 10.0
     out_dir: Path = Path("bench/results")
     run_dir: Path = Path(".tickwire/bench")
     seed: int = 0
     env: dict[str, str] = field(default_factory=dict)  # extra environment for the pipeline's processes
+    workers: int = 1  # processor workers of the pipeline (they share the partitions)
     profile: tuple[str, ...] = ()  # processes to run under cProfile (stats in <run dir>/<design>/<name>.prof)
 
     def symbol_names(self) -> list[str]:

@@ -101,8 +101,13 @@ class BenchStack:
         if self.design == "pipeline":
             env = self._env(stream_url)
             python = sys.executable
-            await self._start_process("processor", [python, "-m", "processors", "worker", "--without-web",
-                                                    "--loglevel", "warn"], env)
+            for index in range(self.cfg.workers):
+                # More workers share the partitions (and the tables with them); the first serves the metrics.
+                name = "processor" if index == 0 else f"processor{index + 1}"
+                worker_env = env if index == 0 else {**env, "TICKWIRE_PROCESSOR_METRICS_PORT": "0",
+                                                     "TICKWIRE_RUN_DIR": f"{env['TICKWIRE_RUN_DIR']}/{name}"}
+                await self._start_process(name, [python, "-m", "processors", "worker", "--without-web",
+                                                 "--loglevel", "warn"], worker_env)
             await self._start_process("ingest", [python, "-m", "tickwire", "ingest"], env)
         elif self.design == "direct":
             await self._start_process("direct", [sys.executable, "-m", "bench.direct_design", "--url", stream_url,
