@@ -44,7 +44,11 @@ async def eventually(
 async def read_topic_until(
     bootstrap: str, topic: str, predicate: Callable[[list[dict[str, Any]]], bool], timeout: float
 ) -> list[dict[str, Any]]:
-    """Read ``topic`` from the beginning until ``predicate(all JSON values so far)`` holds (tombstones skipped)."""
+    """Read ``topic`` from the beginning until ``predicate(all JSON object values so far)`` holds.
+
+    Tombstones and values that are not JSON objects (other tests put garbage on the shared raw topics on
+    purpose) are skipped.
+    """
     consumer = AIOKafkaConsumer(
         topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest", enable_auto_commit=False
     )
@@ -57,11 +61,18 @@ async def read_topic_until(
                 raise AssertionError(f"timed out reading {topic}; got {len(values)} records: {values[-5:]}")
             batch = await consumer.getmany(timeout_ms=200)
             for records in batch.values():
-                # Tombstones (null values, e.g. closed positions) carry no JSON: skipped.
-                values.extend(orjson.loads(r.value) for r in records if r.value is not None)
+                values.extend(v for v in (_json_object(r.value) for r in records) if v is not None)
         return values
     finally:
         await consumer.stop()
+
+
+def _json_object(value: bytes | None) -> dict[str, Any] | None:
+    try:
+        decoded = orjson.loads(value) if value is not None else None
+    except orjson.JSONDecodeError:
+        return None
+    return decoded if isinstance(decoded, dict) else None
 
 
 def descendants(pid: int) -> list[int]:
