@@ -6,7 +6,6 @@ Alpaca's REST API, which the ingest reads with alpaca-py's real StockHistoricalD
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -20,7 +19,6 @@ from tests.integration.test_ingest_harness import (
     DEADLINE,
     MakeFeed,
     dumps,
-    feed_factory,
     quote,
     records_of,
     running_ingest,
@@ -31,13 +29,6 @@ from tests.integration.test_ingest_harness import (
 pytestmark = pytest.mark.integration
 S = NS_PER_SECOND
 MINUTE = 60 * S
-
-
-@pytest.fixture
-async def make_feed() -> AsyncIterator[MakeFeed]:
-    """Local Alpaca feeds for this test, stopped at teardown."""
-    async with feed_factory() as start:
-        yield start
 
 
 def bar(symbol: str, minute_ns: int, close: float) -> dict[str, Any]:

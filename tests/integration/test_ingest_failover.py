@@ -11,7 +11,6 @@ import asyncio
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -26,7 +25,6 @@ from tests.integration.test_ingest_harness import (
     DEADLINE,
     MakeFeed,
     dumps,
-    feed_factory,
     quote,
     records_of,
     running_ingest,
@@ -35,13 +33,6 @@ from tests.integration.test_ingest_harness import (
 
 pytestmark = pytest.mark.integration
 LEASE_TTL_MS = 1500
-
-
-@pytest.fixture
-async def make_feed() -> AsyncIterator[MakeFeed]:
-    """Local Alpaca feeds for this test, stopped at teardown."""
-    async with feed_factory() as start:
-        yield start
 
 
 def ingest_process(name: str, log_dir: Path, env: dict[str, str]) -> ManagedProcess:

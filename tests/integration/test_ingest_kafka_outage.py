@@ -6,7 +6,6 @@ A dedicated embedded broker on a fixed port is stopped and replaced by a new one
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -21,7 +20,6 @@ from tests.integration.test_ingest_harness import (
     MakeFeed,
     backfilled,
     dumps,
-    feed_factory,
     records_of,
     running_ingest,
     until,
@@ -29,13 +27,6 @@ from tests.integration.test_ingest_harness import (
 
 pytestmark = pytest.mark.integration
 QUEUE_SIZE = 100
-
-
-@pytest.fixture
-async def make_feed() -> AsyncIterator[MakeFeed]:
-    """Local Alpaca feeds for this test, stopped at teardown."""
-    async with feed_factory() as start:
-        yield start
 
 
 async def test_ingest_given_kafka_outage_bounds_the_queue_counts_overflow_and_recovers(

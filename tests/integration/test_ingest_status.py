@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import aiohttp
 import pytest
 from redis.asyncio import Redis
@@ -12,16 +10,9 @@ from deploy.embedded.readiness import free_port
 from schemas.events import IngestStatus
 from schemas.topics import INGEST_STATUS_KEY, QUOTES_RAW
 from tests.helpers import eventually, unique_symbol
-from tests.integration.test_ingest_harness import MakeFeed, feed_factory, records_of, running_ingest
+from tests.integration.test_ingest_harness import MakeFeed, records_of, running_ingest
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def make_feed() -> AsyncIterator[MakeFeed]:
-    """Local Alpaca feeds for this test, stopped at teardown."""
-    async with feed_factory() as start:
-        yield start
 
 
 async def test_ingest_given_streaming_writes_status_to_redis_and_serves_prometheus_metrics(

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -23,7 +22,6 @@ from tests.integration.test_ingest_harness import (
     backfilled,
     connected,
     dumps,
-    feed_factory,
     quote,
     records_of,
     running_ingest,
@@ -31,13 +29,6 @@ from tests.integration.test_ingest_harness import (
 )
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def make_feed() -> AsyncIterator[MakeFeed]:
-    """Local Alpaca feeds for this test, stopped at teardown."""
-    async with feed_factory() as start:
-        yield start
 
 
 async def attempt_times(feed: AlpacaFeedServer, upto: int, timeout: float = DEADLINE) -> list[float]:

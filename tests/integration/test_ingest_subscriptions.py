@@ -7,7 +7,6 @@ from the ingest's loop while data flows, and check what reaches the feed and Kaf
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -18,7 +17,6 @@ from tests.helpers import unique_symbol
 from tests.integration.test_ingest_harness import (
     DEADLINE,
     MakeFeed,
-    feed_factory,
     quote,
     records_of,
     running_ingest,
@@ -27,13 +25,6 @@ from tests.integration.test_ingest_harness import (
 )
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def make_feed() -> AsyncIterator[MakeFeed]:
-    """Local Alpaca feeds for this test, stopped at teardown."""
-    async with feed_factory() as start:
-        yield start
 
 
 def streams(feed: AlpacaFeedServer, symbol: str) -> bool:
