@@ -31,8 +31,8 @@ async def run_soak(runner: Any, cfg: BenchConfig) -> dict[str, Any]:  # runner: 
         stack.check_alive()
         counts, now_ns = await stack.counts(), time.time_ns()
         # Quotes stamped in the previous interval have had at least one interval to arrive.
-        latency = latency_summary(probe.window("tick_to_redis", previous_ns - int(cfg.soak_sample_s * 1e9),
-                                               previous_ns))
+        latency = latency_summary(await probe.window("tick_to_redis",
+                                                     previous_ns - int(cfg.soak_sample_s * 1e9), previous_ns))
         samples.append({"t": round(time.monotonic() - began, 1),
                         "done_per_s": round((counts.processed - previous.processed) / (counts.at - previous.at), 1),
                         "tick_to_redis_p99_ms": latency["p99_ms"],

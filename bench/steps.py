@@ -137,10 +137,11 @@ class StepRunner:
         result.drained = settled
         result.lost = max(end.backlog - start.backlog, 0) if settled else None
 
-        result.latency = {m: latency_summary(self.probe.window(m, window_start, window_end)) for m in METRICS}
+        result.latency = {m: latency_summary(await self.probe.window(m, window_start, window_end))
+                          for m in METRICS}
         if burst is not None:
             watch_end = burst_start + int(cfg.burst_watch_s * 1e9)
-            burst.update({m: latency_summary(self.probe.window(m, burst_start, watch_end))
+            burst.update({m: latency_summary(await self.probe.window(m, burst_start, watch_end))
                           for m in ("tick_to_redis", "tick_to_pnl")})
             result.burst = burst
         self._judge(result)

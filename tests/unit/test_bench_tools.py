@@ -1,7 +1,12 @@
 """The benchmark's own arithmetic: percentiles, slopes, histogram quantiles, and the book's layout."""
 
+import asyncio
+import multiprocessing
+from typing import Any
+
 import pytest
 
+from bench import probe
 from bench.hops import difference, quantile_ms
 from bench.positions import build_book, probe_symbols
 from bench.stats import latency_summary, percentile, slope
@@ -41,3 +46,42 @@ def test_build_book_given_symbols_spreads_positions_and_gives_the_probe_account_
     assert set(per_symbol.values()) == {10}
     assert len({(p.account, p.symbol) for p in book}) == 1_000
     assert probe_symbols(book) == [f"S{i:03d}" for i in range(0, 100, 10)]
+
+
+def test_in_window_keeps_the_latencies_of_samples_stamped_in_the_half_open_range() -> None:
+    """Test that a step is judged on the quotes generated during it, whenever they arrived."""
+    samples = [(10, 1), (20, 2), (30, 3), (15, 4)]
+    assert probe.in_window(samples, 10, 30) == [1, 2, 4]
+    assert probe.in_window(samples, 31, 40) == []
+
+
+async def test_probe_child_hands_each_sample_over_once_and_exits_on_stop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Test the reader child's Pipe protocol in this process, with a fake reader: the first request is
+    answered once the reader is ready, collects drain, stop hands over the rest and ends the child."""
+    more = asyncio.Event()
+
+    async def fake_reader(spec: dict[str, Any], samples: dict[str, list[probe.Sample]],
+                          ready: asyncio.Future[None]) -> None:
+        samples["tick_to_redis"].append((1, 10))
+        ready.set_result(None)
+        await more.wait()
+        samples["tick_to_redis"].append((2, 20))
+        await asyncio.Event().wait()  # read forever
+
+    monkeypatch.setitem(probe._READERS, "fake", fake_reader)
+    monkeypatch.setitem(probe.READER_METRICS, "fake", ("tick_to_redis",))
+    parent_end, child_end = multiprocessing.Pipe()
+    child = asyncio.create_task(probe._child("fake", {}, child_end))
+
+    def ask(message: str) -> Any:
+        parent_end.send(message)
+        return parent_end.recv()
+
+    assert await asyncio.to_thread(ask, "ready?") == "ready"
+    assert await asyncio.to_thread(ask, probe.COLLECT) == {"tick_to_redis": [(1, 10)]}
+    more.set()
+    assert await asyncio.to_thread(ask, probe.COLLECT) == {"tick_to_redis": [(2, 20)]}
+    assert await asyncio.to_thread(ask, probe.STOP) == {"tick_to_redis": []}
+    await asyncio.wait_for(child, 5)
+    assert child_end.closed
+    parent_end.close()
