@@ -17,11 +17,13 @@ async def _confirm_outputs_before_commits() -> None:
     and first hand the written-behind tables' pending values to their changelogs, so a committed offset
     never runs ahead of the table state a worker taking over recovers (else a SIGKILLed worker's
     successor re-accepts quotes older than ones already priced)."""
+    from processors.pnl_service import release_marks
     from processors.tables import WRITTEN_BEHIND
 
     flush_faust_producer = app.producer.flush
 
     async def flush() -> None:
+        await release_marks(all_held=True)  # a committed quote's mark has reached the P&L join
         for table in WRITTEN_BEHIND:
             table.flush()
         await flush_faust_producer()

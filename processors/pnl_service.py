@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import time
+
 from processors.app import settings
 from processors.clients import outputs, redis
+from processors.mark_cadence import MarkCadence
 from processors.pnl_batch import PnLJoiner
 from processors.pnl_conflation import PnLConflator
 from processors.pnl_emitter import PnLEmitter
@@ -18,3 +21,12 @@ pnl_emitter = PnLEmitter(
     PnLProjector(redis, trade_ttl_seconds=settings.price_ttl_seconds),
     outputs,
 )
+mark_cadence = MarkCadence(settings.pnl_mark_interval_ms / 1000)
+
+
+async def release_marks(*, all_held: bool = False) -> None:
+    """Apply the held marks that are due (all of them with ``all_held``, as before an offset commit)."""
+    now = time.monotonic()
+    marks = mark_cadence.drain(now) if all_held else mark_cadence.due(now)
+    if marks:
+        await pnl_emitter.apply(marks)

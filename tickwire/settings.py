@@ -101,6 +101,8 @@ class Settings(BaseSettings):
     pnl_min_change_bps: Decimal = Field(Decimal("0"), ge=0, validation_alias="TICKWIRE_PNL_MIN_CHANGE_BPS")
     # ... or when this long has passed since the last emission of a changed position.
     pnl_max_delay_ms: float = Field(1000.0, gt=0, validation_alias="TICKWIRE_PNL_MAX_DELAY_MS")
+    # A symbol's positions are revalued at most this often, at its newest price (0 = on every batch).
+    pnl_mark_interval_ms: float = Field(50.0, ge=0, validation_alias="TICKWIRE_PNL_MARK_INTERVAL_MS")
     unsubscribe_grace_seconds: float = Field(60.0, ge=0, validation_alias="TICKWIRE_UNSUBSCRIBE_GRACE_SECONDS")
     feed_rate_per_symbol: float = Field(5.0, ge=0, validation_alias="TICKWIRE_FEED_RATE")
     run_dir: Path = Field(Path(".tickwire"), validation_alias="TICKWIRE_RUN_DIR")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
+
 import structlog
 
 from processors.app import app, settings
 from processors.clients import outputs, redis
 from processors.latency import PROCESSOR_LATENCY
-from processors.pnl_service import pnl_emitter
+from processors.pnl_service import mark_cadence, pnl_emitter
 from processors.price_batch import SourceRecord, price_batch
 from processors.quote_validator import QuoteValidator
 from processors.redis_projection import PriceProjector
@@ -44,10 +46,12 @@ async def price_quotes(stream):  # type: ignore[no-untyped-def]
         newest: dict[str, SourceRecord] = {}
         values = [(price.symbol.encode(), price.to_json()) for price in result.prices]
         await outputs.send_many(PRICES.name, values)
-        for key, value in values:
-            # Conflated per batch: positions are revalued once, at the symbol's newest mark of the batch.
+        for key, value in values:  # the symbol's newest price of the batch wins
             newest[key.decode()] = SourceRecord(key, value, PRICES.name, -1, -1)
         await projector.project(result.prices, [dead.value for dead in result.rejected])
         PROCESSOR_LATENCY.observe_prices(result.prices, result.appended_ns, processed_ns, now_ns())
-        await pnl_emitter.apply(list(newest.values()))
+        # A symbol's positions are revalued at most once per interval (processors/mark_cadence.py).
+        due = mark_cadence.offer(newest, time.monotonic())
+        if due:
+            await pnl_emitter.apply(due)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from processors.app import app, settings
-from processors.pnl_service import pnl_emitter
+from processors.pnl_service import pnl_emitter, release_marks
 from processors.price_batch import SourceRecord
 from processors.topics import pnl_inputs_topic
 
@@ -22,3 +22,9 @@ async def value_positions(stream):  # type: ignore[no-untyped-def]
 async def flush_held_pnl() -> None:
     """Emit conflated revaluations that waited long enough, and unsubscribes past their grace period."""
     await pnl_emitter.flush_held()
+
+
+@app.timer(interval=max(settings.pnl_mark_interval_ms / 2000, 0.01))
+async def release_due_marks() -> None:
+    """Revalue symbols whose newest price was held back by the mark cadence once their interval passed."""
+    await release_marks()
