@@ -91,8 +91,10 @@ class Settings(BaseSettings):
     processor_uvloop: bool = Field(True, validation_alias="TICKWIRE_PROCESSOR_UVLOOP")
     # Changelog records/s the latest-price and marks tables may write behind (processors/write_behind.py).
     table_writes_per_second: int = Field(100, gt=0, validation_alias="TICKWIRE_TABLE_WRITES_PER_SECOND")
+    # Each batch awaits its Redis and Kafka round trips in turn; 50 ms instead of 20 ms halves how many a
+    # second cost, and doubled the sustained rate in `make bench` (docs/performance.md).
     processor_batch_window_ms: float = Field(
-        20.0, gt=0, validation_alias="TICKWIRE_PROCESSOR_BATCH_WINDOW_MS"
+        50.0, gt=0, validation_alias="TICKWIRE_PROCESSOR_BATCH_WINDOW_MS"
     )
     # Which price marks a position: the quote's mid, the side a close would hit (bid/ask), or the last trade.
     mark_policy: Literal["mid", "side", "last"] = Field("mid", validation_alias="TICKWIRE_MARK_POLICY")
