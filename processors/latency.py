@@ -14,7 +14,8 @@ from functools import lru_cache
 
 from prometheus_client import REGISTRY, CollectorRegistry, Histogram, start_http_server
 
-from schemas.events import PositionPnL, PriceEvent
+from processors.valuation import PositionValuation
+from schemas.events import PriceEvent
 from schemas.timestamps import NS_PER_SECOND, parse_ns
 
 # 0.5 ms .. 30 s: the targets (10, 25, 50, 100 ms) are bucket bounds, so their quantiles are exact enough.
@@ -65,7 +66,7 @@ class LatencyMetrics:
                 if received:
                     hops["kafka"].observe(_seconds(appended - received))
 
-    def observe_pnl(self, valued: Sequence[PositionPnL], projected_ns: int) -> None:
+    def observe_pnl(self, valued: Sequence[PositionValuation], projected_ns: int) -> None:
         """Revaluations written to Redis at ``projected_ns`` (live marks only: a close is old by design)."""
         seen: set[tuple[str, str | None, str]] = set()
         hops = self._pnl

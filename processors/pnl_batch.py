@@ -18,11 +18,10 @@ import orjson
 from processors.position_validator import parse_decimal, validate_position
 from processors.price_batch import DeadLetter, SourceRecord, dead_letter
 from processors.quote_validator import Rejection
-from processors.valuation import MarkPolicy, choose_mark, value_position
+from processors.valuation import Mark, MarkPolicy, PositionValuation, choose_mark, value_position
 from schemas.events import (
     LastTrade,
     Position,
-    PositionPnL,
     PreviousClose,
     PriceEvent,
     PriceSnapshot,
@@ -39,7 +38,7 @@ Json = dict[str, Any]
 class PnLBatchResult:
     """What a batch changed, in input order."""
 
-    valued: list[PositionPnL] = field(default_factory=list)
+    valued: list[PositionValuation] = field(default_factory=list)
     positions: list[Position] = field(default_factory=list)  # changed positions (qty 0 = closed)
     trades: list[LastTrade] = field(default_factory=list)
     closes: list[PreviousClose] = field(default_factory=list)
@@ -82,7 +81,7 @@ class PnLJoiner:
             self.marks_by_symbol[symbol] = value
         return result
 
-    def value_all(self, symbol: str) -> list[PositionPnL]:
+    def value_all(self, symbol: str) -> list[PositionValuation]:
         """Current valuation of every position in ``symbol`` (used by timers and tools)."""
         result = PnLBatchResult()
         self._revalue_symbol(symbol, {}, {}, result, format_ns(now_ns()))
@@ -158,14 +157,16 @@ class PnLJoiner:
     def _revalue_symbol(self, symbol: str, positions: dict[str, Json], marks: dict[str, Json],
                         result: PnLBatchResult, now: str) -> None:
         parsed = _parse_marks(self._marks(symbol, marks))  # once per symbol, not once per position
+        chosen: dict[bool, Mark | None] = {}  # the mark depends on the position only through long/short
         for account, raw in self._positions(symbol, positions).items():
-            result.valued.append(self._value_at(self._position(symbol, account, raw), parsed, now))
+            position = self._position(symbol, account, raw)
+            long = position.qty > 0
+            mark = chosen[long] if long in chosen else chosen.setdefault(
+                long, choose_mark(self.policy, position.qty, *parsed))
+            result.valued.append(value_position(position, mark, now))
 
-    def _value(self, position: Position, entry: Json, now: str) -> PositionPnL:
-        return self._value_at(position, _parse_marks(entry), now)
-
-    def _value_at(self, position: Position, parsed: ParsedMarks, now: str) -> PositionPnL:
-        return value_position(position, choose_mark(self.policy, position.qty, *parsed), now)
+    def _value(self, position: Position, entry: Json, now: str) -> PositionValuation:
+        return value_position(position, choose_mark(self.policy, position.qty, *_parse_marks(entry)), now)
 
     def _position(self, symbol: str, account: str, raw: Json) -> Position:
         """The Position of a table entry, parsed once per stored value (kept while the stored dict is the same)."""

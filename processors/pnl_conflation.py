@@ -6,7 +6,7 @@ import time
 from collections.abc import Iterable
 from decimal import Decimal
 
-from schemas.events import PositionPnL
+from processors.valuation import PositionValuation
 
 PositionId = tuple[str, str]  # (account, symbol)
 
@@ -21,13 +21,13 @@ class PnLConflator:
         self.min_change = min_change
         self.min_bps = min_bps
         self.max_delay_s = max_delay_s
-        self._emitted: dict[PositionId, PositionPnL] = {}
-        self._held: dict[PositionId, tuple[float, PositionPnL]] = {}
+        self._emitted: dict[PositionId, PositionValuation] = {}
+        self._held: dict[PositionId, tuple[float, PositionValuation]] = {}
 
-    def offer(self, valued: Iterable[PositionPnL], now: float | None = None) -> list[PositionPnL]:
+    def offer(self, valued: Iterable[PositionValuation], now: float | None = None) -> list[PositionValuation]:
         """The revaluations to emit now, in order; the others are held until :meth:`due`."""
         now = time.monotonic() if now is None else now
-        out: list[PositionPnL] = []
+        out: list[PositionValuation] = []
         for pnl in valued:
             key = (pnl.account, pnl.symbol)
             previous = self._emitted.get(key)
@@ -41,13 +41,13 @@ class PnLConflator:
                 self._held[key] = (first_held, pnl)
         return out
 
-    def due(self, now: float | None = None) -> list[PositionPnL]:
+    def due(self, now: float | None = None) -> list[PositionValuation]:
         """Held revaluations whose first hold is at least ``max_delay_s`` old."""
         now = time.monotonic() if now is None else now
         ready = [key for key, (since, _) in self._held.items() if now - since >= self.max_delay_s]
         return [self._emit(key, self._held[key][1]) for key in ready]
 
-    def _emit(self, key: PositionId, pnl: PositionPnL) -> PositionPnL:
+    def _emit(self, key: PositionId, pnl: PositionValuation) -> PositionValuation:
         self._held.pop(key, None)
         if pnl.qty == 0:
             self._emitted.pop(key, None)
@@ -55,7 +55,7 @@ class PnLConflator:
             self._emitted[key] = pnl
         return pnl
 
-    def _moved_enough(self, previous: PositionPnL, current: PositionPnL) -> bool:
+    def _moved_enough(self, previous: PositionValuation, current: PositionValuation) -> bool:
         if (previous.qty, previous.avg_entry_price, previous.price_source) != (
             current.qty, current.avg_entry_price, current.price_source
         ):
@@ -71,7 +71,7 @@ class PnLConflator:
         return bool(self.min_bps and cost and delta / cost * 10_000 >= self.min_bps)
 
 
-def _same(a: PositionPnL, b: PositionPnL) -> bool:
+def _same(a: PositionValuation, b: PositionValuation) -> bool:
     return (a.qty, a.avg_entry_price, a.mark_price, a.unrealized_pnl, a.price_source) == (
         b.qty, b.avg_entry_price, b.mark_price, b.unrealized_pnl, b.price_source
     )

@@ -20,7 +20,7 @@ from processors.pnl_conflation import PnLConflator
 from processors.pnl_projection import PnLProjector
 from processors.price_batch import SourceRecord
 from processors.subscription_keeper import SubscriptionKeeper
-from schemas.events import PositionPnL
+from processors.valuation import PositionValuation
 from schemas.timestamps import now_ns
 from schemas.topics import PNL, POSITIONS_REJECTED, SUBSCRIPTIONS, position_key
 
@@ -57,7 +57,7 @@ class PnLEmitter:
                 await self.outputs.send(SUBSCRIPTIONS.name, request.symbol.encode(), request.to_json())
             await self._emit(self.conflator.due(), None)
 
-    async def _emit(self, valued: list[PositionPnL], result: PnLBatchResult | None) -> None:
+    async def _emit(self, valued: list[PositionValuation], result: PnLBatchResult | None) -> None:
         payloads = [pnl.to_json() for pnl in valued]  # one serialisation for Kafka and Redis
         await self.outputs.send_many(PNL.name, [(position_key(pnl.account, pnl.symbol).encode(), payload)
                                                 for pnl, payload in zip(valued, payloads, strict=True)])

@@ -11,7 +11,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
 from processors.pipelined_script import NoScriptError, PipelinedScript
-from schemas.events import LastTrade, Position, PositionPnL, PreviousClose
+from processors.valuation import PositionValuation
+from schemas.events import LastTrade, Position, PreviousClose
 from schemas.topics import (
     ACCOUNTS_KEY,
     close_key,
@@ -103,7 +104,7 @@ class PnLProjector:
 
     async def project(
         self,
-        valued: Sequence[PositionPnL],
+        valued: Sequence[PositionValuation],
         positions: Sequence[Position] = (),
         trades: Sequence[LastTrade] = (),
         closes: Sequence[PreviousClose] = (),
@@ -124,7 +125,7 @@ class PnLProjector:
             with attempt:
                 await self._write(valued, positions, trades, closes, payloads)
 
-    async def _write(self, valued: Sequence[PositionPnL], positions: Sequence[Position],
+    async def _write(self, valued: Sequence[PositionValuation], positions: Sequence[Position],
                      trades: Sequence[LastTrade], closes: Sequence[PreviousClose],
                      payloads: Sequence[bytes] | None) -> None:
         if not self._loaded:

@@ -10,7 +10,9 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Literal
 
-from schemas.events import LastTrade, Position, PositionPnL, PreviousClose, PriceSnapshot, PriceSource
+import orjson
+
+from schemas.events import LastTrade, Position, PreviousClose, PriceSnapshot, PriceSource
 
 MarkPolicy = Literal["mid", "side", "last"]
 CENT = Decimal("0.01")
@@ -56,21 +58,49 @@ def unrealized_pnl(qty: Decimal, avg_entry_price: Decimal, mark_price: Decimal) 
     return ((mark_price - avg_entry_price) * qty).quantize(CENT, rounding=ROUND_HALF_EVEN)
 
 
-def value_position(position: Position, mark: Mark | None, updated_at: str) -> PositionPnL:
+@dataclass(frozen=True, slots=True)
+class PositionValuation:
+    """One position valued at a mark: the in-memory form of :class:`schemas.events.PositionPnL`.
+
+    The P&L processor makes thousands a second, and validating each as a pydantic model cost more than
+    the valuation itself; ``to_json`` writes the very bytes ``PositionPnL.to_json`` would.
+    """
+
+    account: str
+    symbol: str
+    qty: Decimal
+    avg_entry_price: Decimal
+    mark_price: Decimal | None
+    unrealized_pnl: Decimal | None
+    price_source: PriceSource
+    price_timestamp: str | None
+    updated_at: str
+
+    def to_json(self) -> bytes:
+        """The ``pnl`` record value (and ``pnl:{account}`` field): PositionPnL's JSON, field for field."""
+        return orjson.dumps({
+            "account": self.account,
+            "symbol": self.symbol,
+            "qty": format(self.qty, "f"),
+            "avg_entry_price": format(self.avg_entry_price, "f"),
+            "mark_price": None if self.mark_price is None else format(self.mark_price, "f"),
+            "unrealized_pnl": None if self.unrealized_pnl is None else format(self.unrealized_pnl, "f"),
+            "price_source": self.price_source,
+            "price_timestamp": self.price_timestamp,
+            "updated_at": self.updated_at,
+        })
+
+
+def value_position(position: Position, mark: Mark | None, updated_at: str) -> PositionValuation:
     """A position's P&L at ``mark`` (price_source "none" and null figures when there is no mark)."""
-    return PositionPnL(
-        account=position.account,
-        symbol=position.symbol,
-        qty=position.qty,
-        avg_entry_price=position.avg_entry_price,
-        mark_price=mark.price if mark else None,
-        unrealized_pnl=unrealized_pnl(position.qty, position.avg_entry_price, mark.price) if mark else None,
-        price_source=mark.source if mark else "none",
-        price_timestamp=mark.timestamp if mark else None,
-        updated_at=updated_at,
-    )
+    if mark is None:
+        return PositionValuation(position.account, position.symbol, position.qty, position.avg_entry_price,
+                                 None, None, "none", None, updated_at)
+    return PositionValuation(position.account, position.symbol, position.qty, position.avg_entry_price, mark.price,
+                             unrealized_pnl(position.qty, position.avg_entry_price, mark.price), mark.source,
+                             mark.timestamp, updated_at)
 
 
-def total_unrealized(valued: Iterable[PositionPnL]) -> Decimal:
+def total_unrealized(valued: Iterable[PositionValuation]) -> Decimal:
     """Sum of the per-position figures as shown (each already to the cent); unvalued ones count 0."""
     return sum((p.unrealized_pnl for p in valued if p.unrealized_pnl is not None), Decimal("0.00"))

@@ -14,8 +14,8 @@ from typing import TypeVar
 from pydantic import BaseModel
 from redis.asyncio import Redis
 
-from processors.valuation import Mark, MarkPolicy, choose_mark, total_unrealized, value_position
-from schemas.events import LastTrade, Position, PositionPnL, PreviousClose, PriceSnapshot
+from processors.valuation import Mark, MarkPolicy, PositionValuation, choose_mark, total_unrealized, value_position
+from schemas.events import LastTrade, Position, PreviousClose, PriceSnapshot
 from schemas.timestamps import format_ns, now_ns
 from schemas.topics import close_key, last_trade_key, positions_key, price_key
 
@@ -68,7 +68,7 @@ class AccountValuation:
     """
 
     account: str
-    positions: list[PositionPnL]
+    positions: list[PositionValuation]
     total_unrealized: Decimal
 
 
@@ -80,7 +80,7 @@ class RealtimePnL:
         self.policy = policy
         self._script = redis.register_script(_READ_POSITIONS_AND_MARKS_LUA)
         self._cache = ParseCache()
-        self._valued: dict[tuple[bytes, bytes | None, bytes | None], PositionPnL] = {}
+        self._valued: dict[tuple[bytes, bytes | None, bytes | None], PositionValuation] = {}
         # The "last" policy marks with the last trade; the others with the quote.
         live_prefix = last_trade_key("") if policy == "last" else price_key("")
         self._prefixes = [live_prefix, close_key("")]

@@ -3,9 +3,11 @@
 from decimal import Decimal
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from processors.valuation import choose_mark, total_unrealized, unrealized_pnl, value_position
-from schemas.events import LastTrade, Position, PreviousClose, PriceSnapshot
+from processors.valuation import Mark, choose_mark, total_unrealized, unrealized_pnl, value_position
+from schemas.events import LastTrade, Position, PositionPnL, PreviousClose, PriceSnapshot
 
 PRICE = PriceSnapshot(symbol="AAPL", bid=Decimal("151.98"), ask=Decimal("152.02"), mid=Decimal("152.00"),
                       spread=Decimal("0.04"), spread_bps=Decimal("2.6316"), bid_size=1, ask_size=1,
@@ -49,3 +51,20 @@ def test_value_position_given_no_mark_reports_none_source_and_null_figures() -> 
     valued = value_position(position, None, "now")
     assert (valued.mark_price, valued.unrealized_pnl, valued.price_source) == (None, None, "none")
     assert total_unrealized([valued]) == Decimal("0.00")
+
+
+money = st.decimals(min_value=Decimal("-1e9"), max_value=Decimal("1e9"), allow_nan=False, allow_infinity=False)
+
+
+@given(account=st.text(min_size=1, max_size=12), qty=money, avg=money, mark=st.none() | money,
+       source=st.sampled_from(["real-time", "closing"]), stamp=st.none() | st.just(PRICE.timestamp))
+def test_position_valuation_to_json_given_any_figures_writes_position_pnl_bytes(
+        account: str, qty: Decimal, avg: Decimal, mark: Decimal | None, source: str, stamp: str | None) -> None:
+    """Test that the processor's lean valuation serialises exactly as the PositionPnL schema does."""
+    # Arrange
+    position = Position(account=account, symbol="BRK.B", qty=qty, avg_entry_price=avg, updated_at="t")
+    # Act
+    valued = value_position(position, None if mark is None else Mark(mark, source, stamp or ""), "now")  # type: ignore[arg-type]
+    # Assert
+    expected = PositionPnL(**{name: getattr(valued, name) for name in PositionPnL.model_fields}).to_json()
+    assert valued.to_json() == expected
