@@ -5,19 +5,30 @@ multi-record batches stops early; see the README), and that caps every send of t
 hundred records/s. Only table changelogs need it. Outputs (``prices``, ``pnl``, dead letters, control
 requests) go through this plain aiokafka producer instead, batched.
 
+Records are batched by hand: ``AIOKafkaProducer.send`` costs about 7 us per record (metadata wait, a
+future per record, each resolved on delivery), appending to an aiokafka ``BatchBuilder`` about 1.2 us.
+Sends append to their partition's open builder synchronously; a shipping task per partition hands the
+builders, in order, to ``send_batch``. That waits while the partition's previous batch is still queued in
+aiokafka (one batch per partition per request, none while a request is in flight), so only the shipping
+task ever awaits it: a send never blocks, and records that arrive meanwhile grow the next batch.
+
 Agents do not wait for each batch's outputs to be acknowledged (that round trip would sit in every
 batch's latency). Faust flushes its producer before it commits consumer offsets; ``flush`` is chained
 to that (see processors/clients.py), so offsets are committed only once every output sent before them is
-acknowledged, and a failed delivery fails the commit: delivery stays at-least-once.
+acknowledged, and a failed delivery (or a batch aiokafka would not take) fails the commit: delivery
+stays at-least-once.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Iterable
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.producer.message_accumulator import BatchBuilder
 
 from tickwire.kafka import aiokafka_security, bootstrap_list
 from tickwire.settings import Settings
@@ -25,6 +36,38 @@ from tickwire.settings import Settings
 _PARTITIONER = DefaultPartitioner()
 # Bigger batches than aiokafka's 16 KiB default: while one request is in flight, the next one fills up.
 MAX_BATCH_BYTES = 512 * 1024
+
+
+class _Lane:
+    """One partition's builders (oldest first, the last one open) and the task that ships them, in order."""
+
+    __slots__ = ("builders", "created", "partition", "shipped", "shipper", "topic", "waiters")
+
+    def __init__(self, topic: str, partition: int) -> None:
+        self.topic = topic
+        self.partition = partition
+        self.builders: deque[BatchBuilder] = deque()
+        self.created = 0  # builders ever opened; a flush waits until this many are shipped
+        self.shipped = 0
+        self.shipper: asyncio.Task[None] | None = None
+        self.waiters: list[tuple[int, asyncio.Future[None]]] = []
+
+    def shipped_up_to(self, count: int) -> asyncio.Future[None]:
+        """A future set once the first ``count`` builders are shipped (handed to aiokafka or failed)."""
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.waiters.append((count, waiter))
+        return waiter
+
+    def count_shipped(self, count: int = 1) -> None:
+        self.shipped += count
+        if self.waiters:
+            waiting = []
+            for target, waiter in self.waiters:
+                if target > self.shipped:
+                    waiting.append((target, waiter))
+                elif not waiter.done():
+                    waiter.set_result(None)
+            self.waiters = waiting
 
 
 class OutputProducer:
@@ -38,40 +81,37 @@ class OutputProducer:
         self._pending: set[asyncio.Future[object]] = set()
         self._failures: list[BaseException] = []
         self._partitions: dict[str, list[int]] = {}
-        self._partition_of: dict[tuple[str, bytes], int] = {}  # keys repeat: symbols, account:symbol
+        self._lanes: dict[tuple[str, int], _Lane] = {}
+        self._lane_of: dict[str, dict[bytes | None, _Lane]] = {}  # keys repeat: symbols, account:symbol
 
     async def send(self, topic: str, key: bytes | None, value: bytes | None) -> None:
         """Queue one record (``value`` None is a tombstone); ``flush`` confirms it."""
-        producer = self._producer or await self._start()
-        future = await producer.send(topic, value, key=key)
-        self._pending.add(future)
-        future.add_done_callback(self._settled)
+        await self.send_many(topic, ((key, value),))
 
-    async def send_many(self, topic: str, records: Iterable[tuple[bytes, bytes]]) -> None:
+    async def send_many(self, topic: str, records: Iterable[tuple[bytes | None, bytes | None]]) -> None:
         """Queue (key, value) records, each in the partition aiokafka's default partitioner gives its key.
 
-        The partition of each key is computed once (keys repeat: symbols, account:symbol) and passed to
-        ``send``: aiokafka's partitioner hashes in pure Python and was three quarters of the cost of a send
-        (28 -> 7 us per record). Records still join the partition's open batch, so a send never waits for
-        the previous request (one record batch per partition per call did, and stalled the agent when the
-        broker was slow).
+        Returns without waiting for the broker (only the first call per topic awaits metadata). The
+        partition of each key is computed once: aiokafka's partitioner hashes in pure Python.
         """
         producer = self._producer or await self._start()
         partitions = self._partitions.get(topic)
         if partitions is None:
             partitions = self._partitions[topic] = sorted(await producer.partitions_for(topic))
-        partition_of = self._partition_of
-        pending, settled = self._pending, self._settled
+        lane_of = self._lane_of.setdefault(topic, {})
         for key, value in records:
-            partition = partition_of.get((topic, key))
-            if partition is None:
-                partition = partition_of[(topic, key)] = _PARTITIONER(key, partitions, partitions)
-            future = await producer.send(topic, value, key=key, partition=partition)
-            pending.add(future)
-            future.add_done_callback(settled)
+            lane = lane_of.get(key)
+            if lane is None:
+                lane = self._lane(topic, key, partitions)
+            builders = lane.builders
+            if not builders or builders[-1].append(timestamp=None, key=key, value=value) is None:
+                self._open_builder(lane, producer).append(timestamp=None, key=key, value=value)
 
     async def flush(self) -> None:
         """Wait for every record sent so far; raise if any of them (since the last flush) was not delivered."""
+        shipping = [lane.shipped_up_to(lane.created) for lane in self._lanes.values() if lane.shipped < lane.created]
+        if shipping:
+            await asyncio.wait(shipping)
         if self._pending:
             await asyncio.wait(list(self._pending))
         failures, self._failures = self._failures, []
@@ -84,6 +124,46 @@ class OutputProducer:
             await self.flush()
             await self._producer.stop()
             self._producer = None
+
+    def _lane(self, topic: str, key: bytes | None, partitions: list[int]) -> _Lane:
+        partition = _PARTITIONER(key, partitions, partitions)  # a None key gets a random partition, as in aiokafka
+        lane = self._lanes.get((topic, partition))
+        if lane is None:
+            lane = self._lanes[(topic, partition)] = _Lane(topic, partition)
+        if key is not None:
+            self._lane_of[topic][key] = lane
+        return lane
+
+    def _open_builder(self, lane: _Lane, producer: AIOKafkaProducer) -> BatchBuilder:
+        """A new open builder for ``lane`` (the previous one, if any, is full), and a shipping task if none runs."""
+        builder = producer.create_batch()
+        lane.builders.append(builder)
+        lane.created += 1
+        if lane.shipper is None:
+            lane.shipper = asyncio.create_task(self._ship(lane, producer), name=f"ship {lane.topic}[{lane.partition}]")
+        return builder
+
+    async def _ship(self, lane: _Lane, producer: AIOKafkaProducer) -> None:
+        """Hand the lane's builders to aiokafka in order until none is left; failures go to the next flush."""
+        builders = lane.builders
+        try:
+            while builders:
+                builder = builders.popleft()  # new records start a fresh builder while this one waits
+                try:
+                    delivery = await producer.send_batch(builder, lane.topic, partition=lane.partition)
+                except Exception as exc:  # e.g. KafkaTimeoutError: the previous batch was not drained in time
+                    self._failures.append(exc)
+                else:
+                    self._pending.add(delivery)
+                    delivery.add_done_callback(self._settled)
+                lane.count_shipped()
+        finally:
+            lane.shipper = None
+            unshipped = lane.created - lane.shipped
+            if unshipped:  # only when cancelled: those records are lost, so the next flush must fail
+                builders.clear()
+                self._failures.append(KafkaError(f"{lane.topic}[{lane.partition}]: {unshipped} batches not sent"))
+                lane.count_shipped(unshipped)
 
     def _settled(self, future: asyncio.Future[object]) -> None:
         self._pending.discard(future)
