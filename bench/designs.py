@@ -32,7 +32,7 @@ async def run_design(cfg: BenchConfig, design: str, soak: bool = False) -> dict[
     sampled = probe_symbols(book)[: cfg.sample_symbols]
     started = time.monotonic()
     async with BenchStack(cfg, design) as stack:
-        await _make_ready(stack, cfg, book if design == "pipeline" else [])
+        await make_ready(stack, cfg, book if design == "pipeline" else [])
         ready_s = round(time.monotonic() - started, 1)
         print(f"  {design} ready in {ready_s}s (pids {stack.pids})", flush=True)
         probe = LatencyProbe(stack.redis_url, sampled, book[0].account if design == "pipeline" else None,
@@ -58,7 +58,7 @@ async def run_design(cfg: BenchConfig, design: str, soak: bool = False) -> dict[
             "steps": [s.as_dict() for s in steps]}
 
 
-async def _make_ready(stack: BenchStack, cfg: BenchConfig, book: list) -> None:  # type: ignore[type-arg]
+async def make_ready(stack: BenchStack, cfg: BenchConfig, book: list) -> None:  # type: ignore[type-arg]
     """One quote per symbol through the whole design, then the book (pipeline), then a paused, drained feed."""
     await stack.set_rate(cfg.symbols)
     await stack.wait_for(lambda: _processed_at_least(stack, cfg.symbols), READY_TIMEOUT_S,

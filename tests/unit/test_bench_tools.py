@@ -85,3 +85,24 @@ async def test_probe_child_hands_each_sample_over_once_and_exits_on_stop(monkeyp
     await asyncio.wait_for(child, 5)
     assert child_end.closed
     parent_end.close()
+
+
+def test_quote_records_given_symbols_writes_valid_quotes_the_processor_accepts() -> None:
+    """Test that the capacity bench's backlog is made of quotes the processor's validator accepts, keyed by symbol."""
+    from bench.processor_capacity import quote_records
+    from processors.quote_validator import QuoteValidator, Rejection
+
+    records = quote_records(["AAA", "BBB"], 50, seed=1)
+    validator = QuoteValidator(max_age_ns=10**9)
+    assert [key for key, _ in records[:4]] == [b"AAA", b"BBB", b"AAA", b"BBB"]
+    assert not any(isinstance(validator.validate(value), Rejection) for _, value in records)
+
+
+def test_redis_work_given_commandstats_reports_calls_and_ms_per_thousand_quotes_busiest_first() -> None:
+    """Test the per-command Redis figures the capacity bench prints (INFO commandstats differences)."""
+    from bench.processor_capacity import redis_work
+
+    before = {"cmdstat_evalsha": {"calls": 10, "usec": 1_000}, "cmdstat_get": {"calls": 5, "usec": 5}}
+    after = {"cmdstat_evalsha": {"calls": 30, "usec": 201_000}, "cmdstat_get": {"calls": 2_005, "usec": 4_005},
+             "cmdstat_ping": {"calls": 0, "usec": 0}}
+    assert redis_work(before, after, 2_000) == "evalsha 10 calls 100 ms, get 1000 calls 2 ms"
