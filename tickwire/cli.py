@@ -45,9 +45,11 @@ def run() -> None:
 def ingest() -> None:
     """Stream Alpaca trades, quotes and bars into the raw Kafka topics."""
     from producers.alpaca_ingest import run_ingest
+    from tickwire.heap import freeze_startup_heap
 
     configure_logging()
     settings = load_settings()
+    freeze_startup_heap()
     raise typer.Exit(_run_until_signalled(lambda stop: run_ingest(settings, stop)))
 
 
