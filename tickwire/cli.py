@@ -80,9 +80,12 @@ def create_topics() -> None:
 def api() -> None:
     """Serve the market-data API and the dashboard on TICKWIRE_API_HOST:TICKWIRE_API_PORT (127.0.0.1:8004)."""
     from consumers.api.server import serve_forever
+    from tickwire.heap import freeze_startup_heap
 
     configure_logging()
-    raise typer.Exit(serve_forever(load_settings()))
+    settings = load_settings()
+    freeze_startup_heap()
+    raise typer.Exit(serve_forever(settings))
 
 
 @app.command()
