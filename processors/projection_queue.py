@@ -29,16 +29,11 @@ class ProjectionQueue:
         self._failure: BaseException | None = None
 
     async def submit(self, write: Write) -> None:
-        """Queue ``write`` (a coroutine function) after every write submitted before it.
-
-        Yields to the event loop once, so an idle runner sends the write to Redis now, while the caller
-        goes on computing (else the write would wait for the caller's next real wait).
-        """
+        """Queue ``write`` (a coroutine function) after every write submitted before it."""
         self._raise_failure()
         if self._runner is None or self._runner.done():
             self._runner = asyncio.create_task(self._run(), name="projection-queue")
         await self._queue.put(write)
-        await asyncio.sleep(0)
 
     async def drain(self) -> None:
         """Wait until every write submitted so far has run; raise if one of them failed for good."""

@@ -101,19 +101,3 @@ async def test_submit_and_drain_given_failed_write_raise_it_every_time() -> None
         await queue.drain()
     with pytest.raises(RuntimeError, match="lua said no"):
         await queue.stop()
-
-
-async def test_submit_given_idle_runner_has_started_the_write_when_it_returns() -> None:
-    """Test that a write is sent at once (overlapping the caller's work), not at the caller's next wait."""
-    # Arrange
-    queue = ProjectionQueue()
-    started: list[int] = []
-
-    async def write(n: int) -> None:
-        started.append(n)
-
-    # Act / Assert
-    for n in range(3):
-        await queue.submit(lambda n=n: write(n))  # type: ignore[misc]
-        assert started == list(range(n + 1))
-    await queue.stop()
