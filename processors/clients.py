@@ -6,19 +6,17 @@ from redis.asyncio import Redis
 
 from processors.app import app, settings
 from processors.output_producer import OutputProducer
-from processors.projection_queue import ProjectionQueue
 
 redis = Redis.from_url(settings.redis_url or "redis://127.0.0.1:6379/0", health_check_interval=10)
 outputs = OutputProducer(settings)
-projections = ProjectionQueue()
 
 
 @app.task
 async def _confirm_outputs_before_commits() -> None:
-    """Faust flushes its producer before committing offsets: make that flush confirm the outputs and the
-    Redis projections too, and first hand the written-behind tables' pending values to their changelogs,
-    so a committed offset never runs ahead of the table state a worker taking over recovers (else a
-    SIGKILLed worker's successor re-accepts quotes older than ones already priced)."""
+    """Faust flushes its producer before committing offsets: make that flush confirm the outputs too,
+    and first hand the written-behind tables' pending values to their changelogs, so a committed offset
+    never runs ahead of the table state a worker taking over recovers (else a SIGKILLed worker's
+    successor re-accepts quotes older than ones already priced)."""
     from processors.pnl_service import release_marks
     from processors.tables import WRITTEN_BEHIND
 
@@ -30,12 +28,10 @@ async def _confirm_outputs_before_commits() -> None:
             table.flush()
         await flush_faust_producer()
         await outputs.flush()
-        await projections.drain()
 
     app.producer.flush = flush  # type: ignore[method-assign]
 
 
 @app.on_before_shutdown.connect
 async def _close_outputs(app, **kwargs) -> None:  # type: ignore[no-untyped-def]
-    await projections.stop()
     await outputs.stop()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from functools import partial
 
 import structlog
 
@@ -20,7 +19,6 @@ from processors.pnl_batch import PnLBatchResult, PnLJoiner
 from processors.pnl_conflation import PnLConflator
 from processors.pnl_projection import PnLProjector
 from processors.price_batch import SourceRecord
-from processors.projection_queue import ProjectionQueue
 from processors.subscription_keeper import SubscriptionKeeper
 from processors.valuation import PositionValuation
 from schemas.timestamps import now_ns
@@ -33,9 +31,8 @@ class PnLEmitter:
     """One per worker: the join, its conflation, the subscription keeper and the Redis projection."""
 
     def __init__(self, joiner: PnLJoiner, conflator: PnLConflator, keeper: SubscriptionKeeper,
-                 projector: PnLProjector, outputs: OutputProducer, projections: ProjectionQueue) -> None:
+                 projector: PnLProjector, outputs: OutputProducer) -> None:
         self.outputs = outputs
-        self.projections = projections
         self.joiner = joiner
         self.conflator = conflator
         self.keeper = keeper
@@ -43,7 +40,7 @@ class PnLEmitter:
         self._lock = asyncio.Lock()
 
     async def apply(self, records: Sequence[SourceRecord]) -> None:
-        """Apply a batch and emit its consequences (Kafka and Redis confirm them before the next commit)."""
+        """Apply a batch and emit its consequences; returns once Redis has them (Kafka: see OutputProducer)."""
         async with self._lock:
             result = self.joiner.apply(records)
             for dead in result.rejected:
@@ -64,11 +61,6 @@ class PnLEmitter:
         payloads = [pnl.to_json() for pnl in valued]  # one serialisation for Kafka and Redis
         await self.outputs.send_many(PNL.name, [(position_key(pnl.account, pnl.symbol).encode(), payload)
                                                 for pnl, payload in zip(valued, payloads, strict=True)])
-        # Submitted under the lock, so Redis gets the revaluations in the order they were computed.
-        await self.projections.submit(partial(self._project, valued, payloads, result))
-
-    async def _project(self, valued: list[PositionValuation], payloads: list[bytes],
-                       result: PnLBatchResult | None) -> None:
         if result is None:
             await self.projector.project(valued, payloads=payloads)
         else:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from processors.app import settings
-from processors.clients import outputs, projections, redis
+from processors.clients import outputs, redis
 from processors.mark_cadence import MarkCadence
 from processors.pnl_batch import PnLJoiner
 from processors.pnl_conflation import PnLConflator
@@ -20,7 +20,6 @@ pnl_emitter = PnLEmitter(
     SubscriptionKeeper(settings.unsubscribe_grace_seconds),
     PnLProjector(redis, trade_ttl_seconds=settings.price_ttl_seconds),
     outputs,
-    projections,
 )
 mark_cadence = MarkCadence(settings.pnl_mark_interval_ms / 1000)
 

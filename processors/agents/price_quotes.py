@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from functools import partial
 
 import structlog
 
 from processors.app import app, settings
-from processors.clients import outputs, projections, redis
+from processors.clients import outputs, redis
 from processors.latency import PROCESSOR_LATENCY
 from processors.pnl_service import mark_cadence, pnl_emitter
 from processors.price_batch import SourceRecord, price_batch
@@ -17,7 +15,6 @@ from processors.quote_validator import QuoteValidator
 from processors.redis_projection import PriceProjector
 from processors.tables import latest_price_by_symbol
 from processors.topics import quotes_raw_topic
-from schemas.events import PriceEvent, RejectedQuote
 from schemas.timestamps import NS_PER_SECOND, now_ns
 from schemas.topics import PRICES, QUOTES_REJECTED
 
@@ -29,8 +26,8 @@ projector = PriceProjector(redis, ttl_seconds=settings.price_ttl_seconds)
 
 @app.agent(quotes_raw_topic)
 async def price_quotes(stream):  # type: ignore[no-untyped-def]
-    """Process quotes in batches. Their Kafka outputs and Redis writes complete in the background and are
-    confirmed before the batch's offsets are committed (processors/output_producer.py, projection_queue.py)."""
+    """Process quotes in batches; a batch is acknowledged once Redis has it (its Kafka outputs are confirmed
+    before its offsets are committed, see processors/output_producer.py)."""
     async for events in stream.take_events(
         settings.processor_batch_size, within=settings.processor_batch_window_ms / 1000
     ):
@@ -51,16 +48,10 @@ async def price_quotes(stream):  # type: ignore[no-untyped-def]
         await outputs.send_many(PRICES.name, values)
         for key, value in values:  # the symbol's newest price of the batch wins
             newest[key.decode()] = SourceRecord(key, value, PRICES.name, -1, -1)
-        await projections.submit(partial(_project, result.prices, [dead.value for dead in result.rejected],
-                                         result.appended_ns, processed_ns))
+        await projector.project(result.prices, [dead.value for dead in result.rejected])
+        PROCESSOR_LATENCY.observe_prices(result.prices, result.appended_ns, processed_ns, now_ns())
         # A symbol's positions are revalued at most once per interval (processors/mark_cadence.py).
         due = mark_cadence.offer(newest, time.monotonic())
         if due:
             await pnl_emitter.apply(due)
 
-
-
-async def _project(prices: Sequence[PriceEvent], rejected: Sequence[RejectedQuote], appended_ns: Sequence[int],
-                   processed_ns: int) -> None:
-    await projector.project(prices, rejected)
-    PROCESSOR_LATENCY.observe_prices(prices, appended_ns, processed_ns, now_ns())
