@@ -61,7 +61,7 @@ async def run_design(cfg: BenchConfig, design: str, soak: bool = False) -> dict[
 async def make_ready(stack: BenchStack, cfg: BenchConfig, book: list) -> None:  # type: ignore[type-arg]
     """One quote per symbol through the whole design, then the book (pipeline), then a paused, drained feed."""
     await stack.set_rate(cfg.symbols)
-    await stack.wait_for(lambda: _processed_at_least(stack, cfg.symbols), READY_TIMEOUT_S,
+    await stack.wait_for(lambda: processed_at_least(stack, cfg.symbols), READY_TIMEOUT_S,
                          "the first quotes to come through")
     if book:
         assert stack.bootstrap is not None and stack.redis is not None
@@ -73,7 +73,8 @@ async def make_ready(stack: BenchStack, cfg: BenchConfig, book: list) -> None:  
     await stack.wait_until_drained(cfg.drain_timeout_s)
 
 
-async def _processed_at_least(stack: BenchStack, count: int) -> bool:
+async def processed_at_least(stack: BenchStack, count: int) -> bool:
+    """Whether the design has finished (written or rejected) at least ``count`` quotes."""
     return (await stack.counts()).processed >= count
 
 

@@ -19,12 +19,12 @@ import time
 from pathlib import Path
 
 import orjson
-import psutil
 from aiokafka import AIOKafkaProducer
 
 from bench.config import BenchConfig
-from bench.designs import READY_TIMEOUT_S, make_ready
+from bench.designs import READY_TIMEOUT_S, make_ready, processed_at_least
 from bench.positions import build_book
+from bench.resources import ResourceSampler
 from bench.stack import BenchStack
 from schemas.timestamps import format_ns, now_ns
 from schemas.topics import QUOTES_RAW
@@ -57,15 +57,6 @@ async def publish(bootstrap: str, records: list[tuple[bytes, bytes]]) -> None:
         await producer.stop()
 
 
-def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
-    """User + system CPU seconds of each process so far."""
-    out = {}
-    for name, pid in pids.items():
-        times = psutil.Process(pid).cpu_times()
-        out[name] = times.user + times.system
-    return out
-
-
 async def run(cfg: BenchConfig, quotes: int, repeat: int) -> None:
     symbols = cfg.symbol_names()
     book = build_book(symbols, cfg.positions, cfg.positions_per_account, cfg.seed)
@@ -73,6 +64,7 @@ async def run(cfg: BenchConfig, quotes: int, repeat: int) -> None:
         await make_ready(stack, cfg, book)
         assert stack.bootstrap is not None
         pids = {name: pid for name, pid in stack.pids.items() if name in ("processor", "broker", "redis")}
+        sampler = ResourceSampler(pids)  # read on demand only: CPU time before and after each round
         print(f"{len(symbols)} symbols, {len(book)} positions, {quotes} quotes per round; "
               f"settings {cfg.env or 'defaults'}")
         for round_ in range(1, repeat + 1):
@@ -80,15 +72,16 @@ async def run(cfg: BenchConfig, quotes: int, repeat: int) -> None:
             start_count = (await stack.counts()).processed
             assert stack.redis is not None
             redis_before = await stack.redis.info("commandstats")
-            cpu_before, started = cpu_seconds(pids), time.monotonic()
+            cpu_before, started = sampler.cpu_seconds(), time.monotonic()
             await publish(stack.bootstrap, records)
             target = start_count + quotes
-            await stack.wait_for(lambda target=target: _processed(stack, target), READY_TIMEOUT_S,
+            await stack.wait_for(lambda target=target: processed_at_least(stack, target), READY_TIMEOUT_S,
                                  f"{quotes} quotes to be processed")
             elapsed = time.monotonic() - started
-            used = {name: cpu_seconds(pids)[name] - cpu_before[name] for name in pids}
+            cpu_after = sampler.cpu_seconds()
+            used = {name: cpu_after[name] - cpu_before[name] for name in pids}
             per_k = ", ".join(f"{name} {used[name] / quotes * 1e6:.0f}" for name in pids)
-            rss = ", ".join(f"{name} {psutil.Process(pid).memory_info().rss / 2**20:.0f}" for name, pid in pids.items())
+            rss = ", ".join(f"{name} {rss / 2**20:.0f}" for name, rss in sampler.sample_now().items())
             print(f"round {round_}: {quotes / elapsed:,.0f} quotes/s finished; "
                   f"processor CPU {used['processor'] / elapsed:.0%}; CPU ms per 1,000 quotes: {per_k}; "
                   f"RSS MiB: {rss}", flush=True)
@@ -106,10 +99,6 @@ def redis_work(before: dict, after: dict, quotes: int) -> str:  # type: ignore[t
             rows.append((usec, f"{name.removeprefix('cmdstat_')} {calls * 1000 / quotes:.0f} calls"
                                f" {usec / quotes:.0f} ms"))
     return ", ".join(text for _, text in sorted(rows, reverse=True)[:6])
-
-
-async def _processed(stack: BenchStack, count: int) -> bool:
-    return (await stack.counts()).processed >= count
 
 
 def main() -> None:

@@ -161,9 +161,9 @@ class PnLJoiner:
         for account, raw in self._positions(symbol, positions).items():
             position = self._position(symbol, account, raw)
             long = position.qty > 0
-            mark = chosen[long] if long in chosen else chosen.setdefault(
-                long, choose_mark(self.policy, position.qty, *parsed))
-            result.valued.append(value_position(position, mark, now))
+            if long not in chosen:
+                chosen[long] = choose_mark(self.policy, position.qty, *parsed)
+            result.valued.append(value_position(position, chosen[long], now))
 
     def _value(self, position: Position, entry: Json, now: str) -> PositionValuation:
         return value_position(position, choose_mark(self.policy, position.qty, *_parse_marks(entry)), now)
