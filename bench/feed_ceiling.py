@@ -48,7 +48,7 @@ def _symbol(index: int) -> str:
 async def start_feed(symbols: int, per_symbol_rate: float) -> tuple[asyncio.subprocess.Process, int]:
     """The feed as ``make run`` starts it, generating ``per_symbol_rate`` quotes/s per subscribed symbol."""
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "deploy.alpaca_feed", "serve", "--port", "0", "--rate", str(per_symbol_rate),
+        sys.executable, "-m", "alpaca_feed", "serve", "--port", "0", "--rate", str(per_symbol_rate),
         "--no-rare-events", "--history", "1000", "--log-level", "WARNING",
         cwd=REPO_ROOT, stdout=asyncio.subprocess.PIPE,
     )  # fmt: skip

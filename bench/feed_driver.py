@@ -19,7 +19,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 
-from deploy.alpaca_feed.server import AlpacaFeedServer
+from alpaca_feed.server import AlpacaFeedServer
 
 CONTROL_CHANNEL = "bench:feed:control"
 COUNTS_KEY = "bench:feed"

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from deploy.alpaca_feed.market import MarketModel
+from alpaca_feed.market import MarketModel
 from schemas.topics import POSITIONS, position_key
 
 

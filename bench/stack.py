@@ -28,8 +28,8 @@ from bench.feed_driver import COUNTS_KEY as FEED_COUNTS_KEY
 from deploy.embedded import EmbeddedBroker, EmbeddedRedis
 from deploy.embedded.process import ManagedProcess
 from deploy.embedded.readiness import free_port
-from deploy.topics import ensure_topics
 from schemas.topics import INGEST_STATUS_KEY, PROCESSOR_STATS_KEY
+from tickwire.topic_admin import ensure_topics
 
 FEED_BANNER = re.compile(rb"listening on ws://([^:/\s]+):(\d+)")
 FEED = "sip"  # no symbol cap on the local feed's sip, unlike iex's 30

@@ -26,7 +26,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from consumers.api.broker import BrokerGateway, OutgoingRecord
-from processors.position_validator import normalize_account, parse_decimal
+from domain.positions import normalize_account, parse_decimal
 from schemas.events import PnLUpdated, Position, PriceSnapshot, PriceUpdated
 from schemas.symbols import normalize_symbol
 from schemas.timestamps import format_ns, now_ns

@@ -24,8 +24,8 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from redis.asyncio import Redis
 
-from processors.position_validator import validate_position
-from processors.quote_validator import QuoteValidator, Rejection, ValidQuote
+from domain.positions import validate_position
+from domain.quotes import QuoteValidator, Rejection, ValidQuote
 from schemas.timestamps import NS_PER_SECOND, format_ns
 from schemas.topics import LATEST_PRICE_TABLE, POSITIONS, QUOTES_RAW, pnl_key, pnl_total_key, price_key
 

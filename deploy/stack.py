@@ -17,13 +17,13 @@ from pathlib import Path
 
 import structlog
 
-from consumers.api.launcher import start_api_process
 from consumers.price_monitor import PriceMonitor
+from deploy.api_process import start_api_process
 from deploy.embedded import EmbeddedBroker, EmbeddedRedis
 from deploy.embedded.process import ManagedProcess
-from deploy.topics import ensure_topics
 from tickwire.kafka import aiokafka_security
 from tickwire.settings import Settings, redact_url
+from tickwire.topic_admin import ensure_topics
 
 log = structlog.get_logger(__name__)
 
@@ -38,7 +38,7 @@ async def start_local_feed(settings: Settings, log_dir: Path, timeout: float = 2
     """Start the local Alpaca feed on a free port; returns it and the stream URL it serves."""
     feed = ManagedProcess(
         "feed",
-        [sys.executable, "-m", "deploy.alpaca_feed", "serve", "--port", "0",
+        [sys.executable, "-m", "alpaca_feed", "serve", "--port", "0",
          "--rate", str(settings.feed_rate_per_symbol)],
         log_dir / "feed.log",
     )

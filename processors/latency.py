@@ -14,7 +14,7 @@ from functools import lru_cache
 
 from prometheus_client import REGISTRY, CollectorRegistry, Histogram, start_http_server
 
-from processors.valuation import PositionValuation
+from domain.valuation import PositionValuation
 from schemas.events import PriceEvent
 from schemas.timestamps import NS_PER_SECOND, parse_ns
 

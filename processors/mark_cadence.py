@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from processors.price_batch import SourceRecord
+from domain.records import SourceRecord
 
 
 class MarkCadence:

@@ -15,10 +15,10 @@ from typing import Any
 
 import orjson
 
-from processors.position_validator import parse_decimal, validate_position
-from processors.price_batch import DeadLetter, SourceRecord, dead_letter
-from processors.quote_validator import Rejection
-from processors.valuation import Mark, MarkPolicy, PositionValuation, choose_mark, value_position
+from domain.positions import parse_decimal, validate_position
+from domain.quotes import Rejection
+from domain.records import DeadLetter, SourceRecord, dead_letter
+from domain.valuation import Mark, MarkPolicy, PositionValuation, choose_mark, value_position
 from schemas.events import (
     LastTrade,
     Position,

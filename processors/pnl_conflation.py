@@ -6,7 +6,7 @@ import time
 from collections.abc import Iterable
 from decimal import Decimal
 
-from processors.valuation import PositionValuation
+from domain.valuation import PositionValuation
 
 PositionId = tuple[str, str]  # (account, symbol)
 

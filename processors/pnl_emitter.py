@@ -13,14 +13,14 @@ from collections.abc import Sequence
 
 import structlog
 
+from domain.records import SourceRecord
+from domain.valuation import PositionValuation
 from processors.latency import PROCESSOR_LATENCY
 from processors.output_producer import OutputProducer
 from processors.pnl_batch import PnLBatchResult, PnLJoiner
 from processors.pnl_conflation import PnLConflator
 from processors.pnl_projection import PnLProjector
-from processors.price_batch import SourceRecord
 from processors.subscription_keeper import SubscriptionKeeper
-from processors.valuation import PositionValuation
 from schemas.timestamps import now_ns
 from schemas.topics import PNL, POSITIONS_REJECTED, SUBSCRIPTIONS, position_key
 

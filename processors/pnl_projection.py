@@ -10,8 +10,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
+from domain.valuation import PositionValuation
 from processors.pipelined_script import NoScriptError, PipelinedScript
-from processors.valuation import PositionValuation
 from schemas.events import LastTrade, Position, PreviousClose
 from schemas.topics import (
     ACCOUNTS_KEY,

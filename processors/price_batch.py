@@ -8,30 +8,10 @@ from typing import Any
 
 import orjson
 
-from processors.pricing import price_event
-from processors.quote_validator import QuoteValidator, Rejection
-from schemas.events import PriceEvent, RejectedQuote, RejectReason
-from schemas.timestamps import format_ns, now_ns
-
-
-@dataclass(frozen=True, slots=True)
-class SourceRecord:
-    """One consumed Kafka record: its raw key and value, and where it came from."""
-
-    key: bytes | None
-    value: bytes
-    topic: str
-    partition: int
-    offset: int
-    appended_ns: int = 0  # the record's Kafka timestamp (0 = unknown), for latency metrics only
-
-
-@dataclass(frozen=True, slots=True)
-class DeadLetter:
-    """A rejected quote and the Kafka key of the record it came from."""
-
-    key: bytes | None
-    value: RejectedQuote
+from domain.pricing import price_event
+from domain.quotes import QuoteValidator, Rejection
+from domain.records import DeadLetter, SourceRecord, dead_letter
+from schemas.events import PriceEvent, RejectReason
 
 
 @dataclass(slots=True)
@@ -80,17 +60,3 @@ def price_batch(
 def _payload(record: SourceRecord) -> Any:
     # Only reached for values that already decoded once, so this cannot fail.
     return orjson.loads(record.value)
-
-
-def dead_letter(record: SourceRecord, rejection: Rejection) -> DeadLetter:
-    """The dead letter for a record: its key, the rejection, and where the record came from."""
-    return DeadLetter(record.key, RejectedQuote(
-        reason=rejection.reason,
-        detail=rejection.detail,
-        symbol=rejection.symbol,
-        payload=rejection.payload,
-        source_topic=record.topic,
-        source_partition=record.partition,
-        source_offset=record.offset,
-        rejected_at=format_ns(now_ns()),
-    ))

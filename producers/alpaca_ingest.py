@@ -30,6 +30,7 @@ from redis.exceptions import RedisError
 
 from producers.backfill import GapReconciler, make_rest_client
 from producers.gaps import GapTracker, exchange_ns
+from producers.ingest_status import IngestMetrics, IngestStatusReporter
 from producers.kafka_publisher import RawEventPublisher
 from producers.lease import IngestLease
 from producers.reconnect_policy import ReconnectPolicy
@@ -40,7 +41,6 @@ from producers.resilient_stream import (
     StreamFailure,
 )
 from producers.staleness import MarketHours, StalenessMonitor
-from producers.status import IngestMetrics, IngestStatusReporter
 from producers.stream_router import StreamRouter
 from producers.subscription_feed import SubscriptionRequestReader
 from producers.subscription_manager import (

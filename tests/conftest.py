@@ -18,8 +18,8 @@ from hypothesis import settings as hypothesis_settings
 from redis.asyncio import Redis
 
 from deploy.embedded import EmbeddedBroker, EmbeddedRedis
-from deploy.topics import ensure_topics
 from tests.servers import container_mode, docker_engine_available, redis_container, redpanda_container, use_containers
+from tickwire.topic_admin import ensure_topics
 
 TEST_PARTITIONS = 4
 

@@ -1,5 +1,5 @@
-"""``python -m tickwire`` = the ``tickwire`` command."""
+"""``python -m tickwire`` = the ``tickwire`` command (an entry point: it sits above every layer)."""
 
-from tickwire.cli import main
+from deploy.cli import main
 
 main()

@@ -9,7 +9,7 @@ from fastapi import Depends, HTTPException, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from consumers.api.context import ApiContext
-from processors.position_validator import normalize_account
+from domain.positions import normalize_account
 from schemas.symbols import normalize_symbol
 from schemas.topics import DEFAULT_ACCOUNT
 

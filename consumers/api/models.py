@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
-from processors.position_validator import normalize_account, parse_decimal
+from domain.positions import normalize_account, parse_decimal
 from schemas.events import DecimalStr, IngestStatus, PriceSource
 from schemas.symbols import normalize_symbol
 from schemas.topics import DEFAULT_ACCOUNT

@@ -2,7 +2,7 @@
 
 The positions hash names the symbols, and the marks' keys depend on them, so a plain pipeline would need
 two round trips; a read-only Lua script reads the hash and every needed key server-side instead.
-Valuation itself is :mod:`processors.valuation`, shared with the P&L processor.
+Valuation itself is :mod:`domain.valuation`, shared with the P&L processor.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import TypeVar
 from pydantic import BaseModel
 from redis.asyncio import Redis
 
-from processors.valuation import Mark, MarkPolicy, PositionValuation, choose_mark, total_unrealized, value_position
+from domain.valuation import Mark, MarkPolicy, PositionValuation, choose_mark, total_unrealized, value_position
 from schemas.events import LastTrade, Position, PreviousClose, PriceSnapshot
 from schemas.timestamps import format_ns, now_ns
 from schemas.topics import close_key, last_trade_key, positions_key, price_key

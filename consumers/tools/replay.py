@@ -19,12 +19,12 @@ from consumers.tools.bounds import Bound, TimeField
 from consumers.tools.replay_handlers import HANDLERS_BY_TOPIC, ReplayContext, ReplayHandler
 from consumers.tools.run_manifest import PartitionSpan, ReplayRun, check_run_id
 from consumers.tools.topic_range import FETCH_DEADLINE_S, RangeResolver, TopicRange, record_time_ns
-from deploy.topics import ensure_topics
-from processors.price_batch import SourceRecord
+from domain.records import SourceRecord
 from schemas.timestamps import format_ns, now_ns
 from schemas.topics import REPLAY_RUN_KEY, TopicSpec, namespaced, replay_namespace
 from tickwire.kafka import aiokafka_security, bootstrap_list
 from tickwire.settings import Settings
+from tickwire.topic_admin import ensure_topics
 
 
 class ReplayError(RuntimeError):

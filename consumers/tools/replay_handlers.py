@@ -15,8 +15,9 @@ from typing import Any, Protocol
 from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
 
-from processors.price_batch import SourceRecord, price_batch
-from processors.quote_validator import QuoteValidator
+from domain.quotes import QuoteValidator
+from domain.records import SourceRecord
+from processors.price_batch import price_batch
 from processors.redis_projection import PriceProjector
 from schemas.timestamps import NS_PER_SECOND
 from schemas.topics import PRICES, QUOTES_RAW, QUOTES_REJECTED, replay_topic

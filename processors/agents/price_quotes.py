@@ -6,12 +6,13 @@ import time
 
 import structlog
 
+from domain.quotes import QuoteValidator
+from domain.records import SourceRecord
 from processors.app import app, settings
 from processors.clients import outputs, redis
 from processors.latency import PROCESSOR_LATENCY
 from processors.pnl_service import mark_cadence, pnl_emitter
-from processors.price_batch import SourceRecord, price_batch
-from processors.quote_validator import QuoteValidator
+from processors.price_batch import price_batch
 from processors.redis_projection import PriceProjector
 from processors.tables import latest_price_by_symbol
 from processors.topics import quotes_raw_topic

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import structlog
 
+from domain.positions import validate_position
+from domain.quotes import Rejection
+from domain.records import SourceRecord, dead_letter
 from processors.app import app, settings
 from processors.clients import outputs
-from processors.position_validator import validate_position
-from processors.price_batch import SourceRecord, dead_letter
-from processors.quote_validator import Rejection
 from processors.topics import positions_topic
 from schemas.topics import POSITIONS_BY_SYMBOL, POSITIONS_REJECTED
 

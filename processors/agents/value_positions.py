@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from domain.records import SourceRecord
 from processors.app import app, settings
 from processors.pnl_service import pnl_emitter, release_marks
-from processors.price_batch import SourceRecord
 from processors.topics import pnl_inputs_topic
 
 

@@ -13,7 +13,7 @@ import orjson
 import pytest
 from alpaca.data.live import StockDataStream
 
-from deploy.alpaca_feed import AlpacaFeedServer
+from alpaca_feed import AlpacaFeedServer
 
 KNOWN_NS = 1_700_000_000_123_456_789  # the sub-microsecond digits must survive raw mode only
 DEADLINE = 10.0

@@ -9,8 +9,9 @@ import httpx
 import orjson
 import pytest
 
-from consumers.api.launcher import ENDPOINTS_FILE, port_is_free, start_api_process, with_running_stack
+from deploy.api_process import port_is_free, start_api_process
 from tests.helpers import eventually, tickwire_env
+from tickwire.endpoints import ENDPOINTS_FILE, with_running_stack
 from tickwire.settings import load_settings
 
 pytestmark = pytest.mark.integration

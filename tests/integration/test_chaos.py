@@ -22,8 +22,8 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 
+from alpaca_feed.server import AlpacaFeedServer
 from consumers.consistency import CheckReport, check, read_topic
-from deploy.alpaca_feed.server import AlpacaFeedServer
 from deploy.embedded.process import ManagedProcess
 from deploy.embedded.readiness import free_port
 from deploy.embedded.redis_server import redis_server_binary

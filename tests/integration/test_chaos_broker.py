@@ -16,12 +16,12 @@ import pytest
 from redis.asyncio import Redis
 
 from deploy.embedded import EmbeddedBroker
-from deploy.topics import ensure_topics
 from schemas.topics import INGEST_STATUS_KEY, pnl_key, price_key
 from tests.conftest import TEST_PARTITIONS
 from tests.helpers import eventually
 from tests.integration.api_support import api_client, api_settings
 from tests.integration.test_chaos import pipeline
+from tickwire.topic_admin import ensure_topics
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from deploy.alpaca_feed.server import AlpacaFeedServer
+from alpaca_feed.server import AlpacaFeedServer
 from schemas.timestamps import format_ns, now_ns
 from schemas.topics import FEED_GAPS, QUOTES_RAW
 from tests.helpers import eventually, read_topic_until, unique_symbol

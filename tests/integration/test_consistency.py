@@ -10,8 +10,8 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
 
+from alpaca_feed.server import AlpacaFeedServer
 from consumers.consistency import CheckReport, check, read_topic
-from deploy.alpaca_feed.server import AlpacaFeedServer
 from schemas.timestamps import format_ns, now_ns
 from schemas.topics import POSITIONS, PRICE_CHANNEL_PATTERN, QUOTES_RAW, position_key, price_key
 from tests.helpers import eventually, tickwire_env, tickwire_run_process, unique_symbol

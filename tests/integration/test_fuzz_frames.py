@@ -14,8 +14,8 @@ import msgpack
 import orjson
 import pytest
 
+from alpaca_feed.server import AlpacaFeedServer
 from consumers.consistency import read_topic
-from deploy.alpaca_feed.server import AlpacaFeedServer
 from schemas.events import RejectReason
 from schemas.timestamps import now_ns
 from schemas.topics import PRICES, QUOTES_RAW, QUOTES_REJECTED

@@ -19,7 +19,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
 
-from deploy.alpaca_feed.server import AlpacaFeedServer
+from alpaca_feed.server import AlpacaFeedServer
 from producers.alpaca_ingest import IngestService
 from schemas.events import IngestStatus, SubscriptionRequest
 from schemas.symbols import normalize_symbol

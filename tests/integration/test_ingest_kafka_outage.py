@@ -12,7 +12,6 @@ import pytest
 
 from deploy.embedded import EmbeddedBroker
 from deploy.embedded.readiness import free_port
-from deploy.topics import ensure_topics
 from schemas.timestamps import format_ns, now_ns
 from schemas.topics import FEED_GAPS, QUOTES_RAW, TRADES_RAW
 from tests.helpers import unique_symbol
@@ -24,6 +23,7 @@ from tests.integration.test_ingest_harness import (
     running_ingest,
     until,
 )
+from tickwire.topic_admin import ensure_topics
 
 pytestmark = pytest.mark.integration
 QUEUE_SIZE = 100

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from deploy.alpaca_feed.server import AlpacaFeedServer
+from alpaca_feed.server import AlpacaFeedServer
 from schemas.timestamps import NS_PER_SECOND, format_ns, now_ns
 from schemas.topics import FEED_GAPS, QUOTES_RAW, TRADES_RAW
 from tests.helpers import unique_symbol

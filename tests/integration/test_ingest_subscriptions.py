@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from deploy.alpaca_feed.server import AlpacaFeedServer
+from alpaca_feed.server import AlpacaFeedServer
 from schemas.timestamps import NS_PER_SECOND, now_ns
 from schemas.topics import QUOTES_RAW
 from tests.helpers import unique_symbol

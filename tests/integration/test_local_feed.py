@@ -24,8 +24,8 @@ from alpaca.data.live import StockDataStream
 from alpaca.data.models import Bar, Quote, Trade
 from websockets.asyncio.client import connect as ws_connect
 
-from deploy.alpaca_feed.protocol import Encoding
-from deploy.alpaca_feed.subscriptions import STOCK_ACK_KEYS
+from alpaca_feed.protocol import Encoding
+from alpaca_feed.subscriptions import STOCK_ACK_KEYS
 from schemas.timestamps import now_ns, ns_to_datetime
 from tests.integration.feed_support import (
     DEADLINE,
@@ -366,7 +366,7 @@ async def test_stop_closes_sessions_with_a_close_frame_and_is_idempotent(make_se
 
 async def test_cli_prints_the_listening_line_and_exits_cleanly_on_sigterm() -> None:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "deploy.alpaca_feed", "serve", "--port", "0", "--rate", "5",
+        sys.executable, "-m", "alpaca_feed", "serve", "--port", "0", "--rate", "5",
         cwd=REPO_ROOT,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,

@@ -18,7 +18,7 @@ from alpaca.data.enums import Exchange
 from alpaca.data.live import StockDataStream
 from alpaca.data.models import Bar, Quote, Trade, TradeCancel, TradeCorrection, TradingStatus
 
-from deploy.alpaca_feed.market import EventRates, MarketModel
+from alpaca_feed.market import EventRates, MarketModel
 from schemas.timestamps import format_ns_trimmed, now_ns, ns_to_datetime
 from tests.helpers import eventually
 from tests.integration.feed_support import (

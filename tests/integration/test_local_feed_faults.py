@@ -17,8 +17,8 @@ import pytest
 from alpaca.data.live import StockDataStream
 from alpaca.data.models import Quote, TradingStatus
 
-from deploy.alpaca_feed.fault_script import parse_fault_script
-from deploy.alpaca_feed.faults import FaultError
+from alpaca_feed.fault_script import parse_fault_script
+from alpaca_feed.faults import FaultError
 from tests.integration.feed_support import (
     DEADLINE,
     KNOWN_NS,

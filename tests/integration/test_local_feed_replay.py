@@ -21,9 +21,9 @@ import orjson
 import pytest
 from alpaca.data.live import StockDataStream
 
-from deploy.alpaca_feed.market import EventRates, MarketModel
-from deploy.alpaca_feed.record import Recorder
-from deploy.alpaca_feed.recording import RecordingReader, RecordingWriter
+from alpaca_feed.market import EventRates, MarketModel
+from alpaca_feed.recorder import Recorder
+from alpaca_feed.recording import RecordingReader, RecordingWriter
 from schemas.timestamps import NS_PER_SECOND, now_ns
 from tests.helpers import eventually
 from tests.integration.feed_support import (

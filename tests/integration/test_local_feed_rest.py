@@ -26,7 +26,7 @@ from alpaca.data.requests import (
 )
 from alpaca.data.timeframe import TimeFrame, TimeFrameUnit
 
-from deploy.alpaca_feed.market import MINUTE_NS, EventRates
+from alpaca_feed.market import MINUTE_NS, EventRates
 from schemas.timestamps import NS_PER_SECOND, format_ns_trimmed, now_ns, ns_to_datetime
 from tests.helpers import eventually
 from tests.integration.feed_support import DEADLINE, handshake, make_server, quote, raw_client, receive

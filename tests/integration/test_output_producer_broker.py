@@ -11,10 +11,10 @@ import pytest
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
 
-from deploy.topics import ensure_topics
 from processors.output_producer import OutputProducer
 from schemas.topics import TopicSpec
 from tickwire.settings import load_settings
+from tickwire.topic_admin import ensure_topics
 
 pytestmark = pytest.mark.integration
 

@@ -14,7 +14,7 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 
-from deploy.alpaca_feed.server import AlpacaFeedServer
+from alpaca_feed.server import AlpacaFeedServer
 from deploy.embedded.process import ManagedProcess
 from schemas.timestamps import NS_PER_SECOND, format_ns, now_ns
 from schemas.topics import BARS_RAW, QUOTES_RAW, QUOTES_REJECTED, TRADES_RAW, price_channel, price_key

@@ -10,7 +10,7 @@ import pytest
 from redis.asyncio import Redis
 from rich.console import Console
 
-from consumers.status import run_status
+from consumers.status_table import run_status
 from deploy.embedded.readiness import free_port
 from schemas.topics import API_SUBSCRIPTIONS_KEY, POSITIONS
 from tests.helpers import eventually, read_topic_until, tickwire_env, unique_symbol

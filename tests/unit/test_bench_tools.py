@@ -90,7 +90,7 @@ async def test_probe_child_hands_each_sample_over_once_and_exits_on_stop(monkeyp
 def test_quote_records_given_symbols_writes_valid_quotes_the_processor_accepts() -> None:
     """Test that the capacity bench's backlog is made of quotes the processor's validator accepts, keyed by symbol."""
     from bench.processor_capacity import quote_records
-    from processors.quote_validator import QuoteValidator, Rejection
+    from domain.quotes import QuoteValidator, Rejection
 
     records = quote_records(["AAA", "BBB"], 50, seed=1)
     validator = QuoteValidator(max_age_ns=10**9)

@@ -10,8 +10,8 @@ import pytest
 import typer.main
 import yaml
 
+from deploy.cli import app
 from deploy.healthcheck import role_of
-from tickwire.cli import app
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from deploy.alpaca_feed.history import History, aggregate
-from deploy.alpaca_feed.rest import RestError, decode_page_token, encode_page_token, paginate
+from alpaca_feed.history import History, aggregate
+from alpaca_feed.rest import RestError, decode_page_token, encode_page_token, paginate
 
 
 def _quote(t: int, bp: float = 1.0, symbol: str = "AAPL") -> dict[str, object]:

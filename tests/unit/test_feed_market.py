@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from deploy.alpaca_feed.hours import MarketHours, Phase
-from deploy.alpaca_feed.market import HALF_MINUTE_NS, MINUTE_NS, EventRates, MarketModel
+from alpaca_feed.hours import MarketHours, Phase
+from alpaca_feed.market import HALF_MINUTE_NS, MINUTE_NS, EventRates, MarketModel
 from schemas.timestamps import NS_PER_SECOND
 
 T0 = 1_700_000_000 * NS_PER_SECOND  # 2023-11-14 22:13:20Z, a Tuesday

@@ -9,8 +9,8 @@ import msgpack
 import orjson
 import pytest
 
-from deploy.alpaca_feed.market import EXCHANGES, MINUTE_NS, EventRates, MarketModel
-from deploy.alpaca_feed.protocol import (
+from alpaca_feed.market import EXCHANGES, MINUTE_NS, EventRates, MarketModel
+from alpaca_feed.protocol import (
     MAX_FRAME_BYTES,
     Encoding,
     ProtocolError,
@@ -22,7 +22,7 @@ from deploy.alpaca_feed.protocol import (
     timestamp_to_ns,
     with_type_first,
 )
-from deploy.alpaca_feed.subscriptions import STOCK_ACK_KEYS, Subscriptions
+from alpaca_feed.subscriptions import STOCK_ACK_KEYS, Subscriptions
 from schemas.timestamps import NS_PER_SECOND
 
 T_NS = 1_700_000_000_123_456_789

@@ -10,10 +10,10 @@ import msgpack
 import orjson
 import pytest
 
-from deploy.alpaca_feed.bursts import BurstPlan
-from deploy.alpaca_feed.fault_script import parse_fault_script
-from deploy.alpaca_feed.hours import MarketHours
-from deploy.alpaca_feed.recording import RecordingFormat, RecordingReader, RecordingWriter
+from alpaca_feed.bursts import BurstPlan
+from alpaca_feed.fault_script import parse_fault_script
+from alpaca_feed.hours import MarketHours
+from alpaca_feed.recording import RecordingFormat, RecordingReader, RecordingWriter
 from schemas.timestamps import NS_PER_SECOND
 
 T_NS = 1_700_000_000_123_456_789
@@ -42,7 +42,7 @@ def test_writer_and_reader_round_trip_exact_nanoseconds(tmp_path: Path, suffix: 
 
 
 def test_reader_accepts_frames_and_skips_what_is_not_data_with_a_log_line(tmp_path: Path, caplog) -> None:
-    caplog.set_level(logging.WARNING, logger="deploy.alpaca_feed.recording")
+    caplog.set_level(logging.WARNING, logger="alpaca_feed.recording")
     path = tmp_path / "mixed.jsonl"
     lines = [
         orjson.dumps({**QUOTE, "t": "2023-11-14T22:13:20.5Z"}),
@@ -110,7 +110,7 @@ def test_burst_factor_over_time() -> None:
 
 
 def test_fault_script_keeps_valid_lines_in_time_order(caplog) -> None:
-    caplog.set_level(logging.WARNING, logger="deploy.alpaca_feed.fault_script")
+    caplog.set_level(logging.WARNING, logger="alpaca_feed.fault_script")
     text = "\n".join([
         '{"at_s": 5.0, "fault": "drop", "close_frame": false}',
         "# a comment",

@@ -13,10 +13,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from deploy.alpaca_feed.protocol import ProtocolError, decode_client_message
-from processors.position_validator import ACCOUNT_PATTERN, validate_position
-from processors.price_batch import SourceRecord, price_batch
-from processors.quote_validator import QuoteValidator, Rejection, ValidQuote
+from alpaca_feed.protocol import ProtocolError, decode_client_message
+from domain.positions import ACCOUNT_PATTERN, validate_position
+from domain.quotes import QuoteValidator, Rejection, ValidQuote
+from domain.records import SourceRecord
+from processors.price_batch import price_batch
 from producers.raw_events import encode_raw_event
 from schemas.events import Position, RejectReason
 from schemas.symbols import SYMBOL_PATTERN, normalize_symbol

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from domain.records import SourceRecord
 from processors.mark_cadence import MarkCadence
-from processors.price_batch import SourceRecord
 
 
 def mark(symbol: str, n: int) -> SourceRecord:

@@ -4,8 +4,9 @@ from typing import Any
 
 import orjson
 
-from processors.price_batch import SourceRecord, price_batch
-from processors.quote_validator import QuoteValidator
+from domain.quotes import QuoteValidator
+from domain.records import SourceRecord
+from processors.price_batch import price_batch
 from schemas.timestamps import NS_PER_SECOND, format_ns
 
 T0 = 1_700_000_000_000_000_000

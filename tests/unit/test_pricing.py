@@ -5,8 +5,8 @@ from decimal import Decimal
 from hypothesis import given
 from hypothesis import strategies as st
 
-from processors.pricing import mid_price, price_event, spread_bps
-from processors.quote_validator import ValidQuote
+from domain.pricing import mid_price, price_event, spread_bps
+from domain.quotes import ValidQuote
 from schemas.timestamps import format_ns
 
 prices = st.decimals(min_value=Decimal("0.0001"), max_value=Decimal("100000"), places=4)

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from processors.quote_validator import QuoteValidator, Rejection, ValidQuote
+from domain.quotes import QuoteValidator, Rejection, ValidQuote
 from schemas.events import RejectReason
 from schemas.timestamps import NS_PER_SECOND, format_ns
 

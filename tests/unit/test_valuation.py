@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from processors.valuation import Mark, choose_mark, total_unrealized, unrealized_pnl, value_position
+from domain.valuation import Mark, choose_mark, total_unrealized, unrealized_pnl, value_position
 from schemas.events import LastTrade, Position, PositionPnL, PreviousClose, PriceSnapshot
 
 PRICE = PriceSnapshot(symbol="AAPL", bid=Decimal("151.98"), ask=Decimal("152.02"), mid=Decimal("152.00"),

@@ -18,8 +18,8 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from deploy.alpaca_feed.hours import MarketHours
-from deploy.alpaca_feed.statuses import PAUSE, RESUME, status_message
+from alpaca_feed.hours import MarketHours
+from alpaca_feed.statuses import PAUSE, RESUME, status_message
 from schemas.timestamps import NS_PER_SECOND
 
 TICKS_PER_DOLLAR = 100  # prices move in 0.01 ticks

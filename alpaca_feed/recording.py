@@ -18,8 +18,8 @@ from typing import IO, Any
 import msgpack
 import orjson
 
-from deploy.alpaca_feed.protocol import timestamp_to_ns
-from deploy.alpaca_feed.subscriptions import channel_for
+from alpaca_feed.protocol import timestamp_to_ns
+from alpaca_feed.subscriptions import channel_for
 from schemas.timestamps import format_ns_trimmed, parse_ns
 
 log = logging.getLogger(__name__)

@@ -18,8 +18,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from deploy.alpaca_feed.history import History, Row, aggregate, rest_record
-from deploy.alpaca_feed.market import MINUTE_NS, MarketModel
+from alpaca_feed.history import History, Row, aggregate, rest_record
+from alpaca_feed.market import MINUTE_NS, MarketModel
 from schemas.symbols import SYMBOL_PATTERN
 from schemas.timestamps import datetime_to_ns, format_ns_trimmed, now_ns, parse_ns
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from deploy.alpaca_feed.protocol import ProtocolError
+from alpaca_feed.protocol import ProtocolError
 from schemas.symbols import SYMBOL_PATTERN
 
 FEEDS = ("iex", "sip", "delayed_sip", "test")

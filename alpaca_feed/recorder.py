@@ -17,7 +17,7 @@ from typing import Any
 
 from alpaca.data.live import StockDataStream
 
-from deploy.alpaca_feed.recording import RecordingFormat, RecordingWriter
+from alpaca_feed.recording import RecordingFormat, RecordingWriter
 
 log = logging.getLogger(__name__)
 

@@ -9,11 +9,11 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from deploy.alpaca_feed.protocol import Encoding, assemble_frames, encode_message
-from deploy.alpaca_feed.subscriptions import TEST_FEED, TEST_SYMBOL, channel_for
+from alpaca_feed.protocol import Encoding, assemble_frames, encode_message
+from alpaca_feed.subscriptions import TEST_FEED, TEST_SYMBOL, channel_for
 
 if TYPE_CHECKING:
-    from deploy.alpaca_feed.session import FeedSession
+    from alpaca_feed.session import FeedSession
 
 # Symbols the synthetic market simulates for a "*" subscription.
 DEFAULT_UNIVERSE = ("AAPL", "MSFT", "GOOGL", "AMZN", "NVDA", "META", "TSLA", "SPY", "QQQ", "AMD")

@@ -11,9 +11,10 @@ from typing import Any
 
 import typer
 
+from alpaca_feed.cli import feed_app
 from consumers.consistency_cli import check_command
 from consumers.tools.cli import register_tool_commands
-from deploy.alpaca_feed.cli import feed_app
+from schemas.topics import TopicSpec
 from tickwire.logging import configure_logging
 from tickwire.settings import load_settings
 
@@ -62,18 +63,29 @@ def processor() -> None:
 @app.command("create-topics")
 def create_topics() -> None:
     """Create tickwire's topics and the processors' table changelogs (compacted) on KAFKA_BOOTSTRAP_SERVERS."""
-    from deploy.topics import ensure_topics, table_changelog_specs
     from schemas.topics import ALL_TOPICS
     from tickwire.kafka import aiokafka_security
+    from tickwire.topic_admin import ensure_topics
 
     configure_logging()
     settings = load_settings()
     if not settings.kafka_bootstrap_servers:
         raise typer.BadParameter("KAFKA_BOOTSTRAP_SERVERS is not set")
-    specs = [*ALL_TOPICS, *table_changelog_specs()]
+    specs = [*ALL_TOPICS, *_table_changelog_specs()]
     created = asyncio.run(ensure_topics(settings.kafka_bootstrap_servers, settings.topic_partitions, specs,
                                         settings.topic_replication, **aiokafka_security(settings)))
     typer.echo(f"created: {', '.join(created) or 'nothing (all topics exist)'}")
+
+
+def _table_changelog_specs() -> list[TopicSpec]:
+    """The changelog topic of every Faust table the processors declare, compacted as Faust itself creates them."""
+    from processors.tables import app as faust_app  # importing the module declares every table on the app
+
+    return [
+        TopicSpec(table.changelog_topic.get_topic_name(), "table key", dict, f"changelog of table {name}",
+                  compacted=True)
+        for name, table in faust_app.tables.items()
+    ]
 
 
 @app.command()
@@ -94,8 +106,8 @@ def status(
     once: bool = typer.Option(False, "--once", help="print one reading and exit"),
 ) -> None:
     """A live table of prices and real-time P&L, read from REDIS_URL (Ctrl-C quits)."""
-    from consumers.api.launcher import with_running_stack
-    from consumers.status import run_status
+    from consumers.status_table import run_status
+    from tickwire.endpoints import with_running_stack
 
     configure_logging(level="WARNING")
     settings = with_running_stack(load_settings())  # `make run` in another terminal: its embedded Redis
@@ -115,8 +127,8 @@ def position_set(
 ) -> None:
     """Publish SYMBOL's position (QTY at AVG_PRICE) to the positions topic on KAFKA_BOOTSTRAP_SERVERS."""
     from consumers.api.errors import ServiceUnavailable
-    from consumers.api.launcher import with_running_stack
     from consumers.client import position_record, publish_position
+    from tickwire.endpoints import with_running_stack
     from tickwire.kafka import aiokafka_security
 
     configure_logging(level="WARNING")

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from deploy.alpaca_feed.protocol import (
+from alpaca_feed.protocol import (
     CLOSING_AUTH_REFUSALS,
     COMPRESSED_FRAME_BYTES,
     ERROR_MESSAGES,
@@ -31,10 +31,10 @@ from deploy.alpaca_feed.protocol import (
     encode_frame,
     error_message,
 )
-from deploy.alpaca_feed.subscriptions import Subscriptions
+from alpaca_feed.subscriptions import Subscriptions
 
 if TYPE_CHECKING:
-    from deploy.alpaca_feed.hub import FeedHub
+    from alpaca_feed.hub import FeedHub
 
 log = logging.getLogger(__name__)
 

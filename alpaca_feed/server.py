@@ -15,27 +15,27 @@ from typing import Any
 
 from aiohttp import WSCloseCode, web
 
-from deploy.alpaca_feed.bursts import BurstPlan
-from deploy.alpaca_feed.control import add_control_routes
-from deploy.alpaca_feed.fault_script import ScriptedFault, run_fault_script
-from deploy.alpaca_feed.faults import FeedFaults
-from deploy.alpaca_feed.history import DEFAULT_LIMIT as DEFAULT_HISTORY_LIMIT
-from deploy.alpaca_feed.history import History
-from deploy.alpaca_feed.hours import MarketHours
-from deploy.alpaca_feed.hub import DEFAULT_UNIVERSE, FeedHub
-from deploy.alpaca_feed.market import EventRates, MarketModel
-from deploy.alpaca_feed.protocol import Encoding, timestamp_to_ns, with_type_first
-from deploy.alpaca_feed.replay import Replay
-from deploy.alpaca_feed.rest import MarketDataApi
-from deploy.alpaca_feed.session import DEFAULT_MAX_PENDING_BYTES, FeedSession
-from deploy.alpaca_feed.subscriptions import (
+from alpaca_feed.bursts import BurstPlan
+from alpaca_feed.control import add_control_routes
+from alpaca_feed.fault_script import ScriptedFault, run_fault_script
+from alpaca_feed.faults import FeedFaults
+from alpaca_feed.history import DEFAULT_LIMIT as DEFAULT_HISTORY_LIMIT
+from alpaca_feed.history import History
+from alpaca_feed.hours import MarketHours
+from alpaca_feed.hub import DEFAULT_UNIVERSE, FeedHub
+from alpaca_feed.market import EventRates, MarketModel
+from alpaca_feed.playback import Playback
+from alpaca_feed.protocol import Encoding, timestamp_to_ns, with_type_first
+from alpaca_feed.rest import MarketDataApi
+from alpaca_feed.session import DEFAULT_MAX_PENDING_BYTES, FeedSession
+from alpaca_feed.subscriptions import (
     DEFAULT_SYMBOL_LIMITS,
     FEEDS,
     STOCK_ACK_KEYS,
     STOCK_CHANNELS,
     channel_for,
 )
-from deploy.alpaca_feed.synthetic import SyntheticFeed
+from alpaca_feed.synthetic import SyntheticFeed
 
 log = logging.getLogger(__name__)
 
@@ -308,7 +308,7 @@ class AlpacaFeedServer:
         task (its result: messages sent); ``stop()`` cancels it.
         """
         hub = self._hub
-        replay = Replay(
+        replay = Playback(
             path,
             self._publish,
             speed=speed,

@@ -4,7 +4,7 @@ Used by the embedded demo (``make run``), end-to-end tests (which inject known q
 the real alpaca-py ``StockDataStream`` connects to it with ``url_override=server.url()``.
 """
 
-from deploy.alpaca_feed.market import MarketModel
-from deploy.alpaca_feed.server import AlpacaFeedServer
+from alpaca_feed.market import MarketModel
+from alpaca_feed.server import AlpacaFeedServer
 
 __all__ = ["AlpacaFeedServer", "MarketModel"]

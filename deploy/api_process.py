@@ -1,4 +1,4 @@
-"""Starting ``tickwire api`` as a child of ``tickwire run``, and finding a running stack's servers."""
+"""Starting ``tickwire api`` as a child of ``tickwire run``."""
 
 from __future__ import annotations
 
@@ -6,31 +6,10 @@ import socket
 import sys
 from pathlib import Path
 
-import orjson
-
 from deploy.embedded.process import ManagedProcess
 from deploy.embedded.readiness import free_port
-from tickwire.settings import Settings, load_settings
-
-ENDPOINTS_FILE = "endpoints.json"  # in TICKWIRE_RUN_DIR: the servers `tickwire run` chose
-
-
-def write_endpoints(settings: Settings, env: dict[str, str], api_url: str | None) -> None:
-    """Record where the running stack's Redis, broker and API are, for ``tickwire status`` in another terminal."""
-    endpoints = {"REDIS_URL": env.get("REDIS_URL"), "KAFKA_BOOTSTRAP_SERVERS": env.get("KAFKA_BOOTSTRAP_SERVERS"),
-                 "api_url": api_url}
-    (settings.run_dir / ENDPOINTS_FILE).write_bytes(orjson.dumps(endpoints, option=orjson.OPT_INDENT_2))
-
-
-def with_running_stack(settings: Settings) -> Settings:
-    """``settings``, with REDIS_URL / KAFKA_BOOTSTRAP_SERVERS taken from a running ``tickwire run`` when unset."""
-    path = settings.run_dir / ENDPOINTS_FILE
-    if (settings.redis_url and settings.kafka_bootstrap_servers) or not path.exists():
-        return settings
-    found = orjson.loads(path.read_bytes())
-    redis_url = settings.redis_url or found.get("REDIS_URL")
-    bootstrap = settings.kafka_bootstrap_servers or found.get("KAFKA_BOOTSTRAP_SERVERS")
-    return load_settings(REDIS_URL=redis_url, KAFKA_BOOTSTRAP_SERVERS=bootstrap)
+from tickwire.endpoints import write_endpoints
+from tickwire.settings import Settings
 
 
 def port_is_free(host: str, port: int) -> bool:

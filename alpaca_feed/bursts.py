@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from deploy.alpaca_feed.hours import MarketHours
+from alpaca_feed.hours import MarketHours
 from schemas.timestamps import NS_PER_SECOND
 
 _NUMBER = r"\d+(?:\.\d+)?"

@@ -20,20 +20,6 @@ def new_topic(spec: TopicSpec, partitions: int, replication: int = 1) -> NewTopi
     return NewTopic(spec.name, partitions, replication, topic_configs=configs)
 
 
-def table_changelog_specs() -> list[TopicSpec]:
-    """The changelog topic of every Faust table the processors declare, compacted as Faust itself creates them.
-
-    Creating them up front gives them the right partitions and policy on brokers that auto-create topics.
-    """
-    from processors.tables import app  # importing the module declares every table on the app
-
-    return [
-        TopicSpec(table.changelog_topic.get_topic_name(), "table key", dict, f"changelog of table {name}",
-                  compacted=True)
-        for name, table in app.tables.items()
-    ]
-
-
 async def ensure_topics(
     bootstrap: str,
     partitions: int,

@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from deploy.alpaca_feed.faults import FAULT_NAMES, FeedFaults
+from alpaca_feed.faults import FAULT_NAMES, FeedFaults
 
 log = logging.getLogger(__name__)
 

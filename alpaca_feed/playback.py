@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from deploy.alpaca_feed.recording import RecordingReader
+from alpaca_feed.recording import RecordingReader
 from schemas.timestamps import NS_PER_SECOND, now_ns
 
 log = logging.getLogger(__name__)
@@ -24,7 +24,7 @@ READ_BATCH = 5_000
 COALESCE_SECONDS = 0.002
 
 
-class Replay:
+class Playback:
     """One replay of ``path`` into ``publish`` (the server's path: history, then subscribers).
 
     Args:

@@ -10,12 +10,12 @@ from typing import Annotated
 
 import typer
 
-from deploy.alpaca_feed.bursts import BurstPlan
-from deploy.alpaca_feed.hours import CALENDARS
-from deploy.alpaca_feed.hub import DEFAULT_UNIVERSE
-from deploy.alpaca_feed.market import EventRates
-from deploy.alpaca_feed.recording import RecordingFormat
-from deploy.alpaca_feed.subscriptions import DEFAULT_SYMBOL_LIMITS
+from alpaca_feed.bursts import BurstPlan
+from alpaca_feed.hours import CALENDARS
+from alpaca_feed.hub import DEFAULT_UNIVERSE
+from alpaca_feed.market import EventRates
+from alpaca_feed.recording import RecordingFormat
+from alpaca_feed.subscriptions import DEFAULT_SYMBOL_LIMITS
 
 GC_YOUNG_THRESHOLD = 20_000
 
@@ -87,8 +87,8 @@ def serve(
 
     Prints exactly one line to stdout once bound: ``tickwire-feed listening on ws://HOST:PORT/v2/{feed}``.
     """
-    from deploy.alpaca_feed.fault_script import load_fault_script
-    from deploy.alpaca_feed.server import AlpacaFeedServer
+    from alpaca_feed.fault_script import load_fault_script
+    from alpaca_feed.server import AlpacaFeedServer
     from tickwire.logging import configure_logging  # imported late: only the CLI configures logging
 
     configure_logging(level=log_level)
@@ -156,7 +156,7 @@ def record(
     log_level: Annotated[str, typer.Option(help="Log level (stderr).")] = "INFO",
 ) -> None:
     """Record a live Alpaca session (alpaca-py, raw mode) to a file ``feed serve --replay`` plays back."""
-    from deploy.alpaca_feed.record import Recorder
+    from alpaca_feed.recorder import Recorder
     from tickwire.logging import configure_logging
     from tickwire.settings import ALPACA_STREAM_BASE, load_settings
 

@@ -20,14 +20,14 @@ import msgpack
 import orjson
 from aiohttp import WSCloseCode
 
-from deploy.alpaca_feed.market import BAD_QUOTE_KINDS, MarketModel
-from deploy.alpaca_feed.protocol import ERROR_MESSAGES, Encoding, encode_frame
-from deploy.alpaca_feed.statuses import DEFAULT_HALT_REASON, DEFAULT_RESUME_REASON, HALT, RESUME, status_message
+from alpaca_feed.market import BAD_QUOTE_KINDS, MarketModel
+from alpaca_feed.protocol import ERROR_MESSAGES, Encoding, encode_frame
+from alpaca_feed.statuses import DEFAULT_HALT_REASON, DEFAULT_RESUME_REASON, HALT, RESUME, status_message
 from schemas.timestamps import format_ns_trimmed, now_ns
 
 if TYPE_CHECKING:
-    from deploy.alpaca_feed.hub import FeedHub
-    from deploy.alpaca_feed.session import FeedSession
+    from alpaca_feed.hub import FeedHub
+    from alpaca_feed.session import FeedSession
 
 log = logging.getLogger(__name__)
 

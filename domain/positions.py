@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from processors.quote_validator import Rejection
+from domain.quotes import Rejection
 from schemas.events import Position, RejectReason
 from schemas.symbols import normalize_symbol
 from schemas.timestamps import format_ns, now_ns, parse_ns

@@ -12,7 +12,7 @@ import logging
 import orjson
 from aiohttp import web
 
-from deploy.alpaca_feed.faults import FAULT_NAMES, FaultError, FeedFaults
+from alpaca_feed.faults import FAULT_NAMES, FaultError, FeedFaults
 
 log = logging.getLogger(__name__)
 

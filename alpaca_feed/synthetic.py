@@ -8,9 +8,9 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from deploy.alpaca_feed.bursts import BurstPlan
-from deploy.alpaca_feed.hub import FeedHub
-from deploy.alpaca_feed.market import HALF_MINUTE_NS, MarketModel
+from alpaca_feed.bursts import BurstPlan
+from alpaca_feed.hub import FeedHub
+from alpaca_feed.market import HALF_MINUTE_NS, MarketModel
 from schemas.timestamps import NS_PER_SECOND, now_ns
 
 log = logging.getLogger(__name__)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from processors.quote_validator import ValidQuote
+from domain.quotes import ValidQuote
 from schemas.events import PriceEvent
 from schemas.timestamps import format_ns
 
