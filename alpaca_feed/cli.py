@@ -91,7 +91,7 @@ def serve(
     from alpaca_feed.server import AlpacaFeedServer
     from tickwire.logging import configure_logging  # imported late: only the CLI configures logging
 
-    configure_logging(level=log_level)
+    configure_logging(log_level)
     if calendar not in CALENDARS:
         raise typer.BadParameter(f"calendar must be one of {', '.join(CALENDARS)}")
     try:
@@ -158,10 +158,10 @@ def record(
     """Record a live Alpaca session (alpaca-py, raw mode) to a file ``feed serve --replay`` plays back."""
     from alpaca_feed.recorder import Recorder
     from tickwire.logging import configure_logging
-    from tickwire.settings import ALPACA_STREAM_BASE, load_settings
+    from tickwire.settings import ALPACA_STREAM_BASE, AlpacaSettings
 
-    configure_logging(level=log_level)
-    settings = load_settings()
+    configure_logging(log_level)
+    settings = AlpacaSettings()
     key = key or (settings.alpaca_api_key.get_secret_value() if settings.alpaca_api_key else None)
     secret = secret or (settings.alpaca_secret_key.get_secret_value() if settings.alpaca_secret_key else None)
     if not key or not secret:

@@ -98,7 +98,7 @@ async def run(cfg: BenchConfig) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run, print the table, write bench/results/."""
     cfg = parse_args(argv)
-    configure_logging(level="WARNING")  # the components' start-up chatter would bury the progress lines
+    configure_logging("WARNING")  # the components' start-up chatter would bury the progress lines
     results = asyncio.run(run(cfg))
     if cfg.soak_s:
         table = write_soak(results, cfg.out_dir)

@@ -31,7 +31,7 @@ def check_command(
         redis = Redis.from_url(settings.redis_url)
         client = httpx.AsyncClient(base_url=api_url, timeout=10) if api_url else None
         try:
-            report = await check(settings.kafka_bootstrap_servers, redis, symbols, settings.quote_age_limit_seconds,
+            report = await check(settings.kafka_bootstrap_servers, redis, symbols, settings.quote_age_limit_s,
                                  app_id, client, **aiokafka_security(settings))
         finally:
             await redis.aclose()

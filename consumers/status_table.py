@@ -16,9 +16,9 @@ from rich.text import Text
 
 from consumers.api.realtime_pnl import AccountValuation, RealtimePnL
 from consumers.api.status_reads import read_ingest_status
+from consumers.tools.settings import ToolSettings
 from schemas.events import IngestStatus, PriceSnapshot
 from schemas.topics import API_SUBSCRIPTIONS_KEY, price_key
-from tickwire.settings import Settings
 
 
 @dataclass
@@ -35,7 +35,7 @@ class BoardState:
 class StatusBoard:
     """Reads the board's state: prices of the configured, subscribed and held symbols, and the P&L."""
 
-    def __init__(self, redis: Redis, settings: Settings, account: str) -> None:
+    def __init__(self, redis: Redis, settings: ToolSettings, account: str) -> None:
         self.redis = redis
         self.settings = settings
         self.account = account
@@ -97,7 +97,7 @@ def _money(value: Decimal | None) -> Text:
     return Text(str(value), style="green" if value > 0 else "red" if value < 0 else "")
 
 
-async def run_status(settings: Settings, account: str, stop: asyncio.Event, refresh_s: float = 0.5,
+async def run_status(settings: ToolSettings, account: str, stop: asyncio.Event, refresh_s: float = 0.5,
                      console: Console | None = None, once: bool = False) -> int:
     """Show the board, re-read every ``refresh_s``, until ``stop`` is set (``once``: print one reading)."""
     if not settings.redis_url:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from deploy.embedded.process import ManagedProcess
 from deploy.embedded.readiness import free_port
+from deploy.settings import RunSettings
 from tickwire.endpoints import write_endpoints
-from tickwire.settings import Settings
 
 
 def port_is_free(host: str, port: int) -> bool:
@@ -22,7 +22,7 @@ def port_is_free(host: str, port: int) -> bool:
     return True
 
 
-async def start_api_process(settings: Settings, env: dict[str, str],
+async def start_api_process(settings: RunSettings, env: dict[str, str],
                             log_dir: Path) -> tuple[ManagedProcess | None, str]:
     """Start the API on TICKWIRE_API_PORT (0: a free port); returns it and the line to print.
 

@@ -16,7 +16,6 @@ from consumers.consistency_cli import check_command
 from consumers.tools.cli import register_tool_commands
 from schemas.topics import TopicSpec
 from tickwire.logging import configure_logging
-from tickwire.settings import load_settings
 
 app = typer.Typer(help="tickwire: real-time market data and P&L on Kafka, Faust and Redis.", no_args_is_help=True)
 
@@ -35,10 +34,11 @@ def _run_until_signalled(main: Callable[[asyncio.Event], Coroutine[Any, Any, int
 @app.command()
 def run() -> None:
     """Run the whole pipeline in the foreground until Ctrl-C (embedded servers when none configured)."""
+    from deploy.settings import RunSettings
     from deploy.stack import run_stack
 
-    configure_logging(level="WARNING")
-    settings = load_settings()
+    settings = RunSettings()
+    configure_logging("WARNING", settings.log_format)
     raise typer.Exit(_run_until_signalled(lambda stop: run_stack(settings, stop)))
 
 
@@ -46,10 +46,11 @@ def run() -> None:
 def ingest() -> None:
     """Stream Alpaca trades, quotes and bars into the raw Kafka topics."""
     from producers.alpaca_ingest import run_ingest
+    from producers.settings import IngestSettings
     from tickwire.heap import freeze_startup_heap
 
-    configure_logging()
-    settings = load_settings()
+    settings = IngestSettings()
+    configure_logging(settings.log_level, settings.log_format)
     freeze_startup_heap()
     raise typer.Exit(_run_until_signalled(lambda stop: run_ingest(settings, stop)))
 
@@ -63,12 +64,13 @@ def processor() -> None:
 @app.command("create-topics")
 def create_topics() -> None:
     """Create tickwire's topics and the processors' table changelogs (compacted) on KAFKA_BOOTSTRAP_SERVERS."""
+    from processors.settings import ProcessorSettings
     from schemas.topics import ALL_TOPICS
     from tickwire.kafka import aiokafka_security
     from tickwire.topic_admin import ensure_topics
 
-    configure_logging()
-    settings = load_settings()
+    settings = ProcessorSettings()
+    configure_logging(settings.log_level, settings.log_format)
     if not settings.kafka_bootstrap_servers:
         raise typer.BadParameter("KAFKA_BOOTSTRAP_SERVERS is not set")
     specs = [*ALL_TOPICS, *_table_changelog_specs()]
@@ -92,10 +94,11 @@ def _table_changelog_specs() -> list[TopicSpec]:
 def api() -> None:
     """Serve the market-data API and the dashboard on TICKWIRE_API_HOST:TICKWIRE_API_PORT (127.0.0.1:8004)."""
     from consumers.api.server import serve_forever
+    from consumers.api.settings import ApiSettings
     from tickwire.heap import freeze_startup_heap
 
-    configure_logging()
-    settings = load_settings()
+    settings = ApiSettings()
+    configure_logging(settings.log_level, settings.log_format)
     freeze_startup_heap()
     raise typer.Exit(serve_forever(settings))
 
@@ -107,10 +110,11 @@ def status(
 ) -> None:
     """A live table of prices and real-time P&L, read from REDIS_URL (Ctrl-C quits)."""
     from consumers.status_table import run_status
+    from consumers.tools.settings import ToolSettings
     from tickwire.endpoints import with_running_stack
 
-    configure_logging(level="WARNING")
-    settings = with_running_stack(load_settings())  # `make run` in another terminal: its embedded Redis
+    settings = with_running_stack(ToolSettings())  # `make run` in another terminal: its embedded Redis
+    configure_logging("WARNING", settings.log_format)
     raise typer.Exit(_run_until_signalled(lambda stop: run_status(settings, account, stop, once=once)))
 
 
@@ -128,11 +132,12 @@ def position_set(
     """Publish SYMBOL's position (QTY at AVG_PRICE) to the positions topic on KAFKA_BOOTSTRAP_SERVERS."""
     from consumers.api.errors import ServiceUnavailable
     from consumers.client import position_record, publish_position
+    from consumers.tools.settings import ToolSettings
     from tickwire.endpoints import with_running_stack
     from tickwire.kafka import aiokafka_security
 
-    configure_logging(level="WARNING")
-    settings = with_running_stack(load_settings())
+    settings = with_running_stack(ToolSettings())
+    configure_logging("WARNING", settings.log_format)
     if not settings.kafka_bootstrap_servers:
         raise typer.BadParameter("KAFKA_BOOTSTRAP_SERVERS is not set (the address `tickwire run` prints)")
     try:

@@ -16,7 +16,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from tickwire.settings import Settings, load_settings
+from deploy.settings import RunSettings
 
 TIMEOUT_S = 3.0
 ROLES = ("api", "processor", "ingest", "feed")
@@ -49,7 +49,7 @@ def feed_port(argv: list[str]) -> int:
     return 8765
 
 
-def probe(role: str, settings: Settings, argv: list[str]) -> str | None:
+def probe(role: str, settings: RunSettings, argv: list[str]) -> str | None:
     """None when the role answers, else why not."""
     if role == "api":
         return _http(f"http://127.0.0.1:{settings.api_port}/health")
@@ -88,7 +88,7 @@ def main(args: list[str]) -> int:
     role = args[0] if args else role_of(command)
     if role is None:
         return 0  # a one-shot command (create-topics, ...): healthy while it runs
-    problem = probe(role, load_settings(), command)
+    problem = probe(role, RunSettings(), command)
     if problem:
         print(f"unhealthy {role}: {problem}", file=sys.stderr)
         return 1

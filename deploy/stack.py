@@ -21,8 +21,9 @@ from consumers.price_monitor import PriceMonitor
 from deploy.api_process import start_api_process
 from deploy.embedded import EmbeddedBroker, EmbeddedRedis
 from deploy.embedded.process import ManagedProcess
+from deploy.settings import RunSettings
 from tickwire.kafka import aiokafka_security
-from tickwire.settings import Settings, redact_url
+from tickwire.settings import redact_url
 from tickwire.topic_admin import ensure_topics
 
 log = structlog.get_logger(__name__)
@@ -34,7 +35,7 @@ class StackError(RuntimeError):
     """A component of the stack failed to start or died."""
 
 
-async def start_local_feed(settings: Settings, log_dir: Path, timeout: float = 20.0) -> tuple[ManagedProcess, str]:
+async def start_local_feed(settings: RunSettings, log_dir: Path, timeout: float = 20.0) -> tuple[ManagedProcess, str]:
     """Start the local Alpaca feed on a free port; returns it and the stream URL it serves."""
     feed = ManagedProcess(
         "feed",
@@ -56,7 +57,7 @@ async def start_local_feed(settings: Settings, log_dir: Path, timeout: float = 2
     return feed, f"ws://{host}:{port}/v2/{settings.alpaca_feed}"
 
 
-async def run_stack(settings: Settings, stop: asyncio.Event) -> int:
+async def run_stack(settings: RunSettings, stop: asyncio.Event) -> int:
     """Run until ``stop`` is set or a component dies; returns the process exit code."""
     log_dir = settings.run_dir / "logs"
     shutil.rmtree(log_dir, ignore_errors=True)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import faust
 
+from processors.settings import ProcessorSettings
 from tickwire.kafka import faust_broker_url, faust_credentials
-from tickwire.settings import Settings, load_settings
 
 
-def build_app(settings: Settings) -> faust.App:
+def build_app(settings: ProcessorSettings) -> faust.App:
     """A Faust app tuned for the embedded broker as well as Redpanda (see docs in the README)."""
     if not settings.kafka_bootstrap_servers:
         raise SystemExit("KAFKA_BOOTSTRAP_SERVERS is not set: start the processor through `tickwire run`")
@@ -34,5 +34,5 @@ def build_app(settings: Settings) -> faust.App:
     )
 
 
-settings = load_settings()
+settings = ProcessorSettings()
 app = build_app(settings)

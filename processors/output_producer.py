@@ -31,7 +31,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.producer.message_accumulator import BatchBuilder
 
 from tickwire.kafka import aiokafka_security, bootstrap_list
-from tickwire.settings import Settings
+from tickwire.settings import TickwireSettings
 
 _PARTITIONER = DefaultPartitioner()
 # Bigger batches than aiokafka's 16 KiB default: while one request is in flight, the next one fills up.
@@ -73,7 +73,7 @@ class _Lane:
 class OutputProducer:
     """One batched aiokafka producer per worker process. Starts on first use (the worker's loop must run)."""
 
-    def __init__(self, settings: Settings, linger_ms: float = 0.0) -> None:
+    def __init__(self, settings: TickwireSettings, linger_ms: float = 0.0) -> None:
         self._settings = settings
         self._linger_ms = linger_ms
         self._producer: AIOKafkaProducer | None = None

@@ -16,12 +16,12 @@ from processors.tables import marks_by_symbol, positions_by_symbol
 
 pnl_emitter = PnLEmitter(
     PnLJoiner(positions_by_symbol, marks_by_symbol, settings.mark_policy),
-    PnLConflator(settings.pnl_min_change, settings.pnl_min_change_bps, settings.pnl_max_delay_ms / 1000),
-    SubscriptionKeeper(settings.unsubscribe_grace_seconds),
-    PnLProjector(redis, trade_ttl_seconds=settings.price_ttl_seconds),
+    PnLConflator(settings.pnl_min_change, settings.pnl_min_change_bps, settings.pnl_max_delay_s),
+    SubscriptionKeeper(settings.unsubscribe_grace_s),
+    PnLProjector(redis, trade_ttl_seconds=settings.price_ttl_s),
     outputs,
 )
-mark_cadence = MarkCadence(settings.pnl_mark_interval_ms / 1000)
+mark_cadence = MarkCadence(settings.pnl_mark_interval_s)
 
 
 async def release_marks(*, all_held: bool = False) -> None:

@@ -40,6 +40,7 @@ from producers.resilient_stream import (
     ResilientStockDataStream,
     StreamFailure,
 )
+from producers.settings import IngestSettings
 from producers.staleness import MarketHours, StalenessMonitor
 from producers.stream_router import StreamRouter
 from producers.subscription_feed import SubscriptionRequestReader
@@ -53,7 +54,6 @@ from schemas.events import GapReason, IngestStatus, SubscriptionRequest
 from schemas.timestamps import format_ns, now_ns, parse_ns
 from schemas.topics import INGEST_STATUS_KEY, SUBSCRIPTIONS
 from tickwire.kafka import aiokafka_security, bootstrap_list
-from tickwire.settings import Settings
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -69,7 +69,7 @@ FLUSH_TIMEOUT_S = 5.0
 PERMANENT_REFUSALS = frozenset({402, 409, 411})
 
 
-def credentials(settings: Settings) -> tuple[str, str]:
+def credentials(settings: IngestSettings) -> tuple[str, str]:
     """The Alpaca key pair, or placeholder credentials for a local feed."""
     if settings.alpaca_api_key is not None and settings.alpaca_secret_key is not None:
         return settings.alpaca_api_key.get_secret_value(), settings.alpaca_secret_key.get_secret_value()
@@ -81,7 +81,7 @@ class IngestService:
 
     def __init__(
         self,
-        settings: Settings,
+        settings: IngestSettings,
         *,
         redis: Redis | None = None,
         instance: str | None = None,
@@ -93,12 +93,12 @@ class IngestService:
         self.instance = instance or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:4]}"
         bootstrap = bootstrap_list(settings.kafka_bootstrap_servers)
         self.publisher = RawEventPublisher(bootstrap, settings.ingest_queue_size, **aiokafka_security(settings))
-        self.policy = ReconnectPolicy(settings.reconnect_base_seconds, settings.reconnect_max_seconds,
+        self.policy = ReconnectPolicy(settings.reconnect_base_s, settings.reconnect_max_s,
                                       settings.reconnect_jitter, settings.max_reconnect_attempts)
         self.subscriptions = SubscriptionManager(settings.max_symbols)
         self.subscribed: set[str] = set()
-        self.gaps = GapTracker(settings.gap_settle_seconds)
-        self.staleness = StalenessMonitor(settings.mute_after_seconds, settings.quiet_after_seconds,
+        self.gaps = GapTracker(settings.gap_settle_s)
+        self.staleness = StalenessMonitor(settings.mute_after_s, settings.quiet_after_s,
                                           MarketHours(settings.effective_market_hours))
         self.router = StreamRouter(self.publisher, self.gaps, self.staleness, self.subscribed)
         self.on_frame = self.router.on_frame  # the stream calls these directly (hot path)
@@ -106,13 +106,13 @@ class IngestService:
         self.reader = SubscriptionRequestReader(bootstrap, self._on_request, control_topic,
                                                 **aiokafka_security(settings))
         self.redis = redis
-        self.lease = IngestLease(redis, self.instance, settings.ingest_lease_ttl_ms) if redis is not None else None
+        self.lease = IngestLease(redis, self.instance, settings.ingest_lease_ttl_s) if redis is not None else None
         self._credentials = credentials(settings)
         rest = None
         if settings.alpaca_data_url or settings.has_alpaca_credentials:
             rest = make_rest_client(*self._credentials, settings.alpaca_data_url)
         self.reconciler = GapReconciler(self.publisher, rest, settings.alpaca_feed,
-                                        settings.backfill_max_window_seconds)
+                                        settings.backfill_max_window_s)
         self.metrics = IngestMetrics()
         self.reporter = IngestStatusReporter(self.status, redis, self.metrics)
         self.role: str = "standby"
@@ -254,7 +254,7 @@ class IngestService:
     # --- staleness and gaps -------------------------------------------------------------------
 
     async def _watch_staleness(self, stream: ResilientStockDataStream) -> None:
-        interval = min(1.0, self.settings.mute_after_seconds / 4)
+        interval = min(1.0, self.settings.mute_after_s / 4)
         while True:
             await asyncio.sleep(interval)  # the check period, not synchronisation
             if not stream.connected:
@@ -410,7 +410,7 @@ async def _unless_stopped(work: Coroutine[Any, Any, T], stop: asyncio.Event) -> 
     return False
 
 
-async def run_ingest(settings: Settings, stop: asyncio.Event) -> None:
+async def run_ingest(settings: IngestSettings, stop: asyncio.Event) -> None:
     """``tickwire ingest``: run the service until ``stop`` is set."""
     redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
     if redis is None:

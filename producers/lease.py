@@ -26,13 +26,13 @@ class IngestLease:
     it steps down only when it sees another holder.
     """
 
-    def __init__(self, redis: Redis, owner: str, ttl_ms: int, key: str = INGEST_LEASE_KEY) -> None:
+    def __init__(self, redis: Redis, owner: str, ttl_s: float, key: str = INGEST_LEASE_KEY) -> None:
         self.redis = redis
         self.owner = owner
-        self.ttl_ms = ttl_ms
+        self.ttl_ms = round(ttl_s * 1000)  # Redis PX
         self.key = key
-        self.poll_s = min(1.0, ttl_ms / 5000)
-        self.renew_s = ttl_ms / 3000
+        self.poll_s = min(1.0, ttl_s / 5)
+        self.renew_s = ttl_s / 3
         self._redis_down = False
         self._holding = False  # checked around every await: a cancel swallowed inside redis-py must not renew
 

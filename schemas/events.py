@@ -279,3 +279,18 @@ class LastTrade(_Frozen):
     price: DecimalStr
     size: int
     timestamp: str
+
+
+class PartitionProgress(_Frozen):
+    """One writer's position in one partition of a topic (hash ``tickwire:progress:{topic}``, see schemas.topics).
+
+    The ingest writes ``published:{partition}`` from its produce acknowledgements; the price stage writes
+    ``processed:{partition}`` for the partitions it owns. Both come from record offsets, never from the
+    broker's end offsets (wrong on the embedded broker), so comparing them tells whether prices keep up.
+    """
+
+    offset: int = Field(description="the next offset: every record below it is published (or processed)")
+    advanced_at: str = Field(description="when offset last moved forward, RFC 3339")
+    updated_at: str = Field(description="when the writer last wrote this entry (about once a second), RFC 3339")
+    fetch_wait_s: float | None = Field(None, description="processed only: the fetch wait in use now")
+    detail: str | None = Field(None, description="processed only: why the stage is degraded (a widened fetch)")

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from schemas.events import (
     FeedGap,
     IngestStatus,
+    PartitionProgress,
     Position,
     PositionPnL,
     PriceEvent,
@@ -170,6 +171,25 @@ def replay_topic(topic: str, run_id: str) -> str:
     return f"{topic}.replay.{run_id}"
 
 
+def progress_key(topic: str) -> str:
+    """Redis hash of per-partition :class:`PartitionProgress` JSON for ``topic``.
+
+    Fields ``published:{partition}`` (the ingest) and ``processed:{partition}`` (the price stage); ``/health``
+    compares them to tell a pipeline whose prices stopped while quotes keep arriving.
+    """
+    return f"tickwire:progress:{topic}"
+
+
+def published_field(partition: int) -> str:
+    """Field of :func:`progress_key` the ingest writes for ``partition``."""
+    return f"published:{partition}"
+
+
+def processed_field(partition: int) -> str:
+    """Field of :func:`progress_key` the price stage writes for ``partition``."""
+    return f"processed:{partition}"
+
+
 def symbol_stats_key(symbol: str) -> str:
     """Redis hash of a symbol's processing counts: ``accepted`` and ``rejected.{reason}``."""
     return f"tickwire:stats:symbol:{symbol}"
@@ -192,11 +212,15 @@ __all__ = [
     "TRADES_RAW",
     "FeedGap",
     "IngestStatus",
+    "PartitionProgress",
     "PriceSnapshot",
     "PriceUpdated",
     "SubscriptionRequest",
     "TopicSpec",
     "price_channel",
     "price_key",
+    "processed_field",
+    "progress_key",
+    "published_field",
     "symbol_from_price_channel",
 ]

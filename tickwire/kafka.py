@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from faust.types.auth import CredentialsT
 
-    from tickwire.settings import Settings
+    from tickwire.settings import TickwireSettings
 
 
 def bootstrap_list(servers: str) -> list[str]:
@@ -24,7 +24,7 @@ def faust_broker_url(servers: str) -> str:
     return "kafka://" + ";".join(bootstrap_list(servers))
 
 
-def aiokafka_security(settings: Settings) -> dict[str, Any]:
+def aiokafka_security(settings: TickwireSettings) -> dict[str, Any]:
     """TLS/SASL keyword arguments for any aiokafka client (none for PLAINTEXT), from the KAFKA_* settings."""
     protocol = settings.kafka_security_protocol
     if protocol == "PLAINTEXT":
@@ -41,7 +41,7 @@ def aiokafka_security(settings: Settings) -> dict[str, Any]:
     return options
 
 
-def faust_credentials(settings: Settings) -> CredentialsT | None:
+def faust_credentials(settings: TickwireSettings) -> CredentialsT | None:
     """The same TLS/SASL settings as Faust's ``broker_credentials`` (None for PLAINTEXT)."""
     options = aiokafka_security(settings)
     if not options:

@@ -7,20 +7,17 @@ import sys
 
 import structlog
 
-from tickwire.settings import load_settings
 
-
-def configure_logging(level: str | None = None, fmt: str | None = None, *, own_handlers: bool = True) -> None:
+def configure_logging(level: str = "INFO", fmt: str = "console", *, own_handlers: bool = True) -> None:
     """Route structlog and the standard library (aiokafka, faust, alpaca-py) through one renderer.
 
     With ``own_handlers=False`` (Faust workers, which install their own handlers) structlog renders
     each event to a line and hands it to whatever handlers the host framework configured.
     """
-    settings = load_settings()
-    level_name = (level or settings.log_level).upper()
+    level_name = level.upper()
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer()
-        if (fmt or settings.log_format) == "json"
+        if fmt == "json"
         else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     )
     shared: list[structlog.typing.Processor] = [

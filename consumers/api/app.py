@@ -11,7 +11,7 @@ from consumers.api.context import ApiContext
 from consumers.api.errors import BodyLimitMiddleware, install_error_handlers
 from consumers.api.metrics import ApiMetrics, RequestMetricsMiddleware
 from consumers.api.routers import dashboard, health, positions, prices, stats, stream, subscriptions
-from tickwire.settings import Settings, load_settings
+from consumers.api.settings import ApiSettings
 
 DESCRIPTION = """Live prices and real-time unrealized P&L from tickwire's Redis projections.
 
@@ -20,9 +20,9 @@ Mutating calls (`POST`/`DELETE /api/v1/subscribe`, `PUT /api/v1/positions/{symbo
 """
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: ApiSettings | None = None) -> FastAPI:
     """The FastAPI app for ``settings`` (read from the environment when omitted)."""
-    settings = settings or load_settings()
+    settings = settings or ApiSettings()
     metrics = ApiMetrics()
 
     @asynccontextmanager

@@ -9,8 +9,8 @@ from redis.asyncio import Redis
 from consumers.api.broker import BrokerGateway
 from consumers.api.metrics import ApiMetrics
 from consumers.api.realtime_pnl import RealtimePnL
+from consumers.api.settings import ApiSettings
 from tickwire.kafka import aiokafka_security
-from tickwire.settings import Settings
 
 # Short timeouts: with Redis down a request answers 503 quickly instead of hanging.
 REDIS_TIMEOUTS = {"socket_connect_timeout": 2.0, "socket_timeout": 5.0}
@@ -20,7 +20,7 @@ REDIS_TIMEOUTS = {"socket_connect_timeout": 2.0, "socket_timeout": 5.0}
 class ApiContext:
     """Settings and clients of a running app."""
 
-    settings: Settings
+    settings: ApiSettings
     redis: Redis  # request/response reads and writes
     pubsub_redis: Redis  # long-lived subscriptions of push streams (no read timeout)
     broker: BrokerGateway
@@ -28,7 +28,7 @@ class ApiContext:
     realtime_pnl: RealtimePnL
 
     @classmethod
-    def create(cls, settings: Settings, metrics: ApiMetrics) -> ApiContext:
+    def create(cls, settings: ApiSettings, metrics: ApiMetrics) -> ApiContext:
         """Clients for ``settings`` (connections are opened on first use)."""
         if not settings.redis_url:
             raise ValueError("REDIS_URL is not set: the API reads everything it serves from Redis")

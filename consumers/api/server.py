@@ -8,13 +8,13 @@ import sys
 import uvicorn
 
 from consumers.api.app import create_app
-from tickwire.settings import Settings
+from consumers.api.settings import ApiSettings
 
 # Streams end within a poll of shutdown; anything else still open after this is cut off.
 GRACEFUL_SHUTDOWN_S = 2
 
 
-def api_server(settings: Settings, port: int | None = None, access_log: bool = False) -> uvicorn.Server:
+def api_server(settings: ApiSettings, port: int | None = None, access_log: bool = False) -> uvicorn.Server:
     """A uvicorn server for the app (not started); ``port`` overrides TICKWIRE_API_PORT."""
     app = create_app(settings)
     config = uvicorn.Config(app, host=settings.api_host,
@@ -27,7 +27,7 @@ def api_server(settings: Settings, port: int | None = None, access_log: bool = F
     return server
 
 
-def serve_forever(settings: Settings) -> int:
+def serve_forever(settings: ApiSettings) -> int:
     """``tickwire api``: serve until SIGINT/SIGTERM (uvicorn shuts down gracefully); 1 if it could not start."""
     if not settings.redis_url:
         print("tickwire api: REDIS_URL is not set (the API serves what the processors keep in Redis)", file=sys.stderr)

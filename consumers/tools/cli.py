@@ -68,11 +68,11 @@ def _run(main: Coroutine[Any, Any, int], cancelled: int = 130) -> int:
 
 
 def _settings() -> Any:
+    from consumers.tools.settings import ToolSettings
     from tickwire.logging import configure_logging
-    from tickwire.settings import load_settings
 
-    configure_logging(level="WARNING")  # a tool's output is its own; library chatter only when it matters
-    settings = load_settings()
+    settings = ToolSettings()
+    configure_logging("WARNING", settings.log_format)  # a tool's output is its own: library chatter only if it matters
     if not settings.kafka_bootstrap_servers:
         errors.print("[red]KAFKA_BOOTSTRAP_SERVERS is not set[/red] (tickwire run prints the address it uses)")
         raise typer.Exit(2)
@@ -168,7 +168,7 @@ def replay_command(
     request = ReplayRequest(
         topic=topic, start=_bound(from_offset, from_time, "from"), end=_bound(to_offset, to_time, "to"),
         run_id=name, symbols=_symbols(symbol), speed=speed, time_field=_time_field(time_field),
-        max_quote_age_seconds=max_quote_age, batch_size=settings.processor_batch_size,
+        max_quote_age_s=max_quote_age,
     )
     bar = _RichProgress(errors) if progress else None
 
@@ -208,9 +208,9 @@ def diff_command(
     from redis.asyncio import Redis
 
     from consumers.tools.diff import DiffError, diff
-    from tickwire.settings import load_settings
+    from consumers.tools.settings import ToolSettings
 
-    url = redis_url or load_settings().redis_url
+    url = redis_url or ToolSettings().redis_url
     if not url:
         errors.print("[red]REDIS_URL is not set[/red] (or give --redis-url)")
         raise typer.Exit(2)

@@ -18,12 +18,12 @@ from redis.asyncio import Redis
 from consumers.tools.bounds import Bound, TimeField
 from consumers.tools.replay_handlers import HANDLERS_BY_TOPIC, ReplayContext, ReplayHandler
 from consumers.tools.run_manifest import PartitionSpan, ReplayRun, check_run_id
+from consumers.tools.settings import ToolSettings
 from consumers.tools.topic_range import FETCH_DEADLINE_S, RangeResolver, TopicRange, record_time_ns
 from domain.records import SourceRecord
 from schemas.timestamps import format_ns, now_ns
 from schemas.topics import REPLAY_RUN_KEY, TopicSpec, namespaced, replay_namespace
 from tickwire.kafka import aiokafka_security, bootstrap_list
-from tickwire.settings import Settings
 from tickwire.topic_admin import ensure_topics
 
 
@@ -42,7 +42,7 @@ class ReplayRequest:
     symbols: frozenset[str] = frozenset()
     speed: float = 0.0  # 0: as fast as possible; N: N times the recorded pace
     time_field: TimeField = "record"
-    max_quote_age_seconds: float | None = None  # None: the live processor's setting
+    max_quote_age_s: float | None = None  # None: the live processor's setting
     batch_size: int = 100
 
 
@@ -73,7 +73,7 @@ class _Pacer:
         return first_wall + (event_ns - first_event) / 1e9 / self.speed - time.monotonic()
 
 
-async def replay(settings: Settings, request: ReplayRequest, progress: ReplayProgress | None = None,
+async def replay(settings: ToolSettings, request: ReplayRequest, progress: ReplayProgress | None = None,
                  redis_url: str | None = None) -> ReplayRun:
     """Run the replay to the end of its range and return (and store) its manifest."""
     run_id = check_run_id(request.run_id)
@@ -102,9 +102,9 @@ async def replay(settings: Settings, request: ReplayRequest, progress: ReplayPro
         )
         resolve_s = time.monotonic() - resolving
         await producer.start()
-        max_age = (request.max_quote_age_seconds if request.max_quote_age_seconds is not None
-                   else settings.quote_age_limit_seconds)
-        context = ReplayContext(run_id, namespace, redis, producer, settings.replay_ttl_seconds, max_age)
+        max_age = (request.max_quote_age_s if request.max_quote_age_s is not None
+                   else settings.quote_age_limit_s)
+        context = ReplayContext(run_id, namespace, redis, producer, settings.replay_ttl_s, max_age)
         handlers = [factory(context) for factory in factories]
         outputs = {live: run for h in handlers for live, run in h.output_topics.items()}
         await _create_run_topics(settings, outputs, len(replay_range.partitions))
@@ -119,14 +119,14 @@ async def replay(settings: Settings, request: ReplayRequest, progress: ReplayPro
             partitions=[PartitionSpan(partition=p.partition, start=p.start, end=p.end, start_how=p.start_how,
                                       end_how=p.end_how) for p in replay_range.partitions],
             notes=list(replay_range.notes), time_field=request.time_field, symbols_filter=sorted(request.symbols),
-            speed=request.speed, max_quote_age_seconds=max_age, output_topics=outputs,
+            speed=request.speed, max_quote_age_s=max_age, output_topics=outputs,
             started_at=format_ns(started_at), finished_at=format_ns(now_ns()), records_read=read,
             records_replayed=replayed, accepted=sum(h.counts.accepted for h in handlers),
             rejected=sum(h.counts.rejected for h in handlers),
             symbols=sorted(set().union(*(h.counts.symbols for h in handlers))),
             resolve_seconds=round(resolve_s, 3), replay_seconds=round(replay_s, 3),
         )
-        await _finish(redis, namespace, run, settings.replay_ttl_seconds)
+        await _finish(redis, namespace, run, settings.replay_ttl_s)
         return run
     finally:
         await consumer.stop()
@@ -139,7 +139,7 @@ async def _refuse_existing_run(redis: Redis, namespace: str, run_id: str) -> Non
         raise ReplayError(f"run {run_id!r} already has state in Redis ({namespace}*): choose another --run-id")
 
 
-async def _create_run_topics(settings: Settings, outputs: dict[str, str], partitions: int) -> None:
+async def _create_run_topics(settings: ToolSettings, outputs: dict[str, str], partitions: int) -> None:
     specs = [TopicSpec(run, "symbol", bytes, f"replay output of {live}") for live, run in outputs.items()]
     created = await ensure_topics(settings.kafka_bootstrap_servers or "", partitions, specs,
                                   settings.topic_replication, **aiokafka_security(settings))

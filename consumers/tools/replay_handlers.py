@@ -32,7 +32,7 @@ class ReplayContext:
     redis: Redis
     producer: AIOKafkaProducer
     ttl_seconds: int
-    max_quote_age_seconds: float
+    max_quote_age_s: float
 
 
 @dataclass
@@ -69,7 +69,7 @@ class PriceReplayHandler:
         self.context = context
         self.counts = HandlerCounts()
         self.latest_by_symbol: dict[str, dict[str, Any]] = {}
-        self.validator = QuoteValidator(max_age_ns=int(context.max_quote_age_seconds * NS_PER_SECOND))
+        self.validator = QuoteValidator(max_age_ns=int(context.max_quote_age_s * NS_PER_SECOND))
         self.projector = PriceProjector(context.redis, context.ttl_seconds, namespace=context.namespace)
         self._prices = replay_topic(PRICES.name, context.run_id)
         self._rejected = replay_topic(QUOTES_REJECTED.name, context.run_id)

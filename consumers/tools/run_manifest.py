@@ -38,7 +38,7 @@ class ReplayRun(BaseModel):
     time_field: str
     symbols_filter: list[str]
     speed: float
-    max_quote_age_seconds: float
+    max_quote_age_s: float
     output_topics: dict[str, str]
     started_at: str
     finished_at: str

@@ -21,8 +21,8 @@ from schemas.topics import PRICES, QUOTES_REJECTED
 
 log = structlog.get_logger(__name__)
 
-validator = QuoteValidator(max_age_ns=int(settings.quote_age_limit_seconds * NS_PER_SECOND))
-projector = PriceProjector(redis, ttl_seconds=settings.price_ttl_seconds)
+validator = QuoteValidator(max_age_ns=int(settings.quote_age_limit_s * NS_PER_SECOND))
+projector = PriceProjector(redis, ttl_seconds=settings.price_ttl_s)
 
 
 @app.agent(quotes_raw_topic)
@@ -30,7 +30,7 @@ async def price_quotes(stream):  # type: ignore[no-untyped-def]
     """Process quotes in batches; a batch is acknowledged once Redis has it (its Kafka outputs are confirmed
     before its offsets are committed, see processors/output_producer.py)."""
     async for events in stream.take_events(
-        settings.processor_batch_size, within=settings.processor_batch_window_ms / 1000
+        settings.price_batch_max, within=0.05
     ):
         records = [
             SourceRecord(e.key, e.value, e.message.topic, e.message.partition, e.message.offset,

@@ -18,8 +18,8 @@ log = structlog.get_logger(__name__)
 @app.agent(positions_topic)
 async def rekey_positions(stream):  # type: ignore[no-untyped-def]
     """Re-key by symbol so positions are co-partitioned with prices (the P&L join needs both in one worker)."""
-    async for events in stream.take_events(settings.processor_batch_size,
-                                           within=settings.processor_batch_window_ms / 1000):
+    async for events in stream.take_events(settings.price_batch_max,
+                                           within=0.05):
         for event in events:
             outcome = validate_position(event.key, event.value)
             if isinstance(outcome, Rejection):

@@ -38,19 +38,19 @@ from schemas.topics import (
     price_key,
 )
 from tests.helpers import eventually
-from tickwire.settings import Settings, load_settings
+from consumers.api.settings import ApiSettings
 
 
-def api_settings(redis_url: str, kafka_bootstrap: str | None = None, **overrides: object) -> Settings:
-    """Settings for an app on this test's Redis (and broker), no token unless given."""
+def api_settings(redis_url: str, kafka_bootstrap: str | None = None, **overrides: object) -> ApiSettings:
+    """ApiSettings for an app on this test's Redis (and broker), no token unless given."""
     values: dict[str, object] = {"REDIS_URL": redis_url, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
                                  "TICKWIRE_API_TOKEN": None, "TICKWIRE_MARK_POLICY": "mid"}
     values.update(overrides)
-    return load_settings(**values)
+    return ApiSettings(**values)
 
 
 @asynccontextmanager
-async def api_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+async def api_client(settings: ApiSettings) -> AsyncIterator[httpx.AsyncClient]:
     """An httpx client on the real app in this process (its lifespan runs around the block)."""
     app = create_app(settings)
     async with app.router.lifespan_context(app), httpx.AsyncClient(
@@ -59,7 +59,7 @@ async def api_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @asynccontextmanager
-async def served_app(settings: Settings) -> AsyncIterator[str]:
+async def served_app(settings: ApiSettings) -> AsyncIterator[str]:
     """The app behind a real uvicorn server on a free loopback port; yields its base URL."""
     port = free_port()
     server = api_server(settings, port=port)
@@ -78,7 +78,7 @@ async def served_app(settings: Settings) -> AsyncIterator[str]:
         await asyncio.wait_for(task, 15)
 
 
-def app_of(settings: Settings) -> FastAPI:
+def app_of(settings: ApiSettings) -> FastAPI:
     """A fresh app (for tests that look at its routes or OpenAPI only)."""
     return create_app(settings)
 

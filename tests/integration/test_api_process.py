@@ -12,14 +12,14 @@ import pytest
 from deploy.api_process import port_is_free, start_api_process
 from tests.helpers import eventually, tickwire_env
 from tickwire.endpoints import ENDPOINTS_FILE, with_running_stack
-from tickwire.settings import load_settings
+from deploy.settings import RunSettings
 
 pytestmark = pytest.mark.integration
 
 
 async def test_start_api_process_given_free_port_serves_and_records_endpoints(redis_url: str, tmp_path: Path) -> None:
     """Test the child `tickwire run` starts: it answers /health, is findable, and stops on SIGTERM."""
-    settings = load_settings(TICKWIRE_RUN_DIR=str(tmp_path), TICKWIRE_API_PORT=0, REDIS_URL=redis_url)
+    settings = RunSettings(TICKWIRE_RUN_DIR=str(tmp_path), TICKWIRE_API_PORT=0, REDIS_URL=redis_url)
     env = tickwire_env(REDIS_URL=redis_url, KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:9")
 
     api, line = await start_api_process(settings, env, tmp_path)
@@ -47,7 +47,7 @@ async def test_start_api_process_given_busy_port_leaves_the_api_out(tmp_path: Pa
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        settings = load_settings(TICKWIRE_RUN_DIR=str(tmp_path), TICKWIRE_API_PORT=port)
+        settings = RunSettings(TICKWIRE_RUN_DIR=str(tmp_path), TICKWIRE_API_PORT=port)
 
         api, line = await start_api_process(settings, {"REDIS_URL": "redis://x:1/0"}, tmp_path)
 
@@ -61,9 +61,9 @@ def test_with_running_stack_given_recorded_endpoints_fills_unset_addresses(tmp_p
     (tmp_path / ENDPOINTS_FILE).write_bytes(orjson.dumps(
         {"REDIS_URL": "redis://127.0.0.1:7/0", "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:8", "api_url": None}))
 
-    found = with_running_stack(load_settings(TICKWIRE_RUN_DIR=str(tmp_path)))
-    mine = with_running_stack(load_settings(TICKWIRE_RUN_DIR=str(tmp_path), REDIS_URL="redis://mine:1/0"))
-    nothing = with_running_stack(load_settings(TICKWIRE_RUN_DIR=str(tmp_path / "none")))
+    found = with_running_stack(RunSettings(TICKWIRE_RUN_DIR=str(tmp_path)))
+    mine = with_running_stack(RunSettings(TICKWIRE_RUN_DIR=str(tmp_path), REDIS_URL="redis://mine:1/0"))
+    nothing = with_running_stack(RunSettings(TICKWIRE_RUN_DIR=str(tmp_path / "none")))
 
     assert (found.redis_url, found.kafka_bootstrap_servers) == ("redis://127.0.0.1:7/0", "127.0.0.1:8")
     assert mine.redis_url == "redis://mine:1/0" and mine.kafka_bootstrap_servers == "127.0.0.1:8"

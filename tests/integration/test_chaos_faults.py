@@ -59,7 +59,7 @@ async def test_ingest_given_100_feed_faults_in_a_row_reconnects_resubscribes_and
     started = time.monotonic()
     injected = {name: 0 for name in CYCLE}
     try:
-        async with running_ingest(kafka_bootstrap, redis_url, feed, symbols, mute_after_seconds=1.0) as ingest:
+        async with running_ingest(kafka_bootstrap, redis_url, feed, symbols, mute_after_s=1.0) as ingest:
             await feed.wait_for_subscription("quotes", symbols, timeout=30)
             for index in range(FAULTS):
                 fault = CYCLE[index % len(CYCLE)]

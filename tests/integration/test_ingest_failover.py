@@ -32,7 +32,7 @@ from tests.integration.test_ingest_harness import (
 )
 
 pytestmark = pytest.mark.integration
-LEASE_TTL_MS = 1500
+LEASE_TTL_S = 1.5
 
 
 def ingest_process(name: str, log_dir: Path, env: dict[str, str]) -> ManagedProcess:
@@ -60,7 +60,7 @@ async def test_ingest_given_active_killed_standby_takes_over_within_seconds_with
     feed = await make_feed(rate_per_symbol=10)
     env = tickwire_env(
         KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap, REDIS_URL=redis_url, ALPACA_STREAM_URL=feed.url(),
-        TICKWIRE_SYMBOLS=symbol, TICKWIRE_INGEST_LEASE_TTL_MS=str(LEASE_TTL_MS),
+        TICKWIRE_SYMBOLS=symbol, TICKWIRE_INGEST_LEASE_TTL_SECONDS=str(LEASE_TTL_S),
         TICKWIRE_RECONNECT_BASE_SECONDS="0.1", TICKWIRE_GAP_SETTLE_SECONDS="1",
     )
     processes = [ingest_process("ingest-1", tmp_path, env), ingest_process("ingest-2", tmp_path, env)]
@@ -93,11 +93,11 @@ async def test_ingest_given_active_killed_standby_takes_over_within_seconds_with
         await asyncio.gather(*(p.stop() for p in processes))
 
     # Assert
-    print(f"takeover after kill -9: {takeover_s:.2f}s (lease TTL {LEASE_TTL_MS} ms); SIGTERM exit in {stop_s:.2f}s")
+    print(f"takeover after kill -9: {takeover_s:.2f}s (lease TTL {LEASE_TTL_S} s); SIGTERM exit in {stop_s:.2f}s")
     assert standby_connections == 1, "the standby must not open a second connection"
     assert feed.auth_rejections == 0, "no 406: only the lease holder ever connected"
     assert feed.connection_count == 2
-    assert takeover_s < LEASE_TTL_MS / 1000 + 3.0
+    assert takeover_s < LEASE_TTL_S + 3.0
     assert lease_holder == successor.instance.encode()
     assert gap["reason"] == "takeover" and leader.instance in gap["detail"], dumps(gap)
     assert fresh
@@ -151,10 +151,10 @@ async def test_ingest_given_active_stops_cleanly_standby_takes_over_at_once_and_
     symbol = unique_symbol("Y")
     feed = await make_feed(rate_per_symbol=5)
     async with running_ingest(kafka_bootstrap, redis_url, feed, [symbol], instance="one",
-                              ingest_lease_ttl_ms=LEASE_TTL_MS) as active:
+                              ingest_lease_ttl_s=LEASE_TTL_S) as active:
         await until(lambda: active.status.connected, "the first to connect")
         async with running_ingest(kafka_bootstrap, redis_url, feed, [symbol], instance="two",
-                                  ingest_lease_ttl_ms=LEASE_TTL_MS) as standby:
+                                  ingest_lease_ttl_s=LEASE_TTL_S) as standby:
             await until(lambda: standby.service.reporter.latest is not None and standby.status.role == "standby"
                         and standby.status.detail, "the second as standby")
             written_while_standby = await eventually(lambda: active_status(redis), DEADLINE, "the active's status")

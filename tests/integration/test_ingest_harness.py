@@ -25,17 +25,17 @@ from schemas.events import IngestStatus, SubscriptionRequest
 from schemas.symbols import normalize_symbol
 from schemas.timestamps import format_ns, now_ns
 from tests.helpers import eventually, read_topic_until
-from tickwire.settings import Settings, load_settings
+from producers.settings import IngestSettings
 
 # Small timings so failures and recoveries happen in test time (production defaults are in settings).
 FAST: dict[str, Any] = {
-    "reconnect_base_seconds": 0.1,
-    "reconnect_max_seconds": 0.8,
+    "reconnect_base_s": 0.1,
+    "reconnect_max_s": 0.8,
     "reconnect_jitter": 0.0,
-    "gap_settle_seconds": 1.0,
-    "ingest_lease_ttl_ms": 1000,
-    "mute_after_seconds": 30.0,
-    "quiet_after_seconds": 30.0,
+    "gap_settle_s": 1.0,
+    "ingest_lease_ttl_s": 1.0,
+    "mute_after_s": 30.0,
+    "quiet_after_s": 30.0,
 }
 DEADLINE = 45.0
 
@@ -47,7 +47,7 @@ class RunningIngest:
     service: IngestService
     stop: asyncio.Event
     task: asyncio.Task[None]
-    settings: Settings
+    settings: IngestSettings
 
     @property
     def status(self) -> IngestStatus:
@@ -79,7 +79,7 @@ async def running_ingest(
     **overrides: Any,
 ) -> AsyncIterator[RunningIngest]:
     """Run an ingest against ``feed`` until the block ends (then stop it and wait)."""
-    settings = load_settings(
+    settings = IngestSettings(
         kafka_bootstrap_servers=kafka_bootstrap, redis_url=redis_url, alpaca_stream_url=feed.url(),
         symbols=",".join(symbols), **{**FAST, **overrides},
     )

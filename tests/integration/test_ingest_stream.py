@@ -60,8 +60,8 @@ async def test_ingest_given_refused_handshakes_backs_off_by_policy_and_resets_af
     symbol = unique_symbol("B")
     feed = await make_feed(rate_per_symbol=0)
     feed.faults.reject_handshakes(status=429, seconds=120)
-    async with running_ingest(kafka_bootstrap, redis_url, feed, [symbol], reconnect_base_seconds=0.2,
-                              reconnect_max_seconds=0.8, max_reconnect_attempts=3) as ingest:
+    async with running_ingest(kafka_bootstrap, redis_url, feed, [symbol], reconnect_base_s=0.2,
+                              reconnect_max_s=0.8, max_reconnect_attempts=3) as ingest:
         # Act
         refused = await attempt_times(feed, 5)
         status_exhausted = await until(lambda: (s := ingest.status).reconnect_attempts >= 4 and s, "4 failures")
@@ -94,8 +94,8 @@ async def test_ingest_given_auth_refusals_retries_with_backoff_and_reports_each_
     symbol = unique_symbol("A")
     feed = await make_feed(rate_per_symbol=0)
     feed.faults.reject_auth(406, count=3)
-    async with running_ingest(kafka_bootstrap, redis_url, feed, [symbol], reconnect_base_seconds=0.2,
-                              reconnect_max_seconds=1.6) as ingest:
+    async with running_ingest(kafka_bootstrap, redis_url, feed, [symbol], reconnect_base_s=0.2,
+                              reconnect_max_s=1.6) as ingest:
         # Act
         attempts_406 = await attempt_times(feed, 4)
         await connected(ingest)
@@ -163,7 +163,7 @@ async def test_ingest_given_mute_socket_reconnects_and_reports_a_stall(
     # Arrange
     a, b = unique_symbol("M"), unique_symbol("M")
     feed = await make_feed(rate_per_symbol=20)
-    async with running_ingest(kafka_bootstrap, redis_url, feed, [a, b], mute_after_seconds=1.0,
+    async with running_ingest(kafka_bootstrap, redis_url, feed, [a, b], mute_after_s=1.0,
                               alpaca_data_url=feed.http_url()):
         await records_of(kafka_bootstrap, QUOTES_RAW.name, a, 1)
         assert feed.connection_count == 1
@@ -198,8 +198,8 @@ async def test_ingest_given_quiet_symbol_or_halts_does_not_reconnect_but_mute_so
     # Arrange
     busy, idle = unique_symbol("Q"), unique_symbol("Q")
     feed = await make_feed(rate_per_symbol=0)
-    async with running_ingest(kafka_bootstrap, redis_url, feed, [busy, idle], mute_after_seconds=1.0,
-                              quiet_after_seconds=0.4) as ingest:
+    async with running_ingest(kafka_bootstrap, redis_url, feed, [busy, idle], mute_after_s=1.0,
+                              quiet_after_s=0.4) as ingest:
         await feed.wait_for_subscription("statuses", [busy, idle], timeout=DEADLINE)
         router = ingest.service.router
 

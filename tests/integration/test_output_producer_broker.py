@@ -13,7 +13,7 @@ from aiokafka.partitioner import DefaultPartitioner
 
 from processors.output_producer import OutputProducer
 from schemas.topics import TopicSpec
-from tickwire.settings import load_settings
+from tickwire.settings import TickwireSettings
 from tickwire.topic_admin import ensure_topics
 
 pytestmark = pytest.mark.integration
@@ -53,7 +53,7 @@ async def test_send_many_given_thousands_of_records_delivers_each_once_in_key_or
     await ensure_topics(kafka_bootstrap, len(PARTITIONS), [TopicSpec(topic, "key", bytes, "OutputProducer test")])
     keys = [f"acct{i % 7}:S{i:03d}".encode() for i in range(200)]
     sent = [(keys[n % 200], b"%s#%05d#" % (keys[n % 200], n) + b"x" * 1_000) for n in range(5_000)]
-    outputs = OutputProducer(load_settings(KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap))
+    outputs = OutputProducer(TickwireSettings(KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap))
 
     # Act
     try:

@@ -38,7 +38,7 @@ from tests.integration.tools_support import (
     tickwire,
     topics_high_water,
 )
-from tickwire.settings import load_settings
+from consumers.tools.settings import ToolSettings
 
 pytestmark = pytest.mark.integration
 
@@ -151,7 +151,7 @@ async def test_diff_given_runs_over_time_and_offset_ranges_finds_exactly_the_inj
     symbols = f"{first},{second}"
     t_from, t_to = _rfc3339_ms(t0_ms), _rfc3339_ms(t0_ms + 100)
 
-    settings = load_settings(kafka_bootstrap_servers=kafka_bootstrap, redis_url=redis_url)
+    settings = ToolSettings(kafka_bootstrap_servers=kafka_bootstrap, redis_url=redis_url)
 
     def request(run_id: str, **bounds: object) -> ReplayRequest:
         return ReplayRequest(topic=QUOTES_RAW.name, run_id=run_id, symbols=frozenset({first, second}),

@@ -9,18 +9,18 @@ import pytest
 from pydantic import ValidationError
 
 from tickwire.kafka import aiokafka_security, faust_credentials
-from tickwire.settings import load_settings
+from tickwire.settings import TickwireSettings
 
 
 def test_security_given_plaintext_default_adds_no_client_options() -> None:
-    settings = load_settings(kafka_security_protocol="PLAINTEXT")
+    settings = TickwireSettings(kafka_security_protocol="PLAINTEXT")
 
     assert aiokafka_security(settings) == {}
     assert faust_credentials(settings) is None
 
 
 def test_security_given_sasl_ssl_scram_builds_tls_and_sasl_options() -> None:
-    settings = load_settings(kafka_security_protocol="SASL_SSL", kafka_sasl_mechanism="SCRAM-SHA-512",
+    settings = TickwireSettings(kafka_security_protocol="SASL_SSL", kafka_sasl_mechanism="SCRAM-SHA-512",
                              kafka_sasl_username="svc", kafka_sasl_password="s3cret")
 
     options = aiokafka_security(settings)
@@ -35,7 +35,7 @@ def test_security_given_sasl_ssl_scram_builds_tls_and_sasl_options() -> None:
 
 
 def test_security_given_ssl_only_gives_faust_ssl_credentials() -> None:
-    settings = load_settings(kafka_security_protocol="SSL")
+    settings = TickwireSettings(kafka_security_protocol="SSL")
 
     assert set(aiokafka_security(settings)) == {"security_protocol", "ssl_context"}
     assert isinstance(faust_credentials(settings), faust.SSLCredentials)
@@ -43,7 +43,7 @@ def test_security_given_ssl_only_gives_faust_ssl_credentials() -> None:
 
 def test_settings_given_sasl_without_password_fails_with_one_clear_error() -> None:
     with pytest.raises(ValidationError, match="needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD"):
-        load_settings(kafka_security_protocol="SASL_PLAINTEXT", kafka_sasl_username="svc")
+        TickwireSettings(kafka_security_protocol="SASL_PLAINTEXT", kafka_sasl_username="svc")
 
 
 def test_every_kafka_client_given_a_managed_cluster_can_take_the_tls_and_sasl_options() -> None:

@@ -10,7 +10,7 @@ from aiokafka.partitioner import DefaultPartitioner
 
 from processors.output_producer import OutputProducer
 from tests.helpers import eventually
-from tickwire.settings import load_settings
+from tickwire.settings import TickwireSettings
 
 PARTITIONS = [0, 1, 2, 3]
 Record = tuple[bytes | None, bytes | None]
@@ -72,7 +72,7 @@ class FakeKafka:
 
 
 def producer_with(kafka: FakeKafka) -> OutputProducer:
-    outputs = OutputProducer(load_settings(KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:1"))
+    outputs = OutputProducer(TickwireSettings(KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:1"))
     outputs._producer = kafka  # type: ignore[assignment]
     return outputs
 

@@ -9,7 +9,8 @@ import pytest
 from redis.asyncio import Redis
 from redis.asyncio.connection import SSLConnection
 
-from tickwire.settings import load_settings, redact_url
+from deploy.settings import RunSettings
+from tickwire.settings import redact_url
 
 ROOT = Path(__file__).resolve().parents[2]
 # Functions and classes that build aiokafka clients from the ``**client_options`` they are given.
@@ -58,7 +59,7 @@ def test_every_redis_client_given_the_url_is_built_from_it() -> None:
 
 @pytest.mark.parametrize("url", ["redis://:s3cret@h:6379/0", "rediss://user:s3cret@h:6380/2"])
 def test_redacted_settings_given_every_secret_hides_each_one(url: str) -> None:
-    settings = load_settings(REDIS_URL=url, ALPACA_API_KEY="AKs3cret", ALPACA_SECRET_KEY="s3cret",
+    settings = RunSettings(REDIS_URL=url, ALPACA_API_KEY="AKs3cret", ALPACA_SECRET_KEY="s3cret",
                              TICKWIRE_API_TOKEN="s3cret", KAFKA_SECURITY_PROTOCOL="SASL_SSL",
                              KAFKA_SASL_USERNAME="svc", KAFKA_SASL_PASSWORD="s3cret")
     shown = str(settings.redacted()) + repr(settings) + str(settings)

@@ -18,5 +18,5 @@ async def latest_price(symbol: Symbol, context: Context) -> Response:
     raw = await context.redis.get(price_key(symbol))
     if raw is None:
         raise HTTPException(404, f"no live price for {symbol}: never received, or older than "
-                                 f"TICKWIRE_PRICE_TTL_SECONDS ({context.settings.price_ttl_seconds} s)")
+                                 f"TICKWIRE_PRICE_TTL_SECONDS ({context.settings.price_ttl_s} s)")
     return Response(raw, media_type="application/json")

@@ -1,0 +1,16 @@
+"""Settings of ``tickwire run``: everything its children read, plus the local feed's rate."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from consumers.api.settings import ApiSettings
+from processors.settings import ProcessorSettings
+from producers.settings import IngestSettings
+
+
+class RunSettings(IngestSettings, ProcessorSettings, ApiSettings):
+    """The whole pipeline in one process tree; each child reads its own part from the same environment."""
+
+    feed_rate_per_symbol: float = Field(5.0, ge=0, validation_alias="TICKWIRE_FEED_RATE",
+                                        description="local feed: quotes per second per symbol")

@@ -1,0 +1,68 @@
+"""Settings of the processors (``tickwire processor``): the price stage and the P&L processor."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import NoDecode
+
+from tickwire.settings import TickwireSettings
+
+Stage = Literal["price", "pnl"]
+
+
+class ProcessorSettings(TickwireSettings):
+    """One processor process: which stages it runs, how the price stage fetches and commits, P&L cadence."""
+
+    stages: Annotated[tuple[Stage, ...], NoDecode] = Field(
+        ("price", "pnl"), validation_alias="TICKWIRE_PROCESSOR_STAGES",
+        description="which stages this process runs: price, pnl or both (price,pnl)")
+    price_batch_max: int = Field(
+        500, gt=0, validation_alias="TICKWIRE_PROCESSOR_BATCH_SIZE",
+        description="most quotes the price stage takes from one fetch (it takes whatever the fetch returned)")
+    fetch_wait_s: float = Field(
+        0.01, gt=0, validation_alias="TICKWIRE_FETCH_WAIT_SECONDS",
+        description="how long a fetch may wait at the broker for new records (low = low latency)")
+    fetch_wait_max_s: float = Field(
+        1.0, gt=0, validation_alias="TICKWIRE_FETCH_WAIT_MAX_SECONDS",
+        description="widest fetch wait when the embedded broker returns nothing though records exist")
+    commit_interval_s: float = Field(
+        1.0, gt=0, validation_alias="TICKWIRE_COMMIT_INTERVAL_SECONDS",
+        description="how often the price stage commits offsets (and writes its latest-price changelog)")
+    pnl_mark_interval_s: float = Field(
+        0.05, ge=0, validation_alias="TICKWIRE_PNL_MARK_INTERVAL_SECONDS",
+        description="a symbol's positions are revalued at most this often, at its newest price (0 = every batch)")
+    pnl_min_change: Decimal = Field(
+        Decimal("0"), ge=0, validation_alias="TICKWIRE_PNL_MIN_CHANGE",
+        description="conflation: emit a revaluation when P&L moved at least this many dollars (0 = every change)")
+    pnl_min_change_bps: Decimal = Field(
+        Decimal("0"), ge=0, validation_alias="TICKWIRE_PNL_MIN_CHANGE_BPS",
+        description="conflation: or at least this many basis points of the position's cost")
+    pnl_max_delay_s: float = Field(
+        1.0, gt=0, validation_alias="TICKWIRE_PNL_MAX_DELAY_SECONDS",
+        description="conflation: a held-back change goes out after at most this long")
+    unsubscribe_grace_s: float = Field(
+        60.0, ge=0, validation_alias="TICKWIRE_UNSUBSCRIBE_GRACE_SECONDS",
+        description="after a symbol's last position closes, wait this long before unsubscribing it")
+    processor_metrics_port: int = Field(
+        0, ge=0, le=65535, validation_alias="TICKWIRE_PROCESSOR_METRICS_PORT",
+        description="Prometheus /metrics port of the processor; 0 = off")
+    processor_uvloop: bool = Field(True, validation_alias="TICKWIRE_PROCESSOR_UVLOOP",
+                                   description="run on uvloop (false: asyncio's own loop)")
+
+    @field_validator("stages", mode="before")
+    @classmethod
+    def _split_stages(cls, value: object) -> tuple[str, ...]:
+        items = value.split(",") if isinstance(value, str) else list(value)  # type: ignore[call-overload]
+        stages = tuple(dict.fromkeys(str(s).strip().lower() for s in items if str(s).strip()))
+        if not stages:
+            raise ValueError("name at least one stage (example: price,pnl)")
+        return stages
+
+    @model_validator(mode="after")
+    def _wait_range(self) -> ProcessorSettings:
+        if self.fetch_wait_max_s < self.fetch_wait_s:
+            raise ValueError("TICKWIRE_FETCH_WAIT_MAX_SECONDS must not be below TICKWIRE_FETCH_WAIT_SECONDS")
+        return self
