@@ -1,6 +1,6 @@
 """BenchStack: one design under test on the embedded stack, with the feed under the benchmark's control.
 
-``pipeline``: Tansu, redis-server, the feed, then ``python -m processors worker`` and ``tickwire ingest``,
+``pipeline``: Tansu, redis-server, the feed, then ``tickwire processor`` and ``tickwire ingest``,
 exactly as ``tickwire run`` starts them. ``direct``: redis-server, the feed and the seeds' direct design.
 Any other design name: redis-server and the feed only (for the ceilings).
 Everything runs in its own process on free loopback ports; logs go to ``<run dir>/<design>/logs``.
@@ -106,8 +106,7 @@ class BenchStack:
                 name = "processor" if index == 0 else f"processor{index + 1}"
                 worker_env = env if index == 0 else {**env, "TICKWIRE_PROCESSOR_METRICS_PORT": "0",
                                                      "TICKWIRE_RUN_DIR": f"{env['TICKWIRE_RUN_DIR']}/{name}"}
-                await self._start_process(name, [python, "-m", "processors", "worker", "--without-web",
-                                                 "--loglevel", "warn"], worker_env)
+                await self._start_process(name, [python, "-m", "tickwire", "processor"], worker_env)
             await self._start_process("ingest", [python, "-m", "tickwire", "ingest"], env)
         elif self.design == "direct":
             await self._start_process("direct", [sys.executable, "-m", "bench.direct_design", "--url", stream_url,

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -14,10 +12,9 @@ import typer
 from alpaca_feed.cli import feed_app
 from consumers.consistency_cli import check_command
 from consumers.tools.cli import register_tool_commands
-from schemas.topics import TopicSpec
 from tickwire.logging import configure_logging
 
-app = typer.Typer(help="tickwire: real-time market data and P&L on Kafka, Faust and Redis.", no_args_is_help=True)
+app = typer.Typer(help="tickwire: real-time market data and P&L on Kafka and Redis.", no_args_is_help=True)
 
 
 def _run_until_signalled(main: Callable[[asyncio.Event], Coroutine[Any, Any, int | None]]) -> int:
@@ -57,15 +54,18 @@ def ingest() -> None:
 
 @app.command()
 def processor() -> None:
-    """Run a price processor worker (a Faust worker; more workers share the partitions)."""
-    os.execv(sys.executable, [sys.executable, "-m", "processors", "worker", "--without-web", "--loglevel", "info"])
+    """Run a processor: the price stage and the P&L stage (more processes share the partitions)."""
+    from processors.settings import ProcessorSettings
+    from processors.worker import main
+
+    main(ProcessorSettings())
 
 
 @app.command("create-topics")
 def create_topics() -> None:
-    """Create tickwire's topics and the processors' table changelogs (compacted) on KAFKA_BOOTSTRAP_SERVERS."""
+    """Create tickwire's topics and the processors' internal topics on KAFKA_BOOTSTRAP_SERVERS."""
     from processors.settings import ProcessorSettings
-    from schemas.topics import ALL_TOPICS
+    from schemas.topics import ALL_TOPICS, internal_topics
     from tickwire.kafka import aiokafka_security
     from tickwire.topic_admin import ensure_topics
 
@@ -73,21 +73,10 @@ def create_topics() -> None:
     configure_logging(settings.log_level, settings.log_format)
     if not settings.kafka_bootstrap_servers:
         raise typer.BadParameter("KAFKA_BOOTSTRAP_SERVERS is not set")
-    specs = [*ALL_TOPICS, *_table_changelog_specs()]
+    specs = [*ALL_TOPICS, *internal_topics(settings.processor_app_id)]
     created = asyncio.run(ensure_topics(settings.kafka_bootstrap_servers, settings.topic_partitions, specs,
                                         settings.topic_replication, **aiokafka_security(settings)))
     typer.echo(f"created: {', '.join(created) or 'nothing (all topics exist)'}")
-
-
-def _table_changelog_specs() -> list[TopicSpec]:
-    """The changelog topic of every Faust table the processors declare, compacted as Faust itself creates them."""
-    from processors.tables import app as faust_app  # importing the module declares every table on the app
-
-    return [
-        TopicSpec(table.changelog_topic.get_topic_name(), "table key", dict, f"changelog of table {name}",
-                  compacted=True)
-        for name, table in faust_app.tables.items()
-    ]
 
 
 @app.command()

@@ -86,7 +86,7 @@ async def run_stack(settings: RunSettings, stop: asyncio.Event) -> int:
 
         python = sys.executable
         processor = ManagedProcess(
-            "processor", [python, "-m", "processors", "worker", "--without-web", "--loglevel", "warn"],
+            "processor", [python, "-m", "tickwire", "processor"],
             log_dir / "processor.log", env,
         )
         ingest = ManagedProcess("ingest", [python, "-m", "tickwire", "ingest"], log_dir / "ingest.log", env)

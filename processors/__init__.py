@@ -1,1 +1,1 @@
-"""Faust stream processors: validate raw quotes, keep the latest price, project it into Redis."""
+"""Stream processors: the price stage (quotes -> prices, marks, Redis) and the P&L stage (positions x marks -> P&L)."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from functools import lru_cache
 
-from prometheus_client import REGISTRY, CollectorRegistry, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Histogram
 
 from domain.valuation import PositionValuation
 from schemas.events import PriceEvent
@@ -41,7 +41,7 @@ def timestamp_ns(text: str) -> int:
 class LatencyMetrics:
     """Histogram ``tickwire_latency_seconds{channel, hop}``; children are bound once (labels() is slow)."""
 
-    def __init__(self, registry: CollectorRegistry | None = REGISTRY) -> None:
+    def __init__(self, registry: CollectorRegistry | None) -> None:
         self.histogram = Histogram(
             "tickwire_latency_seconds", "Time of each hop from exchange time to Redis, per output channel",
             ["channel", "hop"], buckets=BUCKETS, registry=registry,
@@ -85,12 +85,3 @@ class LatencyMetrics:
 def _seconds(ns: int) -> float:
     # Kafka's millisecond timestamps can land just before a nanosecond time taken earlier: clamp at 0.
     return max(ns, 0) / NS_PER_SECOND
-
-
-def serve_metrics(port: int) -> None:
-    """Expose the default registry on ``port`` (a daemon thread, all interfaces like the ingest's); 0 = off."""
-    if port:
-        start_http_server(port)
-
-
-PROCESSOR_LATENCY = LatencyMetrics()

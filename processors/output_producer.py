@@ -1,9 +1,4 @@
-"""OutputProducer: the processor's output records, sent in multi-record batches and confirmed before each commit.
-
-Faust's own producer must send one record per Kafka batch (on Tansu, table recovery from a changelog of
-multi-record batches stops early; see the README), and that caps every send of the worker at a few
-hundred records/s. Only table changelogs need it. Outputs (``prices``, ``pnl``, dead letters, control
-requests) go through this plain aiokafka producer instead, batched.
+"""OutputProducer: the processors' output records, sent in multi-record batches and confirmed before each commit.
 
 Records are batched by hand: ``AIOKafkaProducer.send`` costs about 7 us per record (metadata wait, a
 future per record, each resolved on delivery), appending to an aiokafka ``BatchBuilder`` about 1.2 us.
@@ -12,9 +7,9 @@ builders, in order, to ``send_batch``. That waits while the partition's previous
 aiokafka (one batch per partition per request, none while a request is in flight), so only the shipping
 task ever awaits it: a send never blocks, and records that arrive meanwhile grow the next batch.
 
-Agents do not wait for each batch's outputs to be acknowledged (that round trip would sit in every
-batch's latency). Faust flushes its producer before it commits consumer offsets; ``flush`` is chained
-to that (see processors/clients.py), so offsets are committed only once every output sent before them is
+Stages do not wait for each batch's outputs to be acknowledged (that round trip would sit in every
+batch's latency). The batch consumer calls ``flush`` before it commits offsets
+(:mod:`processors.batch_consumer`), so offsets are committed only once every output sent before them is
 acknowledged, and a failed delivery (or a batch aiokafka would not take) fails the commit: delivery
 stays at-least-once.
 """

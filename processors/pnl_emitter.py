@@ -1,9 +1,8 @@
 """PnLEmitter: applies P&L inputs to the join and emits what changed (dead letters, subscriptions, revaluations).
 
-Two agents feed the join: ``price_quotes`` hands over each batch's accepted prices directly (so a tick's
-P&L needs no second trip through Kafka and no second Faust consumption), and ``value_positions`` the
-positions, closes and trades. Each batch is applied and emitted under one lock, so revaluations reach
-Redis in the order they were computed.
+The P&L stage hands it each batch of marks, positions and closes, and a timer the conflated revaluations
+that waited long enough; each is applied and emitted under one lock, so revaluations reach Redis in the
+order they were computed.
 """
 
 from __future__ import annotations
@@ -15,10 +14,10 @@ import structlog
 
 from domain.records import SourceRecord
 from domain.valuation import PositionValuation
-from processors.latency import PROCESSOR_LATENCY
+from processors.metrics import ProcessorMetrics
 from processors.output_producer import OutputProducer
-from processors.pnl_batch import PnLBatchResult, PnLJoiner
 from processors.pnl_conflation import PnLConflator
+from processors.pnl_join import PnLBatchResult, PnLJoiner
 from processors.pnl_projection import PnLProjector
 from processors.subscription_keeper import SubscriptionKeeper
 from schemas.timestamps import now_ns
@@ -31,8 +30,9 @@ class PnLEmitter:
     """One per worker: the join, its conflation, the subscription keeper and the Redis projection."""
 
     def __init__(self, joiner: PnLJoiner, conflator: PnLConflator, keeper: SubscriptionKeeper,
-                 projector: PnLProjector, outputs: OutputProducer) -> None:
+                 projector: PnLProjector, outputs: OutputProducer, metrics: ProcessorMetrics) -> None:
         self.outputs = outputs
+        self.metrics = metrics
         self.joiner = joiner
         self.conflator = conflator
         self.keeper = keeper
@@ -43,6 +43,7 @@ class PnLEmitter:
         """Apply a batch and emit its consequences; returns once Redis has them (Kafka: see OutputProducer)."""
         async with self._lock:
             result = self.joiner.apply(records)
+            self.metrics.pnl_rejected.inc(len(result.rejected))
             for dead in result.rejected:
                 log.warning("P&L input rejected", topic=dead.value.source_topic, detail=dead.value.detail)
                 await self.outputs.send(POSITIONS_REJECTED.name, dead.key, dead.value.to_json())
@@ -65,4 +66,5 @@ class PnLEmitter:
             await self.projector.project(valued, payloads=payloads)
         else:
             await self.projector.project(valued, result.positions, result.trades, result.closes, payloads)
-        PROCESSOR_LATENCY.observe_pnl(valued, now_ns())
+        self.metrics.latency.observe_pnl(valued, now_ns())
+        self.metrics.revaluations.inc(len(valued))

@@ -30,8 +30,8 @@ def price_batch(
 ) -> BatchResult:
     """Validate each record and accept it only if it is not older than the symbol's latest price.
 
-    ``latest_by_symbol`` (the Faust table in production) holds ``PriceEvent`` JSON dicts; it is written
-    once per symbol per batch, because each write is a changelog record.
+    ``latest_by_symbol`` (:class:`~processors.latest_prices.LatestPrices` in the price stage) holds
+    ``PriceEvent`` JSON dicts; it is written once per symbol per batch.
     """
     result = BatchResult()
     changed: dict[str, dict[str, Any]] = {}

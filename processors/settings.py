@@ -47,7 +47,7 @@ class ProcessorSettings(TickwireSettings):
         60.0, ge=0, validation_alias="TICKWIRE_UNSUBSCRIBE_GRACE_SECONDS",
         description="after a symbol's last position closes, wait this long before unsubscribing it")
     processor_metrics_port: int = Field(
-        0, ge=0, le=65535, validation_alias="TICKWIRE_PROCESSOR_METRICS_PORT",
+        9102, ge=0, le=65535, validation_alias="TICKWIRE_PROCESSOR_METRICS_PORT",
         description="Prometheus /metrics port of the processor; 0 = off")
     processor_uvloop: bool = Field(True, validation_alias="TICKWIRE_PROCESSOR_UVLOOP",
                                    description="run on uvloop (false: asyncio's own loop)")

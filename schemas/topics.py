@@ -73,10 +73,34 @@ RAW_TOPIC_BY_MESSAGE_TYPE: dict[str, TopicSpec] = {
     "t": TRADES_RAW, "q": QUOTES_RAW, "b": BARS_RAW, "d": DAILY_BARS_RAW,
 }
 
-# The price processor's Faust table; its changelog topic is "{TICKWIRE_PROCESSOR_APP_ID}-{name}-changelog".
+# The price stage's latest price per symbol; its changelog topic is latest_price_changelog(app_id).
 LATEST_PRICE_TABLE = "latest_price_by_symbol"
 POSITIONS_TABLE = "positions_by_symbol"
 MARKS_TABLE = "marks_by_symbol"
+
+
+
+def marks_topic(app_id: str) -> str:
+    """Internal: the price stage's conflated marks for the P&L processor (key symbol; value the ``prices``
+    record (a PriceEvent) of a quote that moved the mark, or a LastTrade under the ``last`` policy; at most one
+    per symbol per TICKWIRE_PNL_MARK_INTERVAL_SECONDS). Named after the processors' app id, like a changelog."""
+    return f"{app_id}-marks"
+
+
+def latest_price_changelog(app_id: str) -> str:
+    """Internal, compacted: each symbol's newest accepted price (PriceEvent JSON, key symbol), written by the
+    price stage before each offset commit and read back when a worker takes a partition over."""
+    return f"{app_id}-{LATEST_PRICE_TABLE}-changelog"
+
+
+def internal_topics(app_id: str) -> tuple[TopicSpec, ...]:
+    """The processors' internal topics; partitioned like ``quotes.raw`` (their keys are symbols too)."""
+    return (
+        TopicSpec(marks_topic(app_id), "symbol", PriceEvent, "Internal: conflated marks for the P&L processor"),
+        TopicSpec(latest_price_changelog(app_id), "symbol", PriceEvent,
+                  "Internal: the price stage's latest price per symbol", compacted=True),
+    )
+
 
 PRICE_CHANNEL_PATTERN = "price.updated.*"
 PROCESSOR_STATS_KEY = "tickwire:stats:processor"

@@ -142,7 +142,7 @@ def processor_process(log_dir: Path, env: dict[str, str]) -> ManagedProcess:
     """A price processor worker as `tickwire run` starts it."""
     return ManagedProcess(
         "processor",
-        [sys.executable, "-m", "processors", "worker", "--without-web", "--loglevel", "info"],
+        [sys.executable, "-m", "tickwire", "processor"],
         log_dir / f"processor-{uuid.uuid4().hex[:6]}.log",
         env,
     )

@@ -1,3 +1,3 @@
-"""tickwire: real-time market data and P&L on Kafka, Faust and Redis."""
+"""tickwire: real-time market data and P&L on Kafka and Redis."""
 
 __version__ = "0.1.0"

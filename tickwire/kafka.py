@@ -5,8 +5,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from faust.types.auth import CredentialsT
-
     from tickwire.settings import TickwireSettings
 
 
@@ -17,11 +15,6 @@ def bootstrap_list(servers: str) -> list[str]:
     if not hosts:
         raise ValueError("KAFKA_BOOTSTRAP_SERVERS is empty")
     return hosts
-
-
-def faust_broker_url(servers: str) -> str:
-    """Faust's broker URL form: 'kafka://h1:9092;h2:9092'."""
-    return "kafka://" + ";".join(bootstrap_list(servers))
 
 
 def aiokafka_security(settings: TickwireSettings) -> dict[str, Any]:
@@ -39,20 +32,3 @@ def aiokafka_security(settings: TickwireSettings) -> dict[str, Any]:
         options["sasl_plain_username"] = settings.kafka_sasl_username
         options["sasl_plain_password"] = settings.kafka_sasl_password.get_secret_value()  # type: ignore[union-attr]
     return options
-
-
-def faust_credentials(settings: TickwireSettings) -> CredentialsT | None:
-    """The same TLS/SASL settings as Faust's ``broker_credentials`` (None for PLAINTEXT)."""
-    options = aiokafka_security(settings)
-    if not options:
-        return None
-    import faust
-
-    if options["security_protocol"] == "SSL":
-        return faust.SSLCredentials(options["ssl_context"])
-    return faust.SASLCredentials(
-        username=options["sasl_plain_username"],
-        password=options["sasl_plain_password"],
-        ssl_context=options.get("ssl_context"),
-        mechanism=options["sasl_mechanism"],
-    )

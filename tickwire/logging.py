@@ -8,12 +8,8 @@ import sys
 import structlog
 
 
-def configure_logging(level: str = "INFO", fmt: str = "console", *, own_handlers: bool = True) -> None:
-    """Route structlog and the standard library (aiokafka, faust, alpaca-py) through one renderer.
-
-    With ``own_handlers=False`` (Faust workers, which install their own handlers) structlog renders
-    each event to a line and hands it to whatever handlers the host framework configured.
-    """
+def configure_logging(level: str = "INFO", fmt: str = "console") -> None:
+    """Route structlog and the standard library (aiokafka, alpaca-py, uvicorn) through one renderer."""
     level_name = level.upper()
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer()
@@ -26,15 +22,6 @@ def configure_logging(level: str = "INFO", fmt: str = "console", *, own_handlers
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
-    if not own_handlers:
-        structlog.configure(
-            processors=[structlog.contextvars.merge_contextvars, structlog.processors.KeyValueRenderer(
-                key_order=["event"], drop_missing=True)],
-            logger_factory=structlog.stdlib.LoggerFactory(),
-            wrapper_class=structlog.stdlib.BoundLogger,
-            cache_logger_on_first_use=True,
-        )
-        return
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),

@@ -144,9 +144,16 @@ async def commit_offsets(bootstrap: str, group: str, topic: str, offsets: dict[i
         await consumer.stop()
 
 
-async def start_group_at_end(bootstrap: str, group: str, topics: list[str]) -> dict[TopicPartition, int]:
-    """Commit the current end of ``topics`` for a new consumer group, so its workers skip the session's backlog
-    and consume only what is sent from now on; returns those offsets."""
+async def start_group_at_end(bootstrap: str, app_id: str, topics: list[str]) -> dict[TopicPartition, int]:
+    """Commit the current end of ``topics`` for a new processor app id (its price stage's group and its P&L
+    stage's, ``{app_id}-pnl``), so its workers skip the session's backlog and consume only what is sent from
+    now on; returns those offsets."""
+    ends = await _commit_ends(bootstrap, app_id, topics)
+    await _commit_ends(bootstrap, f"{app_id}-pnl", topics)
+    return ends
+
+
+async def _commit_ends(bootstrap: str, group: str, topics: list[str]) -> dict[TopicPartition, int]:
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False,
                                 fetch_max_wait_ms=100)
     await consumer.start()

@@ -65,7 +65,6 @@ def test_dockerfile_given_production_use_is_slim_non_root_and_healthchecked() ->
 @pytest.mark.parametrize(("argv", "role"), [
     (["/sbin/docker-init", "--", "/usr/local/bin/tickwire", "api"], "api"),
     (["/sbin/docker-init", "--", "/usr/local/bin/tickwire", "processor"], "processor"),
-    (["/usr/local/bin/python", "-m", "processors", "worker", "--without-web"], "processor"),
     (["tickwire", "ingest"], "ingest"),
     (["tickwire", "feed", "serve", "--port", "8765"], "feed"),
     (["tickwire", "create-topics"], None),

@@ -1,14 +1,13 @@
-"""Managed Kafka settings (TLS, SASL) become the same client options for aiokafka and Faust."""
+"""Managed Kafka settings (TLS, SASL) become the same options for every aiokafka client."""
 
 import ast
 import ssl
 from pathlib import Path
 
-import faust
 import pytest
 from pydantic import ValidationError
 
-from tickwire.kafka import aiokafka_security, faust_credentials
+from tickwire.kafka import aiokafka_security
 from tickwire.settings import TickwireSettings
 
 
@@ -16,7 +15,6 @@ def test_security_given_plaintext_default_adds_no_client_options() -> None:
     settings = TickwireSettings(kafka_security_protocol="PLAINTEXT")
 
     assert aiokafka_security(settings) == {}
-    assert faust_credentials(settings) is None
 
 
 def test_security_given_sasl_ssl_scram_builds_tls_and_sasl_options() -> None:
@@ -24,21 +22,18 @@ def test_security_given_sasl_ssl_scram_builds_tls_and_sasl_options() -> None:
                              kafka_sasl_username="svc", kafka_sasl_password="s3cret")
 
     options = aiokafka_security(settings)
-    credentials = faust_credentials(settings)
 
     assert isinstance(options.pop("ssl_context"), ssl.SSLContext)
     assert options == {"security_protocol": "SASL_SSL", "sasl_mechanism": "SCRAM-SHA-512",
                        "sasl_plain_username": "svc", "sasl_plain_password": "s3cret"}
-    assert isinstance(credentials, faust.SASLCredentials)
-    assert credentials.protocol.value == "SASL_SSL" and credentials.mechanism.value == "SCRAM-SHA-512"
     assert "s3cret" not in str(settings.redacted())
 
 
-def test_security_given_ssl_only_gives_faust_ssl_credentials() -> None:
+def test_security_given_ssl_only_gives_a_tls_context() -> None:
     settings = TickwireSettings(kafka_security_protocol="SSL")
 
     assert set(aiokafka_security(settings)) == {"security_protocol", "ssl_context"}
-    assert isinstance(faust_credentials(settings), faust.SSLCredentials)
+    assert isinstance(aiokafka_security(settings)["ssl_context"], ssl.SSLContext)
 
 
 def test_settings_given_sasl_without_password_fails_with_one_clear_error() -> None:

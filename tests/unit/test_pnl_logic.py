@@ -9,8 +9,8 @@ import pytest
 from domain.positions import validate_position
 from domain.quotes import Rejection
 from domain.records import SourceRecord
-from processors.pnl_batch import PnLJoiner
 from processors.pnl_conflation import PnLConflator
+from processors.pnl_join import PnLJoiner
 from processors.subscription_keeper import SubscriptionKeeper
 from schemas.events import Position, PositionPnL, PriceEvent
 from schemas.topics import DAILY_BARS_RAW, POSITIONS_BY_SYMBOL, PRICES

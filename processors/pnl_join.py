@@ -1,9 +1,10 @@
-"""Joins prices, trades and closes with positions, per symbol: a batch of records -> revalued positions.
+"""PnLJoiner: joins marks (prices, trades) and closes with positions, per symbol: records -> revalued positions.
 
 Either side fires: a new mark revalues every position in that symbol, a position change revalues that
-position. State lives in two symbol-keyed mappings (Faust tables in production, co-partitioned with
-the price stream): ``positions_by_symbol`` (symbol -> {account: Position JSON}) and ``marks_by_symbol``
-(symbol -> {"price": PriceSnapshot JSON, "trade": LastTrade JSON, "close": PreviousClose JSON}).
+position. State lives in two symbol-keyed mappings, held by the P&L stage for the partitions it owns
+(its inputs are co-partitioned by symbol): ``positions_by_symbol`` (symbol -> {account: Position JSON})
+and ``marks_by_symbol`` (symbol -> {"price": PriceSnapshot JSON, "trade": LastTrade JSON, "close":
+PreviousClose JSON}).
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from typing import Any
 
 import orjson
 
-from domain.positions import parse_decimal, validate_position
+from domain.marks import previous_close
+from domain.positions import validate_position
 from domain.quotes import Rejection
 from domain.records import DeadLetter, SourceRecord, dead_letter
 from domain.valuation import Mark, MarkPolicy, PositionValuation, choose_mark, value_position
@@ -27,9 +29,8 @@ from schemas.events import (
     PriceSnapshot,
     RejectReason,
 )
-from schemas.symbols import normalize_symbol
-from schemas.timestamps import format_ns, now_ns, parse_ns
-from schemas.topics import DAILY_BARS_RAW, POSITIONS_BY_SYMBOL, PRICES, TRADES_RAW
+from schemas.timestamps import format_ns, now_ns
+from schemas.topics import DAILY_BARS_RAW, POSITIONS_BY_SYMBOL
 
 Json = dict[str, Any]
 
@@ -119,34 +120,36 @@ class PnLJoiner:
     def _apply_mark(self, record: SourceRecord, marks: dict[str, Json], result: PnLBatchResult) -> str | None:
         """Update the symbol's marks; returns the symbol if its mark under the policy may have changed."""
         try:
-            if record.topic == PRICES.name:
-                price = PriceEvent.model_validate_json(record.value)
-                entry = dict(self._marks(price.symbol, marks))
-                stored = entry.get("price")
-                if stored is not None and stored["timestamp"] > price.timestamp:
-                    return None  # prices only ever carries newer quotes per symbol; a replay may not
-                entry["price"] = price.model_dump(mode="json", exclude={"received_at"})
-                marks[price.symbol] = entry
-                # Same mark, same P&L (the conflator would drop every revaluation): skip the work.
-                return price.symbol if self.policy != "last" and _mark_moved(self.policy, stored, price) else None
-            if record.topic == TRADES_RAW.name:
-                trade = _last_trade(orjson.loads(record.value))
-                entry = dict(self._marks(trade.symbol, marks))
-                stored = entry.get("trade")
-                if stored is not None and stored["timestamp"] > trade.timestamp:
-                    return None
-                entry["trade"] = trade.model_dump(mode="json")
-                marks[trade.symbol] = entry
-                result.trades.append(trade)
-                return trade.symbol if self.policy == "last" else None
             if record.topic == DAILY_BARS_RAW.name:
-                close = _previous_close(orjson.loads(record.value))
+                close = previous_close(orjson.loads(record.value))
                 entry = dict(self._marks(close.symbol, marks))
                 entry["close"] = close.model_dump(mode="json")
                 marks[close.symbol] = entry
                 result.closes.append(close)
                 # A close only marks positions that have no live price.
                 return close.symbol
+            raw = orjson.loads(record.value)  # a mark: the price stage's PriceEvent, or a LastTrade
+            if not isinstance(raw, dict):
+                raise TypeError(f"a mark must be a JSON object, got {type(raw).__name__}")
+            if "bid" in raw:
+                price = PriceEvent.model_validate(raw)
+                entry = dict(self._marks(price.symbol, marks))
+                stored = entry.get("price")
+                if stored is not None and stored["timestamp"] > price.timestamp:
+                    return None  # marks only ever carry newer quotes per symbol; a replay may not
+                entry["price"] = price.model_dump(mode="json", exclude={"received_at"})
+                marks[price.symbol] = entry
+                # Same mark, same P&L (the conflator would drop every revaluation): skip the work.
+                return price.symbol if self.policy != "last" and _mark_moved(self.policy, stored, price) else None
+            trade = LastTrade.model_validate(raw)
+            entry = dict(self._marks(trade.symbol, marks))
+            stored = entry.get("trade")
+            if stored is not None and stored["timestamp"] > trade.timestamp:
+                return None
+            entry["trade"] = trade.model_dump(mode="json")
+            marks[trade.symbol] = entry
+            result.trades.append(trade)
+            return trade.symbol if self.policy == "last" else None
         except (ValueError, KeyError, TypeError) as exc:
             payload = _decode_or_text(record.value)
             result.rejected.append(dead_letter(record, Rejection(RejectReason.INVALID_FIELD, str(exc), None, payload)))
@@ -204,23 +207,6 @@ def _mark_moved(policy: MarkPolicy, stored: Json | None, price: PriceEvent) -> b
         return True
     fields = ("mid",) if policy == "mid" else ("bid", "ask")
     return any(Decimal(stored[name]) != getattr(price, name) for name in fields)
-
-
-def _last_trade(raw: Json) -> LastTrade:
-    price = parse_decimal(raw["p"], "p")
-    size = raw["s"]
-    if price <= 0 or not isinstance(size, int) or isinstance(size, bool) or size <= 0:
-        raise ValueError(f"unusable trade: price {raw.get('p')!r}, size {raw.get('s')!r}")
-    return LastTrade(symbol=normalize_symbol(raw["S"]), price=price, size=size,
-                     timestamp=format_ns(parse_ns(raw["t"])))
-
-
-def _previous_close(raw: Json) -> PreviousClose:
-    close = parse_decimal(raw["c"], "c")
-    if close <= 0:
-        raise ValueError(f"unusable close {raw.get('c')!r}")
-    return PreviousClose(symbol=normalize_symbol(raw["S"]), close=close,
-                         timestamp=format_ns(parse_ns(raw["t"])), source="daily_bar")
 
 
 def _decode_or_text(value: bytes) -> Any:

@@ -1,0 +1,166 @@
+"""BatchConsumer: a consumer-group member that processes whatever each fetch returned, at once.
+
+Natural batching: no time window. Each turn takes every record the consumer has fetched (at most
+``max_records``) and hands them to the handler in one call; under load batches grow by themselves,
+at low rates they are one or a few records and wait for nothing.
+
+The commit rule, in one place: offsets are committed only for records the handler has finished
+(``handle`` returned: Redis has them) *and* whose Kafka outputs are acknowledged (``before_commit``
+returned). Commits happen every ``commit_interval_s``, when partitions are revoked (after the batch in
+flight finishes) and when the consumer stops. On assignment the handler restores its state for the
+new partitions before any of their records is processed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+import structlog
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+
+log = structlog.get_logger(__name__)
+
+IDLE_POLL_MS = 1_000  # getmany's own wait; the fetch wait at the broker decides latency, not this
+
+
+class BatchHandler(Protocol):
+    """What a BatchConsumer drives."""
+
+    async def on_assigned(self, partitions: set[TopicPartition], committed: dict[TopicPartition, int]) -> None:
+        """Restore state for newly owned partitions (before any of their records is handled); ``committed``
+        holds the offset each will be consumed from (absent: none committed, consumption starts at the
+        beginning)."""
+
+    async def on_revoked(self, partitions: set[TopicPartition]) -> None:
+        """Forget the state of partitions this member no longer owns (after their last commit)."""
+
+    async def handle(self, records: Sequence[ConsumerRecord]) -> None:
+        """Process one batch, in order; return once its projections are written."""
+
+    async def before_commit(self) -> None:
+        """Make every output sent so far durable (acknowledged); raise if one was lost."""
+
+
+class BatchConsumer(ConsumerRebalanceListener):
+    """Runs ``handler`` over ``consumer``'s records until stopped; owns the consumer's commits."""
+
+    def __init__(self, consumer: AIOKafkaConsumer, handler: BatchHandler, *, topics: Sequence[str],
+                 max_records: int, commit_interval_s: float, name: str,
+                 after_fetch: Callable[[dict[TopicPartition, list[ConsumerRecord]]], None] | None = None) -> None:
+        self.consumer = consumer
+        self.handler = handler
+        self.topics = list(topics)
+        self.max_records = max_records
+        self.commit_interval_s = commit_interval_s
+        self.name = name
+        self.after_fetch = after_fetch  # e.g. a FetchGuard watching for the embedded broker's empty fetches
+        self.done: dict[TopicPartition, int] = {}  # next offset to commit, per owned partition
+        self._committed: dict[TopicPartition, int] = {}
+        self._turn = asyncio.Lock()  # held while a batch is handled or state restored: rebalances wait for it
+        self._last_commit = time.monotonic()
+        self.batches = 0
+        self.records = 0
+
+    def position(self, tp: TopicPartition) -> int | None:
+        """The next offset this member will process of ``tp`` (None: nothing fetched or committed yet)."""
+        return self.done.get(tp, self._committed.get(tp))
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consume until ``stop`` is set; then finish the batch in flight and commit."""
+        self.consumer.subscribe(self.topics, listener=self)
+        stopping = asyncio.ensure_future(stop.wait())
+        try:
+            while not stop.is_set():
+                fetch = asyncio.ensure_future(
+                    self.consumer.getmany(timeout_ms=IDLE_POLL_MS, max_records=self.max_records))
+                await asyncio.wait({fetch, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                if not fetch.done():
+                    fetch.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await fetch
+                    break
+                batches = fetch.result()
+                if self.after_fetch is not None:
+                    self.after_fetch(batches)
+                if batches:
+                    async with self._turn:
+                        await self._handle(batches)
+                if time.monotonic() - self._last_commit >= self.commit_interval_s:
+                    async with self._turn:
+                        await self.commit()
+        finally:
+            stopping.cancel()
+            async with self._turn:
+                await self.commit()
+
+    async def _handle(self, batches: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        owned = self.consumer.assignment()
+        records: list[ConsumerRecord] = []
+        for tp, part in batches.items():
+            if tp in owned and part:  # a partition revoked since the fetch belongs to its new owner now
+                records.extend(part)
+        if not records:
+            return
+        await self.handler.handle(records)
+        for tp, part in batches.items():
+            if tp in owned and part:
+                self.done[tp] = part[-1].offset + 1
+        self.batches += 1
+        self.records += len(records)
+
+    async def commit(self, partitions: set[TopicPartition] | None = None) -> None:
+        """Make outputs durable, then commit what is done (only ``partitions`` if given)."""
+        self._last_commit = time.monotonic()
+        offsets = {tp: offset for tp, offset in self.done.items()
+                   if (partitions is None or tp in partitions) and self._committed.get(tp) != offset}
+        if not offsets:
+            return
+        await self.handler.before_commit()
+        try:
+            await self.consumer.commit(offsets)
+        except (CommitFailedError, IllegalStateError) as exc:
+            # A rebalance is under way: the revoke callback commits what this member finished.
+            log.info("commit deferred to the rebalance", consumer=self.name, reason=type(exc).__name__)
+            return
+        except KafkaError as exc:
+            log.warning("offset commit failed, will retry", consumer=self.name, error=f"{type(exc).__name__}: {exc}")
+            return
+        self._committed.update(offsets)
+
+    # --- ConsumerRebalanceListener ------------------------------------------------------------
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:  # type: ignore[override]
+        """The batch in flight finishes; what is done of the revoked partitions is committed; their state goes."""
+        revoked = set(revoked)
+        async with self._turn:
+            if revoked:
+                await self.commit(revoked)
+            for tp in revoked:
+                self.done.pop(tp, None)
+                self._committed.pop(tp, None)
+            await self.handler.on_revoked(revoked)
+        if revoked:
+            log.info("partitions revoked", consumer=self.name, partitions=_names(revoked))
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:  # type: ignore[override]
+        """Restore the handler's state for the new partitions before processing resumes."""
+        assigned = set(assigned)
+        async with self._turn:
+            new = {tp for tp in assigned if tp not in self.done}
+            for tp in new:
+                with contextlib.suppress(KafkaError):
+                    committed = await self.consumer.committed(tp)
+                    if committed is not None:
+                        self._committed[tp] = committed
+            await self.handler.on_assigned(assigned, {tp: o for tp, o in self._committed.items() if tp in assigned})
+        log.info("partitions assigned", consumer=self.name, partitions=_names(assigned))
+
+
+def _names(tps: set[TopicPartition]) -> list[str]:
+    return [f"{tp.topic}[{tp.partition}]" for tp in sorted(tps)]

@@ -1,0 +1,49 @@
+"""The processor's Prometheus metrics, made by the process's builder (one registry per process, none at import)."""
+
+from __future__ import annotations
+
+import errno
+
+import structlog
+from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+
+from processors.latency import LatencyMetrics
+
+log = structlog.get_logger(__name__)
+
+
+class ProcessorMetrics:
+    """Counters by convention (``*_total``), consumer lag per partition, and the latency histograms."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        quotes = Counter("tickwire_price_quotes", "Quotes the price stage finished, by outcome", ["outcome"],
+                         registry=registry)
+        self.accepted = quotes.labels("accepted")
+        self.rejected = quotes.labels("rejected")
+        self.rejected_by_reason = Counter("tickwire_price_rejected", "Dead-lettered records, by reason", ["reason"],
+                                          registry=registry)
+        self.marks = Counter("tickwire_marks", "Marks the price stage sent to the P&L processor", registry=registry)
+        self.revaluations = Counter("tickwire_pnl_revaluations", "Positions revalued and emitted", registry=registry)
+        self.pnl_rejected = Counter("tickwire_pnl_rejected", "P&L inputs that could not be used", registry=registry)
+        self.lag = Gauge("tickwire_consumer_lag_records", "Records between a stage's position and the high watermark",
+                         ["stage", "topic", "partition"], registry=registry)
+        self.fetch_widened = Counter(
+            "tickwire_fetch_wait_widened", "Times a stage widened its fetch wait: the broker returned nothing though "
+            "records were waiting (the embedded broker's large-partition limit)", ["stage"], registry=registry)
+        self.latency = LatencyMetrics(registry)
+
+
+def serve_metrics(registry: CollectorRegistry, port: int) -> int | None:
+    """Serve ``registry`` on ``port`` (all interfaces, a daemon thread); returns the port, or None when off/taken."""
+    if not port:
+        return None
+    try:
+        start_http_server(port, registry=registry)
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        log.warning("metrics port in use, serving no metrics", port=port,
+                    fix="set TICKWIRE_PROCESSOR_METRICS_PORT to a free port (0 = off)")
+        return None
+    return port

@@ -1,0 +1,86 @@
+"""ProgressReporter: the price stage's position per owned partition, written to Redis about once a second.
+
+``/health`` compares it with what the ingest published (``schemas.topics.progress_key``): prices that stop
+advancing while quotes keep arriving make the pipeline unhealthy, whatever the cause. The same figures
+give the consumer lag per partition (valid on the embedded broker, whose end offsets are not).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+
+import structlog
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from processors.metrics import ProcessorMetrics
+from schemas.events import PartitionProgress
+from schemas.timestamps import format_ns, now_ns
+from schemas.topics import processed_field, progress_key
+
+log = structlog.get_logger(__name__)
+
+REPORT_EVERY_S = 1.0
+PROGRESS_TTL_S = 24 * 3600  # a hash left by a pipeline that is gone expires instead of staying forever
+
+
+class ProgressReporter:
+    """Reports ``done`` (next offset per partition) of ``topic`` and sets the lag gauge."""
+
+    def __init__(self, redis: Redis, consumer: AIOKafkaConsumer, done: dict[TopicPartition, int], topic: str,
+                 metrics: ProcessorMetrics, stage: str,
+                 health: Callable[[], tuple[float | None, str | None]] = lambda: (None, None)) -> None:
+        self.redis = redis
+        self.consumer = consumer
+        self.done = done
+        self.topic = topic
+        self.metrics = metrics
+        self.stage = stage
+        self.health = health  # () -> (fetch wait in use, degraded detail)
+        self._advanced: dict[int, tuple[int, str]] = {}  # partition -> (offset, when it last advanced)
+
+    async def run(self) -> None:
+        """Report until cancelled; Redis errors are logged once per outage and retried."""
+        failing = False
+        while True:
+            try:
+                await self.report()
+                if failing:
+                    log.info("progress reports reach Redis again")
+                failing = False
+            except (RedisError, OSError) as exc:
+                if not failing:
+                    log.warning("cannot write progress to Redis, retrying", error=f"{type(exc).__name__}: {exc}")
+                failing = True
+            await asyncio.sleep(REPORT_EVERY_S)  # reporting period
+
+    async def report(self) -> None:
+        """One report: every owned partition of the topic, and the lag gauge."""
+        now = format_ns(now_ns())
+        fetch_wait_s, detail = self.health()
+        fields: dict[str, bytes] = {}
+        owned = [tp for tp in self.consumer.assignment() if tp.topic == self.topic]
+        for tp in owned:
+            offset = self.done.get(tp)
+            if offset is None:
+                with contextlib.suppress(Exception):  # not fetched yet: the committed offset, if any
+                    offset = await self.consumer.committed(tp)
+            offset = offset or 0
+            previous = self._advanced.get(tp.partition)
+            if previous is None or offset > previous[0]:
+                previous = self._advanced[tp.partition] = (offset, now)
+            fields[processed_field(tp.partition)] = PartitionProgress(
+                offset=offset, advanced_at=previous[1], updated_at=now, fetch_wait_s=fetch_wait_s,
+                detail=detail).to_json()
+            highwater = self.consumer.highwater(tp)
+            if highwater is not None:
+                self.metrics.lag.labels(self.stage, tp.topic, str(tp.partition)).set(max(highwater - offset, 0))
+        if fields:
+            key = progress_key(self.topic)
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.hset(key, mapping=fields)
+            pipe.expire(key, PROGRESS_TTL_S)
+            await pipe.execute()

@@ -1,0 +1,83 @@
+"""FetchGuard: notices "the broker says records are waiting but returns none" and widens the fetch wait until they come.
+
+The embedded broker (Tansu) answers a fetch by listing the partition's stored batches from the start and
+stops when the fetch's wait budget runs out: once a partition holds ~16-20k batches, a 10 ms wait never
+reaches the fetch offset and every answer is empty while the high watermark keeps rising (a silent stall).
+Redpanda and Kafka never do this. The guard watches each fetch: when owned partitions stay behind their high
+watermark with nothing returned, it doubles the consumer's fetch wait (bounded), says so once per step, and
+narrows it again step by step after a healthy minute, so latency stays low while partitions are small.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+
+import structlog
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+
+log = structlog.get_logger(__name__)
+
+EMPTY_FETCHES_BEFORE_WIDENING = 3
+HEALTHY_SECONDS_BEFORE_NARROWING = 60.0
+ADVICE = "the embedded broker slows down as partitions grow; for long sessions run on Redpanda (docker-compose)"
+
+
+class FetchGuard:
+    """Call it with every ``getmany`` result; ``position(tp)`` gives the next offset the consumer will read."""
+
+    def __init__(self, consumer: AIOKafkaConsumer, position: Callable[[TopicPartition], int | None], *,
+                 base_wait_s: float, max_wait_s: float, name: str,
+                 on_widen: Callable[[], None] = lambda: None) -> None:
+        self.consumer = consumer
+        self.position = position
+        self.base_wait_s = base_wait_s
+        self.max_wait_s = max_wait_s
+        self.name = name
+        self.on_widen = on_widen  # e.g. a Prometheus counter's inc
+        self.wait_s = base_wait_s
+        self.detail: str | None = None  # why the wait is wide, while it is (health reports it as degraded)
+        self._empty = 0
+        self._healthy_since = time.monotonic()
+
+    def __call__(self, batches: Mapping[TopicPartition, list[ConsumerRecord]]) -> None:
+        if any(batches.values()):
+            self._empty = 0
+            healthy_s = time.monotonic() - self._healthy_since
+            if self.wait_s > self.base_wait_s and healthy_s >= HEALTHY_SECONDS_BEFORE_NARROWING:
+                self._set_wait(max(self.base_wait_s, self.wait_s / 2))
+                self._healthy_since = time.monotonic()
+                if self.wait_s == self.base_wait_s:
+                    self.detail = None
+                    log.info("fetch wait back to normal", consumer=self.name, fetch_wait_ms=round(self.wait_s * 1000))
+            return
+        behind = self._behind()
+        if not behind:
+            self._empty = 0
+            return
+        self._empty += 1
+        if self._empty < EMPTY_FETCHES_BEFORE_WIDENING or self.wait_s >= self.max_wait_s:
+            return
+        self._empty = 0
+        self._set_wait(min(self.max_wait_s, self.wait_s * 2))
+        self._healthy_since = time.monotonic()
+        tp, waiting = max(behind.items(), key=lambda item: item[1])
+        self.detail = (f"{tp.topic}[{tp.partition}]: the broker returned no records though {waiting} are waiting; "
+                       f"fetch wait widened to {round(self.wait_s * 1000)} ms")
+        self.on_widen()
+        log.warning("broker returns no records though some are waiting: widening the fetch wait",
+                    consumer=self.name, partition=f"{tp.topic}[{tp.partition}]", waiting=waiting,
+                    fetch_wait_ms=round(self.wait_s * 1000), advice=ADVICE)
+
+    def _behind(self) -> dict[TopicPartition, int]:
+        out = {}
+        for tp in self.consumer.assignment():
+            highwater = self.consumer.highwater(tp)
+            position = self.position(tp)
+            if highwater is not None and position is not None and highwater > position:
+                out[tp] = highwater - position
+        return out
+
+    def _set_wait(self, wait_s: float) -> None:
+        self.wait_s = wait_s
+        self.consumer._fetcher._fetch_max_wait_ms = round(wait_s * 1000)  # read by every fetch request it builds
