@@ -1,8 +1,9 @@
 """ProgressReporter: the price stage's position per owned partition, written to Redis about once a second.
 
-``/health`` compares it with what the ingest published (``schemas.topics.progress_key``): prices that stop
-advancing while quotes keep arriving make the pipeline unhealthy, whatever the cause. The same figures
-give the consumer lag per partition (valid on the embedded broker, whose end offsets are not).
+Each entry holds the next offset to process and the high watermark of the stage's last fetch
+(``schemas.topics.progress_key``): ``/health`` calls prices that stop advancing while quotes wait a stall,
+whatever the cause. The same figures give the consumer lag per partition (valid on the embedded broker,
+whose end offsets are not).
 """
 
 from __future__ import annotations
@@ -30,13 +31,14 @@ PROGRESS_TTL_S = 24 * 3600  # a hash left by a pipeline that is gone expires ins
 class ProgressReporter:
     """Reports ``done`` (next offset per partition) of ``topic`` and sets the lag gauge."""
 
-    def __init__(self, redis: Redis, consumer: AIOKafkaConsumer, done: dict[TopicPartition, int], topic: str,
-                 metrics: ProcessorMetrics, stage: str,
+    def __init__(self, redis: Redis, consumer: AIOKafkaConsumer, done: dict[TopicPartition, int], app_id: str,
+                 topic: str, metrics: ProcessorMetrics, stage: str,
                  health: Callable[[], tuple[float | None, str | None]] = lambda: (None, None)) -> None:
         self.redis = redis
         self.consumer = consumer
         self.done = done
         self.topic = topic
+        self.key = progress_key(app_id, topic)
         self.metrics = metrics
         self.stage = stage
         self.health = health  # () -> (fetch wait in use, degraded detail)
@@ -72,15 +74,14 @@ class ProgressReporter:
             previous = self._advanced.get(tp.partition)
             if previous is None or offset > previous[0]:
                 previous = self._advanced[tp.partition] = (offset, now)
-            fields[processed_field(tp.partition)] = PartitionProgress(
-                offset=offset, advanced_at=previous[1], updated_at=now, fetch_wait_s=fetch_wait_s,
-                detail=detail).to_json()
             highwater = self.consumer.highwater(tp)
+            fields[processed_field(tp.partition)] = PartitionProgress(
+                offset=offset, advanced_at=previous[1], updated_at=now, highwater=highwater,
+                fetch_wait_s=fetch_wait_s, detail=detail).to_json()
             if highwater is not None:
                 self.metrics.lag.labels(self.stage, tp.topic, str(tp.partition)).set(max(highwater - offset, 0))
         if fields:
-            key = progress_key(self.topic)
             pipe = self.redis.pipeline(transaction=False)
-            pipe.hset(key, mapping=fields)
-            pipe.expire(key, PROGRESS_TTL_S)
+            pipe.hset(self.key, mapping=fields)
+            pipe.expire(self.key, PROGRESS_TTL_S)
             await pipe.execute()

@@ -99,7 +99,8 @@ def build_processor(settings: ProcessorSettings, registry: CollectorRegistry | N
         topics = [QUOTES_RAW.name] + ([TRADES_RAW.name] if settings.mark_policy == "last" else [])
         batch = _batch_consumer(settings, price, topics, settings.processor_app_id, "price")
         guard = _guard(batch, settings, metrics, "price")
-        reporter = ProgressReporter(redis, batch.consumer, batch.done, QUOTES_RAW.name, metrics, "price",
+        reporter = ProgressReporter(redis, batch.consumer, batch.done, settings.processor_app_id, QUOTES_RAW.name,
+                                    metrics, "price",
                                     health=lambda: (guard.wait_s, guard.detail))
         stages.append(Stage("price", batch, price, [price.release_due_marks, _reporting(reporter)]))
     if "pnl" in settings.stages:

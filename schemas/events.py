@@ -282,15 +282,16 @@ class LastTrade(_Frozen):
 
 
 class PartitionProgress(_Frozen):
-    """One writer's position in one partition of a topic (hash ``tickwire:progress:{topic}``, see schemas.topics).
+    """The price stage's position in one partition of ``quotes.raw`` (hash ``progress_key(app_id, topic)``).
 
-    The ingest writes ``published:{partition}`` from its produce acknowledgements; the price stage writes
-    ``processed:{partition}`` for the partitions it owns. Both come from record offsets, never from the
-    broker's end offsets (wrong on the embedded broker), so comparing them tells whether prices keep up.
+    Written about once a second for each owned partition. ``highwater`` is the high watermark the stage's
+    last fetch reported (correct on the embedded broker too, unlike its end offsets), so ``/health`` can tell
+    "records are waiting and nothing is processed" (a stall) from "nothing to do".
     """
 
     offset: int = Field(description="the next offset: every record below it is published (or processed)")
     advanced_at: str = Field(description="when offset last moved forward, RFC 3339")
     updated_at: str = Field(description="when the writer last wrote this entry (about once a second), RFC 3339")
-    fetch_wait_s: float | None = Field(None, description="processed only: the fetch wait in use now")
-    detail: str | None = Field(None, description="processed only: why the stage is degraded (a widened fetch)")
+    highwater: int | None = Field(None, description="the partition's high watermark at the last fetch (None: unknown)")
+    fetch_wait_s: float | None = Field(None, description="the fetch wait in use now")
+    detail: str | None = Field(None, description="why the stage is degraded (e.g. a widened fetch wait)")

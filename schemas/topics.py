@@ -195,18 +195,10 @@ def replay_topic(topic: str, run_id: str) -> str:
     return f"{topic}.replay.{run_id}"
 
 
-def progress_key(topic: str) -> str:
-    """Redis hash of per-partition :class:`PartitionProgress` JSON for ``topic``.
-
-    Fields ``published:{partition}`` (the ingest) and ``processed:{partition}`` (the price stage); ``/health``
-    compares them to tell a pipeline whose prices stopped while quotes keep arriving.
-    """
-    return f"tickwire:progress:{topic}"
-
-
-def published_field(partition: int) -> str:
-    """Field of :func:`progress_key` the ingest writes for ``partition``."""
-    return f"published:{partition}"
+def progress_key(app_id: str, topic: str) -> str:
+    """Redis hash of the processor ``app_id``'s :class:`PartitionProgress` JSON for ``topic``, one field per
+    partition (:func:`processed_field`); ``/health`` reads it to tell a pipeline whose prices stopped."""
+    return f"tickwire:progress:{app_id}:{topic}"
 
 
 def processed_field(partition: int) -> str:
@@ -245,6 +237,5 @@ __all__ = [
     "price_key",
     "processed_field",
     "progress_key",
-    "published_field",
     "symbol_from_price_channel",
 ]

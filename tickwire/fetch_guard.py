@@ -18,7 +18,8 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 log = structlog.get_logger(__name__)
 
-EMPTY_FETCHES_BEFORE_WIDENING = 3
+EMPTY_WAITS_BEFORE_WIDENING = 3  # fetch waits in a row with records waiting and none returned
+MIN_EMPTY_S = 0.2  # and at least this long: a poll that returns early is not a failed fetch
 HEALTHY_SECONDS_BEFORE_NARROWING = 60.0
 ADVICE = "the embedded broker slows down as partitions grow; for long sessions run on Redpanda (docker-compose)"
 
@@ -37,30 +38,32 @@ class FetchGuard:
         self.on_widen = on_widen  # e.g. a Prometheus counter's inc
         self.wait_s = base_wait_s
         self.detail: str | None = None  # why the wait is wide, while it is (health reports it as degraded)
-        self._empty = 0
+        self._empty_since: float | None = None  # when the broker last started answering nothing while behind
         self._healthy_since = time.monotonic()
 
     def __call__(self, batches: Mapping[TopicPartition, list[ConsumerRecord]]) -> None:
+        now = time.monotonic()
         if any(batches.values()):
-            self._empty = 0
-            healthy_s = time.monotonic() - self._healthy_since
-            if self.wait_s > self.base_wait_s and healthy_s >= HEALTHY_SECONDS_BEFORE_NARROWING:
+            self._empty_since = None
+            if self.wait_s > self.base_wait_s and now - self._healthy_since >= HEALTHY_SECONDS_BEFORE_NARROWING:
                 self._set_wait(max(self.base_wait_s, self.wait_s / 2))
-                self._healthy_since = time.monotonic()
+                self._healthy_since = now
                 if self.wait_s == self.base_wait_s:
                     self.detail = None
                     log.info("fetch wait back to normal", consumer=self.name, fetch_wait_ms=round(self.wait_s * 1000))
             return
         behind = self._behind()
         if not behind:
-            self._empty = 0
+            self._empty_since = None
             return
-        self._empty += 1
-        if self._empty < EMPTY_FETCHES_BEFORE_WIDENING or self.wait_s >= self.max_wait_s:
+        if self._empty_since is None:
+            self._empty_since = now
+        empty_s = now - self._empty_since
+        if empty_s < max(MIN_EMPTY_S, EMPTY_WAITS_BEFORE_WIDENING * self.wait_s) or self.wait_s >= self.max_wait_s:
             return
-        self._empty = 0
+        self._empty_since = now
         self._set_wait(min(self.max_wait_s, self.wait_s * 2))
-        self._healthy_since = time.monotonic()
+        self._healthy_since = now
         tp, waiting = max(behind.items(), key=lambda item: item[1])
         self.detail = (f"{tp.topic}[{tp.partition}]: the broker returned no records though {waiting} are waiting; "
                        f"fetch wait widened to {round(self.wait_s * 1000)} ms")

@@ -145,6 +145,7 @@ class HealthResponse(BaseModel):
     redis: ComponentHealth
     broker: ComponentHealth
     ingest: ComponentHealth
+    prices: ComponentHealth = Field(description="whether the price stage keeps up with quotes.raw, per partition")
     problems: list[str]
 
 

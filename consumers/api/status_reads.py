@@ -6,8 +6,8 @@ import structlog
 from pydantic import ValidationError
 from redis.asyncio import Redis
 
-from schemas.events import IngestStatus
-from schemas.topics import INGEST_STATUS_KEY, PROCESSOR_STATS_KEY
+from schemas.events import IngestStatus, PartitionProgress
+from schemas.topics import INGEST_STATUS_KEY, PROCESSOR_STATS_KEY, QUOTES_RAW, progress_key
 
 log = structlog.get_logger(__name__)
 
@@ -34,3 +34,17 @@ async def read_processor_stats(redis: Redis) -> dict[str, int]:
         except ValueError:
             continue  # a counter is an integer; anything else there is not ours to show
     return dict(sorted(out.items()))
+
+
+async def read_price_progress(redis: Redis, app_id: str) -> dict[int, PartitionProgress]:
+    """The price stage's latest progress report per ``quotes.raw`` partition (unreadable entries skipped)."""
+    out = {}
+    for field, raw in (await redis.hgetall(progress_key(app_id, QUOTES_RAW.name))).items():
+        name = field.decode()
+        if not name.startswith("processed:"):
+            continue
+        try:
+            out[int(name.split(":", 1)[1])] = PartitionProgress.model_validate_json(raw)
+        except (ValueError, ValidationError):
+            log.warning("unreadable progress entry", field=name)
+    return out

@@ -1,23 +1,24 @@
 """Replay handlers: the live processors' pure functions, run in-process against a run's names.
 
-A handler consumes the records of one source topic in batches, exactly as its Faust agent does, and
-writes to the run's suffixed topics and Redis namespace. The P&L processor plugs in the same way: a
-handler class for its source topics, registered in :data:`HANDLERS_BY_TOPIC`.
+A handler consumes the records of one source topic in batches, through the same pure batch handler as the
+live stage (one handler, two drivers), and writes to the run's suffixed topics and Redis namespace. Another
+stage plugs in the same way: a handler class for its source topics, registered in :data:`HANDLERS_BY_TOPIC`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
 
 from domain.quotes import QuoteValidator
 from domain.records import SourceRecord
-from processors.price_batch import price_batch
+from processors.price_handler import PriceHandler
 from processors.redis_projection import PriceProjector
 from schemas.timestamps import NS_PER_SECOND
 from schemas.topics import PRICES, QUOTES_RAW, QUOTES_REJECTED, replay_topic
@@ -60,16 +61,17 @@ class ReplayHandler(Protocol):
 
 
 class PriceReplayHandler:
-    """The price processor (``processors.agents.price_quotes``): validate, keep the latest price, project.
+    """The price stage (:class:`~processors.price_handler.PriceHandler`): validate, keep the latest price, project.
 
-    The latest-price table starts empty, as a fresh worker's would, and lives in memory for the run.
+    The latest prices start empty, as a fresh worker's would, and live in memory for the run; marks (the
+    P&L stage's input) are not replayed.
     """
 
     def __init__(self, context: ReplayContext) -> None:
         self.context = context
         self.counts = HandlerCounts()
-        self.latest_by_symbol: dict[str, dict[str, Any]] = {}
-        self.validator = QuoteValidator(max_age_ns=int(context.max_quote_age_s * NS_PER_SECOND))
+        self.handler = PriceHandler(QuoteValidator(max_age_ns=int(context.max_quote_age_s * NS_PER_SECOND)),
+                                    "mid", mark_interval_s=0.0)
         self.projector = PriceProjector(context.redis, context.ttl_seconds, namespace=context.namespace)
         self._prices = replay_topic(PRICES.name, context.run_id)
         self._rejected = replay_topic(QUOTES_REJECTED.name, context.run_id)
@@ -80,11 +82,12 @@ class PriceReplayHandler:
         return {PRICES.name: self._prices, QUOTES_REJECTED.name: self._rejected}
 
     async def handle(self, records: Sequence[SourceRecord]) -> None:
-        """Same steps as the agent: dead letters, then prices, then one Redis pipeline for the batch."""
-        result = price_batch(records, self.latest_by_symbol, self.validator)
+        """Same steps as the live stage: dead letters, then prices, then one Redis pipeline for the batch."""
+        result = self.handler.handle(records, time.monotonic())
         producer = self.context.producer
         sends = [await producer.send(self._rejected, d.value.to_json(), key=d.key) for d in result.rejected]
-        sends += [await producer.send(self._prices, p.to_json(), key=p.symbol.encode()) for p in result.prices]
+        sends += [await producer.send(self._prices, value, key=p.symbol.encode())
+                  for p, value in zip(result.prices, result.price_json, strict=True)]
         await self.projector.project(result.prices, [dead.value for dead in result.rejected])
         await asyncio.gather(*sends)
         self.counts.accepted += len(result.prices)

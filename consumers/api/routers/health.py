@@ -11,19 +11,25 @@ from redis.exceptions import RedisError
 from consumers.api.dependencies import Context
 from consumers.api.errors import one_line
 from consumers.api.models import ComponentHealth, HealthResponse, dump
-from consumers.api.status_reads import read_ingest_status
+from consumers.api.price_freshness import price_freshness
+from consumers.api.status_reads import read_ingest_status, read_price_progress
 from schemas.events import IngestStatus
+from schemas.timestamps import now_ns
 
 router = APIRouter(tags=["health"])
 SERVICE_NAME = "market-data-service"
 
 
 @router.get("/health", response_model=HealthResponse,
-            responses={503: {"model": HealthResponse, "description": "unhealthy: Redis unreachable"}})
+            responses={503: {"model": HealthResponse,
+                                    "description": "unhealthy: Redis down, or prices stopped while quotes arrive"}})
 async def health(context: Context) -> JSONResponse:
-    """``healthy``, ``degraded`` (broker down, ingest not running or disconnected) or ``unhealthy``
-    (Redis down: nothing can be served), with the reason of each problem. 503 when unhealthy."""
+    """``healthy``, ``degraded`` (broker down, ingest not running or disconnected, a slowed fetch) or
+    ``unhealthy`` (Redis down, or prices stopped advancing while the ingest publishes), with the reason of
+    each problem. 503 when unhealthy."""
     (redis_ok, redis_detail, ingest), broker = await asyncio.gather(_probe_redis(context), context.broker.probe())
+    progress = await read_price_progress(context.redis, context.settings.processor_app_id) if redis_ok else {}
+    freshness = price_freshness(progress, now_ns())
     lag: int | str = (await context.broker.consumer_lag(broker.cluster_id) if broker.ok
                       else "unknown (broker unreachable)")
     problems = []
@@ -34,7 +40,11 @@ async def health(context: Context) -> JSONResponse:
     ingest_health = _ingest_health(ingest, redis_ok)
     if not ingest_health.ok:
         problems.append(f"ingest: {ingest_health.detail}")
-    status = "unhealthy" if not redis_ok else ("degraded" if problems else "healthy")
+    if freshness.degraded:
+        problems.append(f"prices: {freshness.detail}")
+    publishing = ingest_health.ok
+    status = "unhealthy" if not redis_ok or (freshness.stale and publishing) else (
+        "degraded" if problems else "healthy")
     body = HealthResponse(
         status=status, service=SERVICE_NAME,
         websocket_connected=bool(ingest and ingest.connected),
@@ -44,6 +54,8 @@ async def health(context: Context) -> JSONResponse:
         redis=ComponentHealth(ok=redis_ok, detail=redis_detail),
         broker=ComponentHealth(ok=broker.ok, detail=broker.detail),
         ingest=ingest_health,
+        prices=ComponentHealth(ok=redis_ok and not freshness.degraded,
+                               detail=freshness.detail if redis_ok else "unknown (redis unreachable)"),
         problems=problems,
     )
     return JSONResponse(dump(body), status_code=503 if status == "unhealthy" else 200)

@@ -1,0 +1,74 @@
+"""The embedded broker's large-partition limit: with tickwire's fetch settings the newest records still come.
+
+On Tansu a fetch lists every stored batch of the partition from the start and stops when its wait runs
+out, so once a partition holds tens of thousands of batches a 10 ms fetch returns nothing, for good
+(docs/embedded-broker.md). The FetchGuard widens the wait until records come. Redpanda has no such limit:
+there the test only checks that the newest records are read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from processors.settings import ProcessorSettings
+from schemas.topics import TopicSpec
+from tickwire.fetch_guard import FetchGuard
+from tickwire.topic_admin import ensure_topics
+
+pytestmark = pytest.mark.integration
+
+BATCHES = 50_000
+PRODUCERS = 8  # each waits for every ack before its next send: one record per batch, as a slow feed makes them
+
+
+async def fill_one_partition(bootstrap: str, topic: str) -> int:
+    """BATCHES single-record batches in partition 0; returns the last offset."""
+    async def produce(share: int) -> int:
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0)
+        await producer.start()
+        last = -1
+        try:
+            for n in range(share):
+                last = max(last, (await producer.send_and_wait(topic, b"x%d" % n, partition=0)).offset)
+        finally:
+            await producer.stop()
+        return last
+
+    return max(await asyncio.gather(*(produce(BATCHES // PRODUCERS) for _ in range(PRODUCERS))))
+
+
+async def test_consumer_given_50k_single_record_batches_reads_the_last_10_records_within_5s(
+        kafka_bootstrap: str) -> None:
+    topic = f"test-limit-{uuid.uuid4().hex[:8]}"
+    await ensure_topics(kafka_bootstrap, 1, [TopicSpec(topic, "none", bytes, "broker-limit test")])
+    last = await fill_one_partition(kafka_bootstrap, topic)
+    settings = ProcessorSettings()
+    tp = TopicPartition(topic, 0)
+    consumer = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=None, enable_auto_commit=False,
+                                fetch_max_wait_ms=round(settings.fetch_wait_s * 1000))
+    await consumer.start()
+    got: list[int] = []
+    position = {"next": last - 9}
+    guard = FetchGuard(consumer, lambda _: position["next"], base_wait_s=settings.fetch_wait_s,
+                       max_wait_s=settings.fetch_wait_max_s, name="limit-test")
+    try:
+        consumer.assign([tp])
+        consumer.seek(tp, last - 9)
+        started = time.monotonic()
+        while len(got) < 10 and time.monotonic() - started < 5.0:
+            batches = await consumer.getmany(timeout_ms=100)
+            guard(batches)
+            for record in batches.get(tp, []):
+                got.append(record.offset)
+                position["next"] = record.offset + 1
+        elapsed = time.monotonic() - started
+    finally:
+        await consumer.stop()
+
+    print(f"read the last 10 of {BATCHES} batches in {elapsed:.2f}s; fetch wait ended at {guard.wait_s * 1000:.0f} ms")
+    assert got == list(range(last - 9, last + 1)), f"read {got} in {elapsed:.1f}s (fetch wait {guard.wait_s}s)"
