@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from schemas.events import PartitionProgress
 from schemas.timestamps import NS_PER_SECOND, parse_ns
+from schemas.topics import QUOTES_RAW
 
 STALE_AFTER_S = 15.0  # reports come every second; 15 s without progress is a stall (reported within 30 s)
 
@@ -36,9 +37,9 @@ def price_freshness(progress: Mapping[int, PartitionProgress], now_ns: int,
         idle_s = (now_ns - parse_ns(entry.advanced_at)) / NS_PER_SECOND
         waiting = (entry.highwater or 0) - entry.offset
         if silent_s > stale_after_s:
-            stalls.append(f"quotes.raw[{partition}]: the price stage stopped reporting {silent_s:.0f}s ago")
+            stalls.append(f"{QUOTES_RAW.name}[{partition}]: the price stage stopped reporting {silent_s:.0f}s ago")
         elif waiting > 0 and idle_s > stale_after_s:
-            stalls.append(f"quotes.raw[{partition}]: {waiting} quotes waiting, none processed for {idle_s:.0f}s")
+            stalls.append(f"{QUOTES_RAW.name}[{partition}]: {waiting} quotes waiting, none processed for {idle_s:.0f}s")
         elif entry.detail:
             warnings.append(entry.detail)
     if stalls:
