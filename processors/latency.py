@@ -2,8 +2,9 @@
 
 A quote's life: exchange time ``t`` -> ingest receive (``received_at``) -> Kafka append (the record's
 timestamp) -> processor done -> Redis written and published. Channel ``price`` observes each hop of
-every accepted quote; channel ``pnl`` observes, once per revalued mark and batch (every position valued
-at that mark shares the figure), exchange time -> valued -> Redis. Times come from the payloads, so no
+every accepted quote (hop ``redis`` once per batch: one pipeline writes them all); channel ``pnl``
+observes, once per revalued mark and batch (every position valued at that mark shares the figure),
+exchange time -> valued -> Redis. Times come from the payloads, so no
 hop costs a clock read per event; Kafka timestamps have millisecond resolution.
 """
 
@@ -53,10 +54,10 @@ class LatencyMetrics:
                        projected_ns: int) -> None:
         """One batch of accepted prices; ``appended_ns[i]`` is the Kafka time of ``prices[i]``'s quote (0 = unknown)."""
         hops = self._price
-        redis_s = _seconds(projected_ns - processed_ns)
+        if prices:  # one Redis write per batch: one observation (the same figure for every price in it)
+            hops["redis"].observe(_seconds(projected_ns - processed_ns))
         for event, appended in zip(prices, appended_ns, strict=True):
             exchange = timestamp_ns(event.timestamp)
-            hops["redis"].observe(redis_s)
             hops["end_to_end"].observe(_seconds(projected_ns - exchange))
             received = timestamp_ns(event.received_at) if event.received_at else 0
             if received:
