@@ -125,6 +125,19 @@ class PnLProjector:
             with attempt:
                 await self._write(valued, positions, trades, closes, payloads)
 
+    async def reassert(self, positions: Sequence[Position], closes: Sequence[PreviousClose]) -> None:
+        """Write the open positions, the accounts set and the closes again (idempotent): a Redis that was
+        flushed or restarted gets back what only changes rarely (the P&L itself returns with the next mark)."""
+        if not (positions or closes):
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        for position in positions:
+            pipe.hset(positions_key(position.account), position.symbol, position.to_json())
+            pipe.sadd(ACCOUNTS_KEY, position.account)
+        for close in closes:
+            pipe.set(close_key(close.symbol), close.to_json())
+        await pipe.execute()
+
     async def _write(self, valued: Sequence[PositionValuation], positions: Sequence[Position],
                      trades: Sequence[LastTrade], closes: Sequence[PreviousClose],
                      payloads: Sequence[bytes] | None) -> None:

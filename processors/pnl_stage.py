@@ -18,6 +18,7 @@ from typing import Any
 
 import structlog
 from aiokafka import ConsumerRecord, TopicPartition
+from redis.exceptions import RedisError
 
 from domain.positions import validate_position
 from domain.quotes import Rejection
@@ -31,6 +32,7 @@ from processors.pnl_projection import PnLProjector
 from processors.settings import ProcessorSettings
 from processors.subscription_keeper import SubscriptionKeeper
 from processors.topic_reader import newest_by_key, read_ranges
+from schemas.events import Position, PreviousClose
 from schemas.topics import (
     DAILY_BARS_RAW,
     POSITIONS,
@@ -44,6 +46,7 @@ log = structlog.get_logger(__name__)
 
 Json = dict[str, Any]
 TRADE_RESTORE_WINDOW = 5_000  # marks read back per partition for the newest trade of each symbol (``last`` policy)
+REASSERT_EVERY_S = 10.0  # a flushed or restarted Redis gets positions, accounts and closes back within this
 
 
 def pnl_input_topics(settings: ProcessorSettings) -> list[str]:
@@ -137,6 +140,19 @@ class PnLStage:
         while not stop.is_set():
             await asyncio.sleep(interval)  # the conflator's timer: held changes go out at most this late
             await self.emitter.flush_held()
+
+    async def reassert_projection(self, stop: asyncio.Event) -> None:
+        """Every REASSERT_EVERY_S, write the owned positions, accounts and closes to Redis again."""
+        while not stop.is_set():
+            await asyncio.sleep(REASSERT_EVERY_S)  # the re-assert period
+            positions = [Position.model_validate(raw) for book in list(self.positions_by_symbol.values())
+                         for raw in book.values()]
+            closes = [PreviousClose.model_validate(entry["close"]) for entry in list(self.marks_by_symbol.values())
+                      if entry.get("close")]
+            try:
+                await self.emitter.projector.reassert(positions, closes)
+            except (RedisError, OSError) as exc:
+                log.warning("cannot re-assert positions and closes in Redis, will retry", error=str(exc))
 
     async def _rekey(self, record: ConsumerRecord) -> None:
         """positions (key account:symbol) -> positions.by_symbol (key symbol), so the join sees it by symbol."""

@@ -107,7 +107,7 @@ def build_processor(settings: ProcessorSettings, registry: CollectorRegistry | N
         pnl = PnLStage(settings, PnLProjector(redis, trade_ttl_seconds=settings.price_ttl_s), outputs, metrics)
         batch = _batch_consumer(settings, pnl, pnl_input_topics(settings), f"{settings.processor_app_id}-pnl", "pnl")
         _guard(batch, settings, metrics, "pnl")
-        stages.append(Stage("pnl", batch, pnl, [pnl.release_held]))
+        stages.append(Stage("pnl", batch, pnl, [pnl.release_held, pnl.reassert_projection]))
     return Processor(settings, redis, outputs, metrics, stages)
 
 

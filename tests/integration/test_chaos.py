@@ -27,7 +27,7 @@ from consumers.consistency import CheckReport, check, read_topic
 from deploy.embedded.process import ManagedProcess
 from deploy.embedded.readiness import free_port
 from deploy.embedded.redis_server import redis_server_binary
-from schemas.topics import PRICE_CHANNEL_PATTERN, QUOTES_RAW, pnl_key, price_key
+from schemas.topics import ACCOUNTS_KEY, PRICE_CHANNEL_PATTERN, QUOTES_RAW, pnl_key, positions_key, price_key
 from tests.helpers import eventually, processor_process, tickwire_env, unique_symbol
 from tests.integration.api_support import api_client, api_settings
 from tests.integration.test_consistency import publish_positions
@@ -202,6 +202,8 @@ async def test_chaos_given_redis_restarted_mid_stream_projection_is_rebuilt_and_
             rebuilt_s = time.monotonic() - back
             report = await p.converged(redis)
             alive = p.ingest.running and p.processor.running
+            # What changes rarely is re-asserted by the P&L stage, not only rewritten on the next change.
+            await eventually(lambda: _rebuilt_accounts(redis, p.account), 30, "accounts and positions rebuilt")
     finally:
         await redis.aclose()
         await server.stop()
@@ -209,6 +211,10 @@ async def test_chaos_given_redis_restarted_mid_stream_projection_is_rebuilt_and_
     print(f"chaos redis restart: rebuilt in {rebuilt_s:.1f}s; {report.summary()}")
     assert alive and rebuilt_s < 30
     assert_never_back_in_time(p)
+
+
+async def _rebuilt_accounts(redis: Redis, account: str) -> bool:
+    return bool(await redis.sismember(ACCOUNTS_KEY, account)) and await redis.hlen(positions_key(account)) == 2
 
 
 async def _more(p: Pipeline, count: int) -> bool:
