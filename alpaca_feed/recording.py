@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import enum
 import logging
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Generator, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -72,7 +72,7 @@ class RecordingReader:
         self.path = Path(path)
         self.skipped = 0
 
-    def batches(self, size: int = 5_000) -> Iterator[list[dict[str, Any]]]:
+    def batches(self, size: int = 5_000) -> Generator[list[dict[str, Any]], None, None]:
         """The messages in lists of up to ``size`` (blocking I/O: run it in a thread from async code)."""
         batch: list[dict[str, Any]] = []
         for message in self:

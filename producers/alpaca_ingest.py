@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import socket
 import uuid
 from collections import Counter
 from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import structlog
 from pydantic import ValidationError
@@ -115,7 +116,7 @@ class IngestService:
                                         settings.backfill_max_window_s)
         self.metrics = IngestMetrics()
         self.reporter = IngestStatusReporter(self.status, redis, self.metrics)
-        self.role: str = "standby"
+        self.role: Literal["active", "standby"] = "standby"
         self.stream: ResilientStockDataStream | None = None
         self.connected_since_ns = 0
         self.quiet: tuple[str, ...] = ()
@@ -138,7 +139,7 @@ class IngestService:
             if not await _unless_stopped(self.publisher.start(), stop):
                 return
             for symbol in self.settings.symbols:
-                await self._change(lambda s=symbol: self.subscriptions.want(s, CONFIG_SOURCE), quiet=True)
+                await self._change(functools.partial(self.subscriptions.want, symbol, CONFIG_SOURCE), quiet=True)
             if not await _unless_stopped(self.reader.start(), stop):
                 return
             await _unless_stopped(self.reader.catch_up(CATCH_UP_TIMEOUT_S), stop)
@@ -315,7 +316,7 @@ class IngestService:
         failure = stream.last_failure if stream is not None else None
         healthy, detail = self._health(stream, connected, failure)
         return IngestStatus(
-            role=self.role,  # type: ignore[arg-type]
+            role=self.role,
             connected=connected,
             healthy=healthy,
             stream_url=self.settings.stream_url,

@@ -8,6 +8,7 @@ from redis.asyncio import Redis
 
 from schemas.events import IngestStatus
 from schemas.topics import INGEST_STATUS_KEY, PROCESSOR_STATS_KEY
+from tickwire.redis_values import as_text
 
 log = structlog.get_logger(__name__)
 
@@ -30,7 +31,7 @@ async def read_processor_stats(redis: Redis) -> dict[str, int]:
     out = {}
     for name, value in stats.items():
         try:
-            out[name.decode()] = int(value)
+            out[as_text(name)] = int(value)
         except ValueError:
             continue  # a counter is an integer; anything else there is not ours to show
     return dict(sorted(out.items()))

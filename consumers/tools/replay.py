@@ -158,8 +158,8 @@ async def _consume(
     active = {TopicPartition(request.topic, p.partition): p for p in replay_range.partitions if p.size}
     position = {tp: span.start for tp, span in active.items()}
     consumer.assign(list(active))
-    for tp, span in active.items():
-        consumer.seek(tp, span.start)
+    for tp, first in active.items():
+        consumer.seek(tp, first.start)
     pacer = _Pacer(request.speed)
     read = replayed = 0
     deadline = time.monotonic() + FETCH_DEADLINE_S
