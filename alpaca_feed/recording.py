@@ -21,6 +21,7 @@ import orjson
 from alpaca_feed.protocol import timestamp_to_ns
 from alpaca_feed.subscriptions import channel_for
 from schemas.timestamps import format_ns_trimmed, parse_ns
+from tickwire.errors import TickwireError
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ class RecordingFormat(enum.Enum):
         return cls.MSGPACK if path.suffix.lower() in (".msgpack", ".mpk", ".mp") else cls.JSONL
 
 
-class RecordingError(ValueError):
+class RecordingError(TickwireError, ValueError):
     """A recording that cannot be read at all."""
 
 

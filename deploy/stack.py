@@ -23,6 +23,7 @@ from deploy.api_process import start_api_process
 from deploy.embedded import EmbeddedBroker, EmbeddedRedis
 from deploy.embedded.process import ManagedProcess
 from deploy.settings import RunSettings
+from tickwire.errors import TickwireError
 from tickwire.kafka import aiokafka_security
 from tickwire.settings import redact_url
 from tickwire.topic_admin import ensure_topics
@@ -32,7 +33,7 @@ log = structlog.get_logger(__name__)
 FEED_BANNER = re.compile(rb"listening on ws://([^:/\s]+):(\d+)")
 
 
-class StackError(RuntimeError):
+class StackError(TickwireError, RuntimeError):
     """A component of the stack failed to start or died."""
 
 

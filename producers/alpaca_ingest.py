@@ -54,6 +54,7 @@ from producers.subscription_manager import (
 from schemas.events import GapReason, IngestStatus, SubscriptionRequest
 from schemas.timestamps import format_ns, now_ns, parse_ns
 from schemas.topics import INGEST_STATUS_KEY, SUBSCRIPTIONS
+from tickwire.errors import ConfigurationError
 from tickwire.kafka import aiokafka_security, bootstrap_list
 
 log = structlog.get_logger(__name__)
@@ -89,7 +90,7 @@ class IngestService:
         control_topic: str = SUBSCRIPTIONS.name,
     ) -> None:
         if not settings.kafka_bootstrap_servers:
-            raise SystemExit("KAFKA_BOOTSTRAP_SERVERS is not set: start the ingest through `tickwire run`")
+            raise ConfigurationError("KAFKA_BOOTSTRAP_SERVERS is not set: start the ingest through `tickwire run`")
         self.settings = settings
         self.instance = instance or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:4]}"
         bootstrap = bootstrap_list(settings.kafka_bootstrap_servers)

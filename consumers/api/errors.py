@@ -14,12 +14,14 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from tickwire.errors import TickwireError
+
 log = structlog.get_logger(__name__)
 
 MAX_BODY_BYTES = 64 * 1024
 
 
-class ServiceUnavailable(Exception):
+class ServiceUnavailable(TickwireError):
     """A backing service (Redis, the broker) cannot be used right now; answered with 503."""
 
     def __init__(self, reason: str) -> None:

@@ -23,11 +23,12 @@ from consumers.tools.topic_range import FETCH_DEADLINE_S, RangeResolver, TopicRa
 from domain.records import SourceRecord
 from schemas.timestamps import format_ns, now_ns
 from schemas.topics import REPLAY_RUN_KEY, TopicSpec, namespaced, replay_namespace
+from tickwire.errors import TickwireError
 from tickwire.kafka import aiokafka_security, bootstrap_list
 from tickwire.topic_admin import ensure_topics
 
 
-class ReplayError(RuntimeError):
+class ReplayError(TickwireError, RuntimeError):
     """The replay cannot start or cannot finish (the message says why)."""
 
 
