@@ -170,6 +170,10 @@ class ResilientStockDataStream(StockDataStream):
             self._forced_reason = reason
             await self._close_quietly()
 
+    async def serve(self) -> None:
+        """Connect and stream until :meth:`shutdown` (the FeedStream entry point)."""
+        await self._run_forever()
+
     async def _run_forever(self) -> None:
         self._loop = asyncio.get_running_loop()  # type: ignore[assignment]  # alpaca-py infers None
         try:
