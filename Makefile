@@ -19,7 +19,11 @@ run: $(STAMP) ## run the pipeline on the embedded default (or the servers your e
 status: $(STAMP) ## live table of prices and P&L (the Redis of a running `make run`, or REDIS_URL)
 	$(BIN)/tickwire status
 
-test: $(STAMP) compose-validator ## run the whole test suite (starts its own broker, Redis and Alpaca feed)
+# The gates first (seconds), then the tests: a failing gate fails the target.
+test: $(STAMP) compose-validator ## lint, type-check and layer-check, then run the whole test suite (own broker, Redis, feed)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # A test validates docker-compose.yml with Debian's docker-compose: installed here when we are root with apt;

@@ -24,6 +24,7 @@ from alpaca_feed.market import BAD_QUOTE_KINDS, MarketModel
 from alpaca_feed.protocol import ERROR_MESSAGES, Encoding, encode_frame
 from alpaca_feed.statuses import DEFAULT_HALT_REASON, DEFAULT_RESUME_REASON, HALT, RESUME, status_message
 from schemas.timestamps import format_ns_trimmed, now_ns
+from tickwire.errors import TickwireError
 
 if TYPE_CHECKING:
     from alpaca_feed.hub import FeedHub
@@ -51,7 +52,7 @@ FAULT_NAMES = (
 )
 
 
-class FaultError(ValueError):
+class FaultError(TickwireError, ValueError):
     """A fault request with an unknown name or bad arguments."""
 
 

@@ -13,7 +13,7 @@ import bisect
 import collections
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from operator import itemgetter
-from typing import Any
+from typing import Any, cast
 
 DEFAULT_LIMIT = 1_000
 MINUTE_BARS_KEPT = 1_440
@@ -110,7 +110,7 @@ class History:
             return
         routes = self._routes
         for message in messages:
-            route = routes.get(message.get("T"))
+            route = routes.get(message.get("T", ""))
             t = message.get("t")
             if route is None or type(t) is not int:
                 continue
@@ -119,7 +119,7 @@ class History:
                 row = row_of(message)
             except KeyError:  # an optional field is absent (injected or replayed messages)
                 row = tuple(map(message.get, fields))
-            symbol = message.get("S")
+            symbol = cast(str, message.get("S"))  # recorded data messages carry it
             series = self._series[kind].get(symbol) or self._of(kind, symbol)
             rows = series.rows
             if replace:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Generator
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +78,7 @@ class Playback:
 
     async def _one_round(self, offset: int) -> tuple[int | None, int]:
         reader = RecordingReader(self.path)
-        batches: Iterator[list[dict[str, Any]]] = reader.batches(READ_BATCH)
+        batches: Generator[list[dict[str, Any]], None, None] = reader.batches(READ_BATCH)
         loop = asyncio.get_running_loop()
         started = loop.time()
         first_t: int | None = None

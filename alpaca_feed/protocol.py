@@ -18,6 +18,7 @@ import msgpack
 import orjson
 
 from schemas.timestamps import NS_PER_SECOND, datetime_to_ns
+from tickwire.errors import TickwireError
 
 MSGPACK_CONTENT_TYPE = "application/msgpack"
 
@@ -68,7 +69,7 @@ class Encoding(enum.Enum):
         return cls.JSON
 
 
-class ProtocolError(Exception):
+class ProtocolError(TickwireError):
     """A client request the server answers with ``[{"T":"error","code":…,"msg":…}]``."""
 
     def __init__(self, code: int) -> None:

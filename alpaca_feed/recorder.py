@@ -13,7 +13,7 @@ import contextlib
 import logging
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from alpaca.data.live import StockDataStream
 
@@ -63,7 +63,8 @@ class Recorder:
         self._subscribe(channels, tuple(symbols))
 
     def _subscribe(self, channels: tuple[str, ...], symbols: tuple[str, ...]) -> None:
-        stream, handle = self._stream, self._on_message
+        # alpaca-py annotates handlers with its models; in raw mode they receive plain dicts.
+        stream, handle = self._stream, cast(Any, self._on_message)
         subscribe = {
             "trades": stream.subscribe_trades,
             "quotes": stream.subscribe_quotes,
@@ -74,7 +75,7 @@ class Recorder:
         }
         for channel in channels:
             if channel == "lulds":  # alpaca-py has no public call for LULD bands
-                stream._subscribe(handle, symbols, stream._handlers["lulds"])
+                stream._subscribe(handle, cast(Any, symbols), stream._handlers["lulds"])
             else:
                 subscribe[channel](handle, *symbols)
         if "trades" in channels:

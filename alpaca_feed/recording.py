@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import enum
 import logging
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Generator, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -21,6 +21,7 @@ import orjson
 from alpaca_feed.protocol import timestamp_to_ns
 from alpaca_feed.subscriptions import channel_for
 from schemas.timestamps import format_ns_trimmed, parse_ns
+from tickwire.errors import TickwireError
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ class RecordingFormat(enum.Enum):
         return cls.MSGPACK if path.suffix.lower() in (".msgpack", ".mpk", ".mp") else cls.JSONL
 
 
-class RecordingError(ValueError):
+class RecordingError(TickwireError, ValueError):
     """A recording that cannot be read at all."""
 
 
@@ -72,7 +73,7 @@ class RecordingReader:
         self.path = Path(path)
         self.skipped = 0
 
-    def batches(self, size: int = 5_000) -> Iterator[list[dict[str, Any]]]:
+    def batches(self, size: int = 5_000) -> Generator[list[dict[str, Any]], None, None]:
         """The messages in lists of up to ``size`` (blocking I/O: run it in a thread from async code)."""
         batch: list[dict[str, Any]] = []
         for message in self:

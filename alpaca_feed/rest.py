@@ -22,6 +22,7 @@ from alpaca_feed.history import History, Row, aggregate, rest_record
 from alpaca_feed.market import MINUTE_NS, MarketModel
 from schemas.symbols import SYMBOL_PATTERN
 from schemas.timestamps import datetime_to_ns, format_ns_trimmed, now_ns, parse_ns
+from tickwire.errors import TickwireError
 
 DEFAULT_LIMIT = 1_000
 MAX_LIMIT = 10_000
@@ -35,7 +36,7 @@ _UNAUTHORIZED = 40110000
 _NOT_FOUND = 40410000
 
 
-class RestError(Exception):
+class RestError(TickwireError):
     """A request answered with ``{"code", "message"}`` and an HTTP error status."""
 
     def __init__(self, status: int, code: int, message: str) -> None:

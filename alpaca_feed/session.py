@@ -82,7 +82,7 @@ class FeedSession:
         max_pending_bytes: int = DEFAULT_MAX_PENDING_BYTES,
         user_agent: str = "",
         remote: str | None = None,
-        transport: asyncio.BaseTransport | None = None,
+        transport: asyncio.Transport | None = None,
         symbol_limit: int | None = None,
     ) -> None:
         self.feed = feed

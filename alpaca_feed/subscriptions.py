@@ -59,9 +59,9 @@ MESSAGE_CHANNELS: dict[str, str] = {
 _ACK_SOURCES = {"corrections": "trades", "cancelErrors": "trades"}
 
 
-def channel_for(message_type: str) -> str | None:
+def channel_for(message_type: object) -> str | None:
     """The subscription channel that carries data messages of this ``T``, or None if unknown."""
-    return MESSAGE_CHANNELS.get(message_type)
+    return MESSAGE_CHANNELS.get(message_type) if isinstance(message_type, str) else None
 
 
 def _valid_symbol(symbol: object) -> bool:

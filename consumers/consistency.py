@@ -108,7 +108,7 @@ async def read_topic(bootstrap: str, topic: str, keys: set[bytes] | None = None,
                 out.extend((r.key, r.value) for r in records if keys is None or r.key in keys)
             for tp in tps:
                 if tp not in ends and consumer.highwater(tp) is not None:
-                    ends[tp] = consumer.highwater(tp)  # type: ignore[assignment]
+                    ends[tp] = consumer.highwater(tp)
             if len(ends) == len(tps) and all([await consumer.position(tp) >= ends[tp] for tp in tps]):
                 return out
             if time.monotonic() > stop_at:

@@ -16,6 +16,7 @@ from redis.exceptions import RedisError
 
 from schemas.events import PriceUpdated
 from schemas.topics import PRICE_CHANNEL_PATTERN, PROCESSOR_STATS_KEY
+from tickwire.redis_values import as_text
 
 log = structlog.get_logger(__name__)
 
@@ -71,7 +72,7 @@ class PriceMonitor:
                 print(f"waiting for prices ({elapsed_s:.0f}s)...", file=self.out, flush=True)
             return
         try:
-            stats = {k.decode(): int(v) for k, v in (await self.redis.hgetall(PROCESSOR_STATS_KEY)).items()}
+            stats = {as_text(k): int(v) for k, v in (await self.redis.hgetall(PROCESSOR_STATS_KEY)).items()}
         except RedisError:
             stats = {}
         rejected = sum(v for k, v in stats.items() if k.startswith("rejected."))

@@ -19,6 +19,7 @@ from consumers.api.status_reads import read_ingest_status
 from consumers.tools.settings import ToolSettings
 from schemas.events import IngestStatus, PriceSnapshot
 from schemas.topics import API_SUBSCRIPTIONS_KEY, price_key
+from tickwire.redis_values import as_text
 
 
 @dataclass
@@ -47,7 +48,7 @@ class StatusBoard:
             valuation = await self.pnl.value_account(self.account)
             ingest = await read_ingest_status(self.redis)
             symbols = set(self.settings.symbols) | {p.symbol for p in valuation.positions}
-            symbols |= {s.decode() for s in await self.redis.smembers(API_SUBSCRIPTIONS_KEY)}
+            symbols |= {as_text(s) for s in await self.redis.smembers(API_SUBSCRIPTIONS_KEY)}
             symbols |= set(ingest.subscribed_symbols if ingest else ())
             ordered = sorted(symbols)
             raws = await self.redis.mget([price_key(s) for s in ordered])

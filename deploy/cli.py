@@ -12,6 +12,7 @@ import typer
 from alpaca_feed.cli import feed_app
 from consumers.consistency_cli import check_command
 from consumers.tools.cli import register_tool_commands
+from tickwire.errors import TickwireError
 from tickwire.logging import configure_logging
 
 app = typer.Typer(help="tickwire: real-time market data and P&L on Kafka and Redis.", no_args_is_help=True)
@@ -149,5 +150,9 @@ app.command("check")(check_command)  # the consistency oracle (consumers/consist
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point: tickwire's own errors end the command with their one line, exit code 1."""
+    try:
+        app()
+    except TickwireError as exc:
+        typer.echo(f"tickwire: error: {exc}", err=True)
+        raise SystemExit(1) from None

@@ -14,6 +14,7 @@ import shutil
 import sys
 from contextlib import AsyncExitStack
 from pathlib import Path
+from typing import Any
 
 import structlog
 
@@ -22,6 +23,7 @@ from deploy.api_process import start_api_process
 from deploy.embedded import EmbeddedBroker, EmbeddedRedis
 from deploy.embedded.process import ManagedProcess
 from deploy.settings import RunSettings
+from tickwire.errors import TickwireError
 from tickwire.kafka import aiokafka_security
 from tickwire.settings import redact_url
 from tickwire.topic_admin import ensure_topics
@@ -31,7 +33,7 @@ log = structlog.get_logger(__name__)
 FEED_BANNER = re.compile(rb"listening on ws://([^:/\s]+):(\d+)")
 
 
-class StackError(RuntimeError):
+class StackError(TickwireError, RuntimeError):
     """A component of the stack failed to start or died."""
 
 
@@ -112,7 +114,7 @@ async def run_stack(settings: RunSettings, stop: asyncio.Event) -> int:
 
 
 async def _wait_for_stop_or_death(stop: asyncio.Event, children: list[ManagedProcess]) -> int:
-    waiters = {asyncio.create_task(stop.wait()): None}
+    waiters: dict[asyncio.Task[Any], ManagedProcess | None] = {asyncio.create_task(stop.wait()): None}
     for child in children:
         assert child.proc is not None
         waiters[asyncio.create_task(child.proc.wait())] = child
@@ -120,10 +122,10 @@ async def _wait_for_stop_or_death(stop: asyncio.Event, children: list[ManagedPro
     for task in pending:
         task.cancel()
     for task in done:
-        child = waiters[task]
-        if child is not None and not stop.is_set():
-            print(f"tickwire: {child.name} exited with code {child.proc.returncode}; "  # type: ignore[union-attr]
-                  f"last lines of {child.log_path}:\n{child.tail()}", file=sys.stderr, flush=True)
+        exited = waiters[task]
+        if exited is not None and exited.proc is not None and not stop.is_set():
+            print(f"tickwire: {exited.name} exited with code {exited.proc.returncode}; "
+                  f"last lines of {exited.log_path}:\n{exited.tail()}", file=sys.stderr, flush=True)
             return 1
     return 0
 

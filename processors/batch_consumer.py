@@ -135,7 +135,7 @@ class BatchConsumer(ConsumerRebalanceListener):
 
     # --- ConsumerRebalanceListener ------------------------------------------------------------
 
-    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:  # type: ignore[override]
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         """The batch in flight finishes; what is done of the revoked partitions is committed; their state goes."""
         revoked = set(revoked)
         async with self._turn:
@@ -148,7 +148,7 @@ class BatchConsumer(ConsumerRebalanceListener):
         if revoked:
             log.info("partitions revoked", consumer=self.name, partitions=_names(revoked))
 
-    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:  # type: ignore[override]
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         """Restore the handler's state for the new partitions before processing resumes."""
         assigned = set(assigned)
         async with self._turn:

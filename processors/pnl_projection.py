@@ -118,8 +118,8 @@ class PnLProjector:
             retry=retry_if_exception_type((RedisConnectionError, RedisTimeoutError, OSError, NoScriptError)),
             wait=wait_exponential(multiplier=0.1, max=5.0),
             before_sleep=lambda state: log.warning(
-                "redis unavailable, retrying P&L batch", error=repr(state.outcome.exception()),
-                attempt=state.attempt_number),
+                "redis unavailable, retrying P&L batch",
+                error=repr(state.outcome.exception() if state.outcome else None), attempt=state.attempt_number),
             reraise=True,
         ):
             with attempt:

@@ -16,6 +16,7 @@ import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
+from redis.typing import EncodableT, FieldT
 
 from processors.metrics import ProcessorMetrics
 from schemas.events import PartitionProgress
@@ -63,7 +64,7 @@ class ProgressReporter:
         """One report: every owned partition of the topic, and the lag gauge."""
         now = format_ns(now_ns())
         fetch_wait_s, detail = self.health()
-        fields: dict[str, bytes] = {}
+        fields: dict[FieldT, EncodableT] = {}
         owned = [tp for tp in self.consumer.assignment() if tp.topic == self.topic]
         for tp in owned:
             offset = self.done.get(tp)

@@ -10,7 +10,7 @@ import structlog
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential
 
 from processors.pipelined_script import NoScriptError, PipelinedScript
 from schemas.events import PriceEvent, RejectedQuote
@@ -123,7 +123,7 @@ def update_message(event: PriceEvent) -> bytes:
                          "bid": format(event.bid, "f"), "ask": format(event.ask, "f"), "timestamp": event.timestamp})
 
 
-def _log_retry(state) -> None:  # type: ignore[no-untyped-def]
+def _log_retry(state: RetryCallState) -> None:
     exc = state.outcome.exception() if state.outcome else None
     log.warning(
         "redis unavailable, retrying batch",

@@ -44,5 +44,5 @@ class SubscriptionKeeper:
 
 
 def _request(symbol: str, action: str) -> SubscriptionRequest:
-    return SubscriptionRequest(symbol=symbol, action=action, source=SOURCE,  # type: ignore[arg-type]
+    return SubscriptionRequest(symbol=symbol, action=action, source=SOURCE,
                                requested_at=format_ns(now_ns()))

@@ -3,11 +3,13 @@
 One process, two roles. As *standby* it is fully started (Kafka producer, control topic followed, REST
 client ready) but holds no Alpaca connection; as *active* (holder of the Redis lease) it streams:
 
-    alpaca-py stream ──frame──► StreamRouter ──offer──► bounded queue ──batches──► Kafka raw topics
+    FeedSource's stream ─frame─► StreamRouter ──offer──► bounded queue ──batches──► Kafka raw topics
          │ ReconnectPolicy            │ clocks, halts          │ full: counted, gap opened
          │                            ▼                        ▼
     StalenessMonitor (mute?) ◄── last message per symbol   GapTracker ──► GapReconciler: feed.gaps + REST backfill
 
+The stream comes from a FeedSource (producers/feed_source.py): the stock feed by default
+(producers/stock_source.py), which also names the message letters the router publishes.
 Subscriptions come from TICKWIRE_SYMBOLS (source ``config``) and the ``subscriptions`` control topic,
 reference-counted by source (SubscriptionManager). Status goes to Redis every second and to Prometheus.
 """
@@ -16,12 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import socket
 import uuid
 from collections import Counter
 from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import structlog
 from pydantic import ValidationError
@@ -29,19 +32,16 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from producers.backfill import GapReconciler, make_rest_client
+from producers.feed_source import FeedSource, FeedStream
 from producers.gaps import GapTracker, exchange_ns
 from producers.ingest_status import IngestMetrics, IngestStatusReporter
 from producers.kafka_publisher import RawEventPublisher
 from producers.lease import IngestLease
 from producers.reconnect_policy import ReconnectPolicy
-from producers.resilient_stream import (
-    STREAM_CHANNELS,
-    TEST_STREAM_CHANNELS,
-    ResilientStockDataStream,
-    StreamFailure,
-)
+from producers.resilient_stream import StreamFailure
 from producers.settings import IngestSettings
-from producers.staleness import MarketHours, StalenessMonitor
+from producers.staleness import StalenessMonitor
+from producers.stock_source import StockFeedSource
 from producers.stream_router import StreamRouter
 from producers.subscription_feed import SubscriptionRequestReader
 from producers.subscription_manager import (
@@ -53,6 +53,7 @@ from producers.subscription_manager import (
 from schemas.events import GapReason, IngestStatus, SubscriptionRequest
 from schemas.timestamps import format_ns, now_ns, parse_ns
 from schemas.topics import INGEST_STATUS_KEY, SUBSCRIPTIONS
+from tickwire.errors import ConfigurationError
 from tickwire.kafka import aiokafka_security, bootstrap_list
 
 log = structlog.get_logger(__name__)
@@ -86,9 +87,10 @@ class IngestService:
         redis: Redis | None = None,
         instance: str | None = None,
         control_topic: str = SUBSCRIPTIONS.name,
+        source: FeedSource | None = None,
     ) -> None:
         if not settings.kafka_bootstrap_servers:
-            raise SystemExit("KAFKA_BOOTSTRAP_SERVERS is not set: start the ingest through `tickwire run`")
+            raise ConfigurationError("KAFKA_BOOTSTRAP_SERVERS is not set: start the ingest through `tickwire run`")
         self.settings = settings
         self.instance = instance or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:4]}"
         bootstrap = bootstrap_list(settings.kafka_bootstrap_servers)
@@ -98,16 +100,17 @@ class IngestService:
         self.subscriptions = SubscriptionManager(settings.max_symbols)
         self.subscribed: set[str] = set()
         self.gaps = GapTracker(settings.gap_settle_s)
-        self.staleness = StalenessMonitor(settings.mute_after_s, settings.quiet_after_s,
-                                          MarketHours(settings.effective_market_hours))
-        self.router = StreamRouter(self.publisher, self.gaps, self.staleness, self.subscribed)
+        self._credentials = credentials(settings)
+        self.source = source or StockFeedSource(settings, self._credentials)
+        self.staleness = StalenessMonitor(settings.mute_after_s, settings.quiet_after_s, self.source.market_hours())
+        self.router = StreamRouter(self.publisher, self.gaps, self.staleness, self.subscribed,
+                                   routing=self.source.routing)
         self.on_frame = self.router.on_frame  # the stream calls these directly (hot path)
         self.on_malformed = self.router.on_malformed
         self.reader = SubscriptionRequestReader(bootstrap, self._on_request, control_topic,
                                                 **aiokafka_security(settings))
         self.redis = redis
         self.lease = IngestLease(redis, self.instance, settings.ingest_lease_ttl_s) if redis is not None else None
-        self._credentials = credentials(settings)
         rest = None
         if settings.alpaca_data_url or settings.has_alpaca_credentials:
             rest = make_rest_client(*self._credentials, settings.alpaca_data_url)
@@ -115,15 +118,13 @@ class IngestService:
                                         settings.backfill_max_window_s)
         self.metrics = IngestMetrics()
         self.reporter = IngestStatusReporter(self.status, redis, self.metrics)
-        self.role: str = "standby"
-        self.stream: ResilientStockDataStream | None = None
+        self.role: Literal["active", "standby"] = "standby"
+        self.stream: FeedStream | None = None
         self.connected_since_ns = 0
         self.quiet: tuple[str, ...] = ()
         self.reconnects_total = 0
         self._previous_received: Counter[str] = Counter()
         self._rates: dict[str, float] = {}
-        stream_is_test = settings.alpaca_feed == "test" or settings.stream_url.rstrip("/").endswith("/test")
-        self.channels = TEST_STREAM_CHANNELS if stream_is_test else STREAM_CHANNELS
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -138,7 +139,7 @@ class IngestService:
             if not await _unless_stopped(self.publisher.start(), stop):
                 return
             for symbol in self.settings.symbols:
-                await self._change(lambda s=symbol: self.subscriptions.want(s, CONFIG_SOURCE), quiet=True)
+                await self._change(functools.partial(self.subscriptions.want, symbol, CONFIG_SOURCE), quiet=True)
             if not await _unless_stopped(self.reader.start(), stop):
                 return
             await _unless_stopped(self.reader.catch_up(CATCH_UP_TIMEOUT_S), stop)
@@ -163,15 +164,13 @@ class IngestService:
         """Hold the Alpaca connection until ``stop`` or the lease is lost; then close it, then release."""
         self.role = "active"
         previous = await self._previous_active_status()
-        key, secret = self._credentials
-        stream = ResilientStockDataStream(key, secret, url=self.settings.stream_url, policy=self.policy,
-                                          observer=self, channels=self.channels)
+        stream = self.source.open_stream(self.policy, self)
         stream.register_symbols(self.subscriptions.active)  # no await before publishing the stream: no lost change
         self.stream = stream
         if previous is not None:
             self._open_takeover_gap(previous)
         log.info("ingest active: connecting to alpaca", instance=self.instance, url=self.settings.stream_url)
-        stream_task = asyncio.create_task(stream._run_forever(), name="alpaca-stream")
+        stream_task = asyncio.create_task(stream.serve(), name="alpaca-stream")
         helpers = [_supervised(lambda: self._watch_staleness(stream), "ingest-staleness")]
         stopped = asyncio.create_task(stop.wait())
         waiters = {stream_task, stopped}
@@ -253,7 +252,7 @@ class IngestService:
 
     # --- staleness and gaps -------------------------------------------------------------------
 
-    async def _watch_staleness(self, stream: ResilientStockDataStream) -> None:
+    async def _watch_staleness(self, stream: FeedStream) -> None:
         interval = min(1.0, self.settings.mute_after_s / 4)
         while True:
             await asyncio.sleep(interval)  # the check period, not synchronisation
@@ -315,7 +314,7 @@ class IngestService:
         failure = stream.last_failure if stream is not None else None
         healthy, detail = self._health(stream, connected, failure)
         return IngestStatus(
-            role=self.role,  # type: ignore[arg-type]
+            role=self.role,
             connected=connected,
             healthy=healthy,
             stream_url=self.settings.stream_url,
@@ -344,7 +343,7 @@ class IngestService:
         )
 
     def _health(
-        self, stream: ResilientStockDataStream | None, connected: bool, failure: StreamFailure | None
+        self, stream: FeedStream | None, connected: bool, failure: StreamFailure | None
     ) -> tuple[bool, str]:
         problems = []
         healthy = True

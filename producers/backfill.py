@@ -40,7 +40,7 @@ REST_FEEDS = {"iex": DataFeed.IEX, "sip": DataFeed.SIP, "delayed_sip": DataFeed.
 class _TimeoutSession(Session):
     """requests has no default timeout; alpaca-py sets none."""
 
-    def request(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+    def request(self, *args: Any, **kwargs: Any) -> Any:
         kwargs.setdefault("timeout", REST_TIMEOUT_S)
         return super().request(*args, **kwargs)
 

@@ -142,8 +142,8 @@ class IngestMetrics(Collector):
                 family.add_metric([str(kind)], value)
             yield family
         rate = GaugeMetricFamily("tickwire_ingest_messages_per_second", "receive rate by type", labels=["type"])
-        for kind, value in sorted(s.messages_per_second.items()):
-            rate.add_metric([str(kind)], value)
+        for kind, per_second in sorted(s.messages_per_second.items()):
+            rate.add_metric([str(kind)], per_second)
         yield rate
 
 

@@ -92,6 +92,10 @@ async def _ignored(_: Any) -> None:
 class ResilientStockDataStream(StockDataStream):
     """A StockDataStream that never gives up, backs off by policy and changes symbols without deadlock."""
 
+    # alpaca-py leaves these unannotated (inferred as None); this subclass sets them before use.
+    _stop_stream_event: asyncio.Event
+    _ws: Any
+
     def __init__(
         self,
         api_key: str,
@@ -166,8 +170,12 @@ class ResilientStockDataStream(StockDataStream):
             self._forced_reason = reason
             await self._close_quietly()
 
+    async def serve(self) -> None:
+        """Connect and stream until :meth:`shutdown` (the FeedStream entry point)."""
+        await self._run_forever()
+
     async def _run_forever(self) -> None:
-        self._loop = asyncio.get_running_loop()
+        self._loop = asyncio.get_running_loop()  # type: ignore[assignment]  # alpaca-py infers None
         try:
             while self._should_run:
                 failure = await self._one_session()
@@ -234,7 +242,7 @@ class ResilientStockDataStream(StockDataStream):
         ws = self._ws
         observer = self.observer
         while self._should_run:
-            frame = await ws.recv()  # type: ignore[union-attr]
+            frame = await ws.recv()
             received = time.time_ns()
             try:
                 messages = msgpack.unpackb(frame)

@@ -8,16 +8,13 @@ from typing import Any
 
 import structlog
 
+from producers.feed_source import MessageRouting
 from producers.gaps import GapTracker
 from producers.kafka_publisher import RawEventPublisher
 from producers.staleness import StalenessMonitor
 
 log = structlog.get_logger(__name__)
 
-# Alpaca data messages (``T``) the ingest subscribes to; "s" (trading status) feeds halt detection only.
-PUBLISHED_TYPES = frozenset({"t", "q", "b", "d"})
-STATUS_TYPE = "s"
-DATA_TYPES = PUBLISHED_TYPES | {STATUS_TYPE}
 SYMBOL_LIMIT_EXCEEDED = 405
 SLOW_CLIENT = 407
 
@@ -36,8 +33,11 @@ class StreamRouter:
         gaps: GapTracker,
         staleness: StalenessMonitor,
         subscribed: Collection[str],
+        *,
+        routing: MessageRouting,
     ) -> None:
         self.publisher = publisher
+        self.routing = routing  # the feed source's message letters
         self.gaps = gaps
         self.staleness = staleness
         self.subscribed = subscribed  # the ingest's live set (mutated by it)
@@ -58,6 +58,7 @@ class StreamRouter:
         gaps = self.gaps
         subscribed = self.subscribed
         last_queued_t = self.last_queued_t
+        data_types, status_type = self.routing.data, self.routing.status
         for message in messages:
             if type(message) is not dict:
                 self.malformed += 1
@@ -66,7 +67,7 @@ class StreamRouter:
             if type(kind) is not str:  # unhashable (a list) would raise below and drop the session
                 self.malformed += 1
                 continue
-            if kind in DATA_TYPES:
+            if kind in data_types:
                 symbol = message.get("S")
                 if type(symbol) is not str:  # no symbol to key or route it by
                     self.malformed += 1
@@ -76,7 +77,7 @@ class StreamRouter:
                     continue
                 self.last_received_ns[symbol] = received_ns
                 received[kind] += 1
-                if kind == STATUS_TYPE:
+                if kind == status_type:
                     self.staleness.on_status(symbol, message.get("sc"))
                 elif room > 0:
                     room -= 1

@@ -8,6 +8,7 @@ import structlog
 
 from schemas.events import SubscriptionRequest
 from schemas.symbols import normalize_symbol
+from tickwire.errors import TickwireError
 
 log = structlog.get_logger(__name__)
 
@@ -25,7 +26,7 @@ class SubscriptionChange:
         return bool(self.added or self.removed)
 
 
-class SubscriptionLimitError(ValueError):
+class SubscriptionLimitError(TickwireError, ValueError):
     """A symbol is wanted but the feed's symbol limit is reached; it waits until a slot frees up."""
 
 

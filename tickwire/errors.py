@@ -1,9 +1,22 @@
 """Every error tickwire raises on purpose derives from :class:`TickwireError`.
 
     TickwireError
-    └── (each room's errors; the full tree is drawn here as they are added)
+    ├── ConfigurationError             tickwire.errors: a setting the process needs is missing or unusable
+    ├── SubscriptionLimitError         producers.subscription_manager (also a ValueError)
+    ├── ServiceUnavailable             consumers.api.errors: Redis or the broker cannot be used now (503)
+    ├── RangeError                     consumers.tools.topic_range (also a ValueError)
+    ├── ReplayError                    consumers.tools.replay (also a RuntimeError)
+    ├── DiffError                      consumers.tools.diff (also a ValueError)
+    ├── StackError                     deploy.stack: a component failed to start or died (also a RuntimeError)
+    ├── NotReadyError                  deploy.embedded.readiness (also a RuntimeError)
+    ├── ProtocolError                  alpaca_feed.protocol: a request the local feed answers with an error
+    ├── RestError                      alpaca_feed.rest
+    ├── FaultError                     alpaca_feed.faults (also a ValueError)
+    └── RecordingError                 alpaca_feed.recording (also a ValueError)
 
-Library code raises these; only the command line (``deploy/cli.py``) turns them into exit codes.
+The builtin second bases keep older ``except ValueError`` / ``except RuntimeError`` callers working.
+Library code raises these; only the command line (``deploy/cli.py`` and the CLI modules) turns them into
+exit codes, so no library module raises ``SystemExit``. (processors/ joins this tree in its rewrite.)
 """
 
 from __future__ import annotations
@@ -11,3 +24,7 @@ from __future__ import annotations
 
 class TickwireError(Exception):
     """The root of tickwire's own errors: its message is one line a user can act on."""
+
+
+class ConfigurationError(TickwireError):
+    """A setting the process needs is missing or unusable; the message names the variable."""

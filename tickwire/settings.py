@@ -142,7 +142,7 @@ class TickwireSettings(BaseSettings):
         """Whether errors show their traceback (TICKWIRE_LOG_LEVEL=DEBUG)."""
         return self.log_level == "DEBUG"
 
-    def __repr_args__(self):  # type: ignore[no-untyped-def]
+    def __repr_args__(self) -> Any:
         # repr() and str() appear in tracebacks with locals (structlog's rich renderer): no URL password there.
         for name, value in super().__repr_args__():
             yield name, redact_url(value) if name == "redis_url" and isinstance(value, str) else value

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import cast
+
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -11,12 +14,14 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from tickwire.errors import TickwireError
+
 log = structlog.get_logger(__name__)
 
 MAX_BODY_BYTES = 64 * 1024
 
 
-class ServiceUnavailable(Exception):
+class ServiceUnavailable(TickwireError):
     """A backing service (Redis, the broker) cannot be used right now; answered with 503."""
 
     def __init__(self, reason: str) -> None:
@@ -34,12 +39,13 @@ def describe_validation_errors(errors: list[dict[str, object]]) -> str:
     """Pydantic/FastAPI errors as one readable line: ``symbols.0: invalid symbol '$$$': ...``."""
     parts = []
     for error in errors:
-        loc = [str(p) for p in error.get("loc", ()) if p not in ("body",)]  # type: ignore[union-attr]
+        loc = [str(p) for p in cast(Iterable[object], error.get("loc", ())) if p not in ("body",)]
         message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
         if error.get("type") == "missing":
             message = "field required"
         elif error.get("type") == "json_invalid":
-            message = f"request body is not valid JSON ({one_line(error.get('ctx', {}).get('error', ''))})"  # type: ignore[union-attr]
+            context = cast(dict[str, object], error.get("ctx", {}))
+            message = f"request body is not valid JSON ({one_line(context.get('error', ''))})"
             loc = []  # the position in the text, not a field
         where = ".".join(loc[1:] if loc and loc[0] in ("path", "query", "header") else loc)
         parts.append(f"{where}: {message}" if where else message)
@@ -49,7 +55,7 @@ def describe_validation_errors(errors: list[dict[str, object]]) -> str:
 async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
     errors = [dict(e) for e in exc.errors()]
     body = {"detail": describe_validation_errors(errors),
-            "errors": [{"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")),  # type: ignore[arg-type]
+            "errors": [{"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")),
                         "type": str(e.get("type", ""))} for e in errors]}
     return JSONResponse(body, status_code=422)
 

@@ -8,6 +8,7 @@ from redis.asyncio import Redis
 
 from schemas.events import IngestStatus, PartitionProgress
 from schemas.topics import INGEST_STATUS_KEY, PROCESSOR_STATS_KEY, QUOTES_RAW, progress_key
+from tickwire.redis_values import as_text
 
 log = structlog.get_logger(__name__)
 
@@ -30,7 +31,7 @@ async def read_processor_stats(redis: Redis) -> dict[str, int]:
     out = {}
     for name, value in stats.items():
         try:
-            out[name.decode()] = int(value)
+            out[as_text(name)] = int(value)
         except ValueError:
             continue  # a counter is an integer; anything else there is not ours to show
     return dict(sorted(out.items()))
@@ -40,7 +41,7 @@ async def read_price_progress(redis: Redis, app_id: str) -> dict[int, PartitionP
     """The price stage's latest progress report per ``quotes.raw`` partition (unreadable entries skipped)."""
     out = {}
     for field, raw in (await redis.hgetall(progress_key(app_id, QUOTES_RAW.name))).items():
-        name = field.decode()
+        name = as_text(field)
         if not name.startswith("processed:"):
             continue
         try:

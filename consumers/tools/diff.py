@@ -9,11 +9,12 @@ from redis.asyncio import Redis
 from consumers.tools.run_manifest import LIVE, ReplayRun, load_run
 from consumers.tools.run_state import SECTIONS, StateSection, SymbolState, read_state, symbols_in
 from schemas.topics import LIVE_NAMESPACE, replay_namespace
+from tickwire.errors import TickwireError
 
 ABSENT = "(none)"
 
 
-class DiffError(ValueError):
+class DiffError(TickwireError, ValueError):
     """The comparison cannot be made (unknown run, nothing to compare)."""
 
 

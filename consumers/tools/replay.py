@@ -23,11 +23,12 @@ from consumers.tools.topic_range import FETCH_DEADLINE_S, RangeResolver, TopicRa
 from domain.records import SourceRecord
 from schemas.timestamps import format_ns, now_ns
 from schemas.topics import REPLAY_RUN_KEY, TopicSpec, namespaced, replay_namespace
+from tickwire.errors import TickwireError
 from tickwire.kafka import aiokafka_security, bootstrap_list
 from tickwire.topic_admin import ensure_topics
 
 
-class ReplayError(RuntimeError):
+class ReplayError(TickwireError, RuntimeError):
     """The replay cannot start or cannot finish (the message says why)."""
 
 
@@ -158,8 +159,8 @@ async def _consume(
     active = {TopicPartition(request.topic, p.partition): p for p in replay_range.partitions if p.size}
     position = {tp: span.start for tp, span in active.items()}
     consumer.assign(list(active))
-    for tp, span in active.items():
-        consumer.seek(tp, span.start)
+    for tp, first in active.items():
+        consumer.seek(tp, first.start)
     pacer = _Pacer(request.speed)
     read = replayed = 0
     deadline = time.monotonic() + FETCH_DEADLINE_S

@@ -17,11 +17,12 @@ from aiokafka.structs import ConsumerRecord
 
 from consumers.tools.bounds import Bound, OffsetBound, TimeBound, TimeField
 from schemas.timestamps import format_ns, parse_ns
+from tickwire.errors import TickwireError
 
 FETCH_DEADLINE_S = 15.0
 
 
-class RangeError(ValueError):
+class RangeError(TickwireError, ValueError):
     """The range cannot be resolved (no such topic, partition, or the broker does not answer)."""
 
 

@@ -8,11 +8,12 @@ import time
 from collections.abc import Awaitable, Callable
 
 from deploy.embedded.process import ManagedProcess
+from tickwire.errors import TickwireError
 
 PROBE_INTERVAL_S = 0.1
 
 
-class NotReadyError(RuntimeError):
+class NotReadyError(TickwireError, RuntimeError):
     """A server did not become ready before its deadline (or exited while starting)."""
 
 

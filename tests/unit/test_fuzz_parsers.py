@@ -198,11 +198,12 @@ class QueueOnly:
 def test_ingest_router_given_any_decoded_frame_never_raises_and_bounds_its_queue(messages: list[Any]) -> None:
     from producers.gaps import GapTracker
     from producers.staleness import MarketHours, StalenessMonitor
+    from producers.stock_source import STOCK_ROUTING
     from producers.stream_router import StreamRouter
 
     queue = QueueOnly(capacity=3)
     router = StreamRouter(queue, GapTracker(5.0), StalenessMonitor(60, 30, MarketHours("always")),  # type: ignore[arg-type]
-                          {"AAPL"})
+                          {"AAPL"}, routing=STOCK_ROUTING)
     router.on_frame(messages, 1_763_755_200_000_000_000)
     assert queue.room() >= 0
     for batch in queue.frames:  # whatever was queued encodes to JSON the processor can judge

@@ -17,6 +17,7 @@ from consumers.api.status_reads import read_ingest_status
 from schemas.events import SubscriptionRequest
 from schemas.timestamps import format_ns, now_ns
 from schemas.topics import API_SUBSCRIPTIONS_KEY, SUBSCRIPTIONS
+from tickwire.redis_values import as_text
 
 router = APIRouter(prefix="/api/v1", tags=["subscriptions"])
 API_SOURCE = "api"
@@ -61,7 +62,7 @@ async def unsubscribe(symbol: Symbol, context: Context) -> UnsubscribeResponse:
 @router.get("/subscriptions", response_model=SubscriptionsResponse)
 async def subscriptions(context: Context) -> SubscriptionsResponse:
     """The API's subscriptions, and what the ingest streams right now (null when it is not running)."""
-    requested = sorted(s.decode() for s in await context.redis.smembers(API_SUBSCRIPTIONS_KEY))
+    requested = sorted(as_text(s) for s in await context.redis.smembers(API_SUBSCRIPTIONS_KEY))
     ingest = await read_ingest_status(context.redis)
     streaming = sorted(ingest.subscribed_symbols) if ingest else None
     pending = [s for s in requested if streaming is None or s not in set(streaming)]
