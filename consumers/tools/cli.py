@@ -147,7 +147,8 @@ class _RichProgress:
 
 def replay_command(
     topic: Annotated[str, typer.Argument(help="raw topic to re-process")] = QUOTES_RAW.name,
-    from_offset: Annotated[str | None, typer.Option(help="first offset: N in every partition, or P:N,P:N")] = None,
+    from_offset: Annotated[str | None, typer.Option(
+        help="first offset: N in every partition, or P:N,P:N (only the partitions named)")] = None,
     to_offset: Annotated[str | None, typer.Option(help="end offset (exclusive): N, or P:N,P:N")] = None,
     from_time: Annotated[str | None, typer.Option(help="start time: RFC 3339, 'now', or an age (90s, 15m, 2h)")] = None,
     to_time: Annotated[str | None, typer.Option(help="end time (exclusive), same forms")] = None,

@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 from consumers.tools.bounds import parse_offsets, parse_time
 from consumers.tools.diff import diff
 from consumers.tools.replay import ReplayError, ReplayRequest, replay
+from consumers.tools.settings import ToolSettings
 from schemas.timestamps import NS_PER_SECOND, now_ns
 from schemas.topics import (
     ALL_TOPICS,
@@ -38,7 +39,6 @@ from tests.integration.tools_support import (
     tickwire,
     topics_high_water,
 )
-from consumers.tools.settings import ToolSettings
 
 pytestmark = pytest.mark.integration
 
@@ -198,3 +198,44 @@ def _rfc3339_ms(ms: int) -> str:
     from schemas.timestamps import format_ns
 
     return format_ns(ms * 1_000_000)
+
+
+async def test_replay_given_offsets_of_one_partition_reads_only_that_range(
+    kafka_bootstrap: str, redis_url: str, redis: Redis
+) -> None:
+    """Test that ``--from-offset P:A --to-offset P:B`` reads offsets A..B of partition P and nothing else."""
+    # Arrange: quotes of several symbols, so that more than one partition has fresh records
+    symbols = [unique_symbol("P") for _ in range(8)]
+    t0 = now_ns() - 10 * NS_PER_SECOND
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    await producer.start()
+    try:
+        sent = [await (await producer.send(QUOTES_RAW.name, quote(s, 10.0 + i, 10.02 + i, t0 + i), key=s.encode()))
+                for i in range(5) for s in symbols]
+    finally:
+        await producer.stop()
+    by_partition: dict[int, list[int]] = {}
+    symbol_partition = {}
+    for s, meta in zip([s for _ in range(5) for s in symbols], sent, strict=True):
+        by_partition.setdefault(meta.partition, []).append(meta.offset)
+        symbol_partition[s] = meta.partition
+    assert len(by_partition) > 1, "all symbols hashed to one partition: the test needs another"
+    partition = max(by_partition, key=lambda p: len(by_partition[p]))
+    first, last = min(by_partition[partition]), max(by_partition[partition])
+    inside = sorted(s for s, p in symbol_partition.items() if p == partition)
+    run = f"t{uuid.uuid4().hex[:8]}"
+    env = tickwire_env(KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap, REDIS_URL=redis_url)
+
+    # Act
+    replayed = await tickwire("replay", "--from-offset", f"{partition}:{first}", "--to-offset",
+                              f"{partition}:{last + 1}", "--run-id", run, "--no-progress", env=env)
+
+    # Assert: one partition listed, exactly its span read, and only its symbols have run state
+    assert replayed.code == 0, replayed.err
+    assert f"of {last + 1 - first} records of {QUOTES_RAW.name}" in replayed.out, replayed.out
+    assert f"  partition {partition}: offsets {first}..{last + 1} (start: offset, end: offset)" in replayed.out
+    assert replayed.out.count("  partition ") == 1, replayed.out
+    namespace = replay_namespace(run)
+    for symbol in symbols:
+        stored = await redis.get(namespaced(price_key(symbol), namespace))
+        assert (stored is not None) == (symbol in inside), symbol
