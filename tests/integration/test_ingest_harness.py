@@ -21,11 +21,11 @@ from redis.asyncio import Redis
 
 from alpaca_feed.server import AlpacaFeedServer
 from producers.alpaca_ingest import IngestService
+from producers.settings import IngestSettings
 from schemas.events import IngestStatus, SubscriptionRequest
 from schemas.symbols import normalize_symbol
 from schemas.timestamps import format_ns, now_ns
 from tests.helpers import eventually, read_topic_until
-from producers.settings import IngestSettings
 
 # Small timings so failures and recoveries happen in test time (production defaults are in settings).
 FAST: dict[str, Any] = {
@@ -36,6 +36,7 @@ FAST: dict[str, Any] = {
     "ingest_lease_ttl_s": 1.0,
     "mute_after_s": 30.0,
     "quiet_after_s": 30.0,
+    "ingest_metrics_port": 0,  # in-process ingests serve no fixed port (a test asks for one when it scrapes)
 }
 DEADLINE = 45.0
 
