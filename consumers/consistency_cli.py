@@ -6,10 +6,8 @@ from typing import Annotated
 
 import typer
 
-from consumers.tools.cli import SymbolOption, _run, _settings, _symbols, errors
+from consumers.tools.cli import LIVE_MOVED_EXIT, SymbolOption, _run, _settings, _symbols, errors
 from schemas.topics import QUOTES_RAW
-
-LIVE_MOVED_EXIT = 3  # no real difference, but the live side never stood still at a cut the check read
 
 
 def check_command(
