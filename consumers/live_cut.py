@@ -20,62 +20,76 @@ READ_DEADLINE_S = 60.0
 
 
 class TopicCursor:
-    """A group-less consumer on every partition of one topic; :meth:`read_to_end` returns what is new."""
+    """Reads one topic (or some partitions of it) on from the last cut; :meth:`read_to_end` returns what is new.
+
+    Each read uses a fresh group-less consumer seeked to the cut: a consumer's known high watermark is only
+    fresh after its first fetch, and a stale one would end a read before records appended since.
+    """
 
     def __init__(self, bootstrap: str, topic: str, keys: set[bytes] | None = None,
                  from_offsets: dict[int, int] | None = None, **security: Any) -> None:
         self.topic = topic
         self.keys = keys
         self.from_offsets = from_offsets  # only these partitions, from these offsets (default: all, from the start)
-        self._consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-                                          auto_offset_reset="earliest", **security)
-        self._tps: list[TopicPartition] = []
+        self._bootstrap = bootstrap
+        self._security = security
         self.cut: dict[int, int] = {}  # partition -> next offset: where the last read stopped
 
+    def _consumer(self) -> AIOKafkaConsumer:
+        return AIOKafkaConsumer(bootstrap_servers=self._bootstrap, group_id=None, enable_auto_commit=False,
+                                auto_offset_reset="earliest", **self._security)
+
     async def start(self) -> None:
-        """Connect and assign every partition from its beginning (ValueError if the topic does not exist)."""
-        await self._consumer.start()
-        parts = self._consumer.partitions_for_topic(self.topic)
-        if not parts:
-            await self._consumer.topics()  # refreshes metadata
-            parts = self._consumer.partitions_for_topic(self.topic)
-        if not parts:
-            await self._consumer.stop()
-            raise ValueError(f"no topic {self.topic!r} on the broker")
-        chosen = sorted(parts if self.from_offsets is None else set(self.from_offsets) & set(parts))
-        self._tps = [TopicPartition(self.topic, p) for p in chosen]
-        self._consumer.assign(self._tps)
-        if self.from_offsets is None:
-            await self._consumer.seek_to_beginning(*self._tps)
-        else:
-            for tp in self._tps:
-                self._consumer.seek(tp, self.from_offsets[tp.partition])
+        """Find the partitions and set the first cut to where reading starts (ValueError: no such topic)."""
+        consumer = self._consumer()
+        await consumer.start()
+        try:
+            parts = consumer.partitions_for_topic(self.topic)
+            if not parts:
+                await consumer.topics()  # refreshes metadata
+                parts = consumer.partitions_for_topic(self.topic)
+            if not parts:
+                raise ValueError(f"no topic {self.topic!r} on the broker")
+            if self.from_offsets is not None:
+                self.cut = {p: self.from_offsets[p] for p in sorted(set(self.from_offsets) & set(parts))}
+            else:
+                tps = [TopicPartition(self.topic, p) for p in sorted(parts)]
+                self.cut = {tp.partition: offset for tp, offset in (await consumer.beginning_offsets(tps)).items()}
+        finally:
+            await consumer.stop()
 
     async def stop(self) -> None:
-        """Disconnect."""
-        await self._consumer.stop()
+        """Nothing stays open between reads (kept so callers can treat the cursor as a resource)."""
 
     async def read_to_end(self, deadline_s: float = READ_DEADLINE_S) -> list[ConsumerRecord]:
         """Records (``keys`` filtered) from the last cut to the fetch high watermark seen now, per partition in
         offset order; the new cut is that high watermark (ListOffsets is wrong on the embedded broker)."""
-        if not self._tps:
+        tps = [TopicPartition(self.topic, p) for p in sorted(self.cut)]
+        if not tps:
             return []
-        ends: dict[TopicPartition, int] = {}
-        out: list[ConsumerRecord] = []
-        stop_at = time.monotonic() + deadline_s
-        while True:
-            batch = await self._consumer.getmany(*self._tps, timeout_ms=200)
-            for records in batch.values():
-                out.extend(r for r in records if self.keys is None or r.key in self.keys)
-            for tp in self._tps:
-                if tp not in ends and self._consumer.highwater(tp) is not None:
-                    ends[tp] = self._consumer.highwater(tp)  # type: ignore[assignment]
-            if len(ends) == len(self._tps) and all([await self._consumer.position(tp) >= ends[tp]
-                                                    for tp in self._tps]):
-                self.cut = {tp.partition: await self._consumer.position(tp) for tp in self._tps}
-                return out
-            if time.monotonic() > stop_at:
-                raise TimeoutError(f"could not read {self.topic} to its end within {deadline_s}s")
+        consumer = self._consumer()
+        await consumer.start()
+        try:
+            consumer.assign(tps)
+            for tp in tps:
+                consumer.seek(tp, self.cut[tp.partition])
+            ends: dict[TopicPartition, int] = {}
+            out: list[ConsumerRecord] = []
+            stop_at = time.monotonic() + deadline_s
+            while True:
+                batch = await consumer.getmany(*tps, timeout_ms=200)
+                for records in batch.values():
+                    out.extend(r for r in records if self.keys is None or r.key in self.keys)
+                for tp in tps:
+                    if tp not in ends and consumer.highwater(tp) is not None:
+                        ends[tp] = consumer.highwater(tp)  # type: ignore[assignment]
+                if len(ends) == len(tps) and all([await consumer.position(tp) >= ends[tp] for tp in tps]):
+                    self.cut = {tp.partition: await consumer.position(tp) for tp in tps}
+                    return out
+                if time.monotonic() > stop_at:
+                    raise TimeoutError(f"could not read {self.topic} to its end within {deadline_s}s")
+        finally:
+            await consumer.stop()
 
 
 @dataclass(frozen=True)
