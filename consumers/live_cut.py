@@ -44,10 +44,10 @@ class TopicCursor:
         consumer = self._consumer()
         await consumer.start()
         try:
+            # Always a metadata round trip: fresh partitions, and aiokafka's group-less consumer raises
+            # CancelledError from stop() when stopped before its background task ever ran.
+            await consumer.topics()
             parts = consumer.partitions_for_topic(self.topic)
-            if not parts:
-                await consumer.topics()  # refreshes metadata
-                parts = consumer.partitions_for_topic(self.topic)
             if not parts:
                 raise ValueError(f"no topic {self.topic!r} on the broker")
             if self.from_offsets is not None:
