@@ -52,8 +52,8 @@ def check_command(
             return 0
         if report.real_mismatches:
             return 1
-        print(f"live moved: {report.moved_records} {QUOTES_RAW.name} records appended after the first cut; "
-              f"all {len(report.mismatches)} mismatches are the live side behind or past the cut, "
+        print(f"all {len(report.mismatches)} mismatches are the live side behind or past the cut "
+              f"({report.moved_records} {QUOTES_RAW.name} records appended while checking): "
               "no real difference (exit 3)")
         return LIVE_MOVED_EXIT
 
