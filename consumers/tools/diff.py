@@ -117,7 +117,8 @@ async def diff(
             if run is not None and LIVE in (report.left.label, report.right.label):
                 moved = await moved_past_cut(bootstrap, run, report.differing_symbols, **security)
                 report = replace(report, live_moved=moved)
-        if not report.real_differences or time.monotonic() >= deadline:
+        with_live = LIVE in (report.left.label, report.right.label)  # two runs never change: no point waiting
+        if not report.real_differences or not with_live or time.monotonic() >= deadline:
             return report
         await asyncio.sleep(SETTLE_POLL_S)  # poll interval while live catches up; the deadline bounds it
 
