@@ -10,20 +10,27 @@ the Faust tables' changelogs and the API:
   valued at that expected mid, ``(mid - avg) * qty`` half-even to the cent; and each account's total.
 
 Positions whose symbol has no expected live price are skipped (counted), not guessed.
+
+The pipeline keeps consuming while the check runs, so the comparison is made at a **cut**: the offsets
+the oracle read up to. A live value that differs is placed against the history of the symbol's price
+(:mod:`consumers.live_cut`): one the topic produced before the cut (the live side is behind) or after it
+(the live side moved on) is reported as such (``live_moved``), and the check reads on and compares again
+at the new cut until it agrees or ``settle_s`` runs out. Only a value no cut explains is a real mismatch.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from redis.asyncio import Redis
 
+from consumers.live_cut import PriceHistory, PriceState, TopicCursor, same_value
 from domain.positions import validate_position
 from domain.quotes import QuoteValidator, Rejection, ValidQuote
 from schemas.timestamps import NS_PER_SECOND, format_ns
@@ -31,6 +38,7 @@ from schemas.topics import LATEST_PRICE_TABLE, POSITIONS, QUOTES_RAW, pnl_key, p
 
 CENT = Decimal("0.01")
 READ_DEADLINE_S = 60.0
+SETTLE_POLL_S = 0.2  # between comparisons while the live side settles (a poll with a deadline)
 PRICE_FIELDS = ("bid", "ask", "mid", "spread", "spread_bps", "bid_size", "ask_size", "timestamp", "exchange")
 # price_timestamp is not compared: a quote that leaves the mid unchanged revalues nothing (by design).
 PNL_FIELDS = ("qty", "avg_entry_price", "mark_price", "unrealized_pnl")
@@ -46,9 +54,16 @@ class Mismatch:
     field: str
     expected: str
     actual: str
+    symbol: str = ""
+    account: str = ""
+    kind: str = ""  # "price", "pnl" or "total": how the live value is placed against the cut
+    state: dict[str, Any] | None = field(default=None, repr=False, compare=False)  # the whole live value
+    live_moved: bool = False  # explained by the live side being before or after the cut, not a real difference
+    note: str = ""
 
     def __str__(self) -> str:
-        return f"{self.where} {self.subject} {self.field}: expected {self.expected}, got {self.actual}"
+        line = f"{self.where} {self.subject} {self.field}: expected {self.expected}, got {self.actual}"
+        return f"{line} ({self.note})" if self.note else line
 
 
 @dataclass
@@ -72,76 +87,84 @@ class CheckReport:
     expected: Expected
     mismatches: list[Mismatch] = field(default_factory=list)
     values_checked: int = 0
+    cut: dict[str, dict[int, int]] = field(default_factory=dict)  # topic -> partition -> next offset compared at
+    rounds: int = 1
+    moved_records: int = 0  # quotes.raw records appended after the first cut while the check ran
 
     @property
     def ok(self) -> bool:
         """True when nothing differs."""
         return not self.mismatches
 
+    @property
+    def real_mismatches(self) -> list[Mismatch]:
+        """Mismatches no cut explains: a live value the raw topics never led to."""
+        return [m for m in self.mismatches if not m.live_moved]
+
+    def cut_text(self) -> str:
+        """``quotes.raw 0:120 1:98 ...; positions 0:4 ...``: where the comparison was made."""
+        return "; ".join(f"{topic} " + " ".join(f"{p}:{o}" for p, o in sorted(parts.items()))
+                         for topic, parts in self.cut.items())
+
     def summary(self) -> str:
         """One line: the figures a reliability report quotes."""
         e = self.expected
         return (f"quotes read {e.quotes_read} (valid {e.quotes_valid}), symbols {len(e.prices)}, positions "
                 f"{e.positions_read} (unpriced {e.positions_unpriced}), values checked {self.values_checked}, "
-                f"mismatches {len(self.mismatches)}")
+                f"mismatches {len(self.mismatches)} (real {len(self.real_mismatches)})")
 
 
 async def read_topic(bootstrap: str, topic: str, keys: set[bytes] | None = None,
                      deadline_s: float = READ_DEADLINE_S, **security: Any) -> list[tuple[bytes | None, bytes | None]]:
     """Every (key, value) of ``topic`` from its beginning to its fetch high watermark, per partition in
     offset order (``keys`` filters). Partition order is all that matters: records are keyed by symbol."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-                                auto_offset_reset="earliest", **security)
-    await consumer.start()
+    cursor = TopicCursor(bootstrap, topic, keys, **security)
+    await cursor.start()
     try:
-        parts = consumer.partitions_for_topic(topic) or await _partitions(consumer, topic)
-        tps = [TopicPartition(topic, p) for p in sorted(parts)]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        # The fetch high watermark, not ListOffsets: the embedded broker's end offsets are wrong.
-        ends: dict[TopicPartition, int] = {}
-        out: list[tuple[bytes | None, bytes | None]] = []
-        stop_at = time.monotonic() + deadline_s
-        while True:
-            batch = await consumer.getmany(timeout_ms=200)
-            for records in batch.values():
-                out.extend((r.key, r.value) for r in records if keys is None or r.key in keys)
-            for tp in tps:
-                if tp not in ends and consumer.highwater(tp) is not None:
-                    ends[tp] = consumer.highwater(tp)
-            if len(ends) == len(tps) and all([await consumer.position(tp) >= ends[tp] for tp in tps]):
-                return out
-            if time.monotonic() > stop_at:
-                raise TimeoutError(f"could not read {topic} to its end within {deadline_s}s")
+        return [(r.key, r.value) for r in await cursor.read_to_end(deadline_s)]
     finally:
-        await consumer.stop()
+        await cursor.stop()
 
 
-async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
-    await consumer.topics()  # refreshes metadata
-    parts = consumer.partitions_for_topic(topic)
-    if not parts:
-        raise ValueError(f"no topic {topic!r} on the broker")
-    return parts
+class QuoteFold:
+    """The latest valid quote per symbol, folded record by record, and every state it passed through."""
+
+    def __init__(self, max_age_s: float) -> None:
+        self.validator = QuoteValidator(max_age_ns=int(max_age_s * NS_PER_SECOND))
+        self.newest: dict[str, ValidQuote] = {}
+        self.history = PriceHistory()
+        self.read = 0
+        self.valid = 0
+
+    def add(self, value: bytes | None, partition: int = 0, offset: int = 0) -> None:
+        """One ``quotes.raw`` value."""
+        if value is None:
+            return
+        self.read += 1
+        quote = self.validator.validate(value)
+        if isinstance(quote, Rejection):
+            return
+        self.valid += 1
+        held = self.newest.get(quote.symbol)
+        if held is None or quote.timestamp_ns >= held.timestamp_ns:  # >=: a tie goes to the later record
+            self.newest[quote.symbol] = quote
+            self.history.add(quote.symbol, PriceState(_price_fields(quote), partition, offset))
+
+    def prices(self) -> dict[str, dict[str, Any]]:
+        """symbol -> expected latest price fields now."""
+        return {symbol: _price_fields(q) for symbol, q in self.newest.items()}
+
+    def at_cut(self) -> dict[str, int]:
+        """symbol -> index of its newest state in the history (the state at the current cut)."""
+        return {symbol: len(states) - 1 for symbol, states in self.history.states.items()}
 
 
 def expected_prices(values: Iterable[bytes | None], max_age_s: float) -> tuple[dict[str, dict[str, Any]], int, int]:
     """symbol -> expected latest price fields, plus (quotes read, quotes valid)."""
-    validator = QuoteValidator(max_age_ns=int(max_age_s * NS_PER_SECOND))
-    newest: dict[str, ValidQuote] = {}
-    read = valid = 0
+    fold = QuoteFold(max_age_s)
     for value in values:
-        if value is None:
-            continue
-        read += 1
-        quote = validator.validate(value)
-        if isinstance(quote, Rejection):
-            continue
-        valid += 1
-        held = newest.get(quote.symbol)
-        if held is None or quote.timestamp_ns >= held.timestamp_ns:  # >=: a tie goes to the later record
-            newest[quote.symbol] = quote
-    return {symbol: _price_fields(q) for symbol, q in newest.items()}, read, valid
+        fold.add(value)
+    return fold.prices(), fold.read, fold.valid
 
 
 def _price_fields(q: ValidQuote) -> dict[str, Any]:
@@ -177,55 +200,94 @@ def expected_pnl(records: Iterable[tuple[bytes | None, bytes | None]], prices: d
         expected.totals[position.account] = expected.totals.get(position.account, Decimal("0.00")) + pnl
 
 
+class Oracle:
+    """Reads ``quotes.raw`` and ``positions`` incrementally and says what the pipeline must show at the cut."""
+
+    def __init__(self, bootstrap: str, symbols: set[str] | None, max_age_s: float, **security: Any) -> None:
+        keys = {s.encode() for s in symbols} if symbols else None
+        self.symbols = symbols
+        self.quotes = TopicCursor(bootstrap, QUOTES_RAW.name, keys, **security)
+        self.positions = TopicCursor(bootstrap, POSITIONS.name, **security)
+        self.fold = QuoteFold(max_age_s)
+        self.last_positions: dict[bytes | None, bytes | None] = {}
+
+    async def start(self) -> None:
+        """Connect both cursors."""
+        await self.quotes.start()
+        try:
+            await self.positions.start()
+        except BaseException:
+            await self.quotes.stop()
+            raise
+
+    async def stop(self) -> None:
+        """Disconnect."""
+        await self.quotes.stop()
+        await self.positions.stop()
+
+    async def advance(self) -> int:
+        """Read both topics on to their ends (the new cut); returns how many quote records were new."""
+        before = self.fold.read
+        for record in await self.quotes.read_to_end():
+            self.fold.add(record.value, record.partition, record.offset)
+        for record in await self.positions.read_to_end():
+            self.last_positions[record.key] = record.value  # compacted semantics: the last record is the position
+        return self.fold.read - before
+
+    def expected(self) -> Expected:
+        """What the pipeline must show at the current cut."""
+        expected = Expected(prices=self.fold.prices(), quotes_read=self.fold.read, quotes_valid=self.fold.valid)
+        expected_pnl(list(self.last_positions.items()), expected.prices, expected, self.symbols)
+        return expected
+
+    @property
+    def cut(self) -> dict[str, dict[int, int]]:
+        """topic -> partition -> next offset: where the current expectation stops."""
+        return {QUOTES_RAW.name: dict(self.quotes.cut), POSITIONS.name: dict(self.positions.cut)}
+
+
 async def build_expected(bootstrap: str, symbols: set[str] | None, max_age_s: float, **security: Any) -> Expected:
-    """Read ``quotes.raw`` and ``positions`` and compute what the pipeline must show."""
-    keys = {s.encode() for s in symbols} if symbols else None
-    quotes = await read_topic(bootstrap, QUOTES_RAW.name, keys, **security)
-    expected = Expected()
-    expected.prices, expected.quotes_read, expected.quotes_valid = expected_prices((v for _, v in quotes), max_age_s)
-    positions = await read_topic(bootstrap, POSITIONS.name, **security)
-    expected_pnl(positions, expected.prices, expected, symbols)
-    return expected
+    """Read ``quotes.raw`` and ``positions`` to their ends and compute what the pipeline must show."""
+    oracle = Oracle(bootstrap, symbols, max_age_s, **security)
+    await oracle.start()
+    try:
+        await oracle.advance()
+        return oracle.expected()
+    finally:
+        await oracle.stop()
 
 
 def compare(where: str, subject: str, expected: dict[str, Any], actual: dict[str, Any] | None,
-            fields: Iterable[str]) -> tuple[list[Mismatch], int]:
-    """Field-by-field comparison (decimals by value); a missing actual is one mismatch."""
+            fields: Iterable[str], **about: str) -> tuple[list[Mismatch], int]:
+    """Field-by-field comparison (decimals by value); a missing actual is one mismatch. ``about``: the
+    mismatches' ``symbol``, ``account`` and ``kind``, for placing them against the cut."""
     fields = list(fields)
     if actual is None:
-        return [Mismatch(where, subject, "*", "present", "absent")], len(fields)
+        return [Mismatch(where, subject, "*", "present", "absent", **about)], len(fields)
     out = []
     for name in fields:
         want, got = expected.get(name), actual.get(name)
-        if not _same(want, got):
-            out.append(Mismatch(where, subject, name, str(want), str(got)))
+        if not same_value(want, got):
+            out.append(Mismatch(where, subject, name, str(want), str(got), state=actual, **about))
     return out, len(fields)
-
-
-def _same(want: Any, got: Any) -> bool:
-    if isinstance(want, Decimal):
-        try:
-            return got is not None and not isinstance(got, bool) and Decimal(str(got)) == want
-        except ArithmeticError:
-            return False
-    return want == got
 
 
 async def check_redis(redis: Redis, expected: Expected, report: CheckReport) -> None:
     """Diff ``price:{SYMBOL}``, ``pnl:{account}`` and ``pnl_total:{account}`` against the oracle."""
     for symbol, want in sorted(expected.prices.items()):
         _add(report, compare("redis", price_key(symbol), want, _json(await redis.get(price_key(symbol))),
-                             PRICE_FIELDS))
+                             PRICE_FIELDS, symbol=symbol, kind="price"))
     for account, positions in sorted(expected.pnl.items()):
         stored = await redis.hgetall(pnl_key(account))
         for symbol, want in sorted(positions.items()):
             _add(report, compare("redis", f"{pnl_key(account)}[{symbol}]", want,
-                                 _json(stored.get(symbol.encode())), PNL_FIELDS))
+                                 _json(stored.get(symbol.encode())), PNL_FIELDS, symbol=symbol, account=account,
+                                 kind="pnl"))
         total = _json(await redis.get(pnl_total_key(account)))
         if account in expected.unpriced_accounts:
             continue  # some positions of the account are unpriced: the stored total includes their closes
         _add(report, compare("redis", pnl_total_key(account), {"total_unrealized": expected.totals[account]},
-                             total, ["total_unrealized"]))
+                             total, ["total_unrealized"], account=account, kind="total"))
 
 
 async def check_api(client: Any, expected: Expected, report: CheckReport) -> None:
@@ -233,7 +295,8 @@ async def check_api(client: Any, expected: Expected, report: CheckReport) -> Non
     for symbol, want in sorted(expected.prices.items()):
         response = await client.get(f"/api/v1/prices/{symbol}")
         _add(report, compare("api", f"/api/v1/prices/{symbol}", want,
-                             response.json() if response.status_code == 200 else None, PRICE_FIELDS))
+                             response.json() if response.status_code == 200 else None, PRICE_FIELDS,
+                             symbol=symbol, kind="price"))
     for account, positions in sorted(expected.pnl.items()):
         response = await client.get("/api/v1/positions/pnl/realtime", params={"account": account})
         rows = {row["symbol"]: row for row in response.json().get("positions", [])} if response.is_success else {}
@@ -243,7 +306,8 @@ async def check_api(client: Any, expected: Expected, report: CheckReport) -> Non
                                                "unrealized_pnl": row.get("unrealized_pnl")}
             _add(report, compare("api", f"pnl/realtime[{account}:{symbol}]",
                                  {"current_price": want["mark_price"], "unrealized_pnl": want["unrealized_pnl"]},
-                                 actual, ["current_price", "unrealized_pnl"]))
+                                 actual, ["current_price", "unrealized_pnl"], symbol=symbol, account=account,
+                                 kind="pnl"))
 
 
 async def check_tables(bootstrap: str, app_id: str, expected: Expected, report: CheckReport, **security: Any) -> None:
@@ -255,7 +319,7 @@ async def check_tables(bootstrap: str, app_id: str, expected: Expected, report: 
         newest[key] = value
     for symbol, want in sorted(expected.prices.items()):
         _add(report, compare("table", f"{LATEST_PRICE_TABLE}[{symbol}]", want, _json(newest.get(symbol.encode())),
-                             TABLE_FIELDS))
+                             TABLE_FIELDS, symbol=symbol, kind="price"))
 
 
 def _add(report: CheckReport, outcome: tuple[list[Mismatch], int]) -> None:
@@ -271,13 +335,93 @@ def _json(raw: bytes | str | None) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
+def place_against_cut(report: CheckReport, fold: QuoteFold, at_cut: dict[str, int]) -> None:
+    """Mark each mismatch the live side's position explains (``live_moved``), with a note saying where it is.
+
+    ``fold`` has read past the cut the report was made at; ``at_cut`` is each symbol's state index there.
+    """
+    placed: list[Mismatch] = []
+    for m in report.mismatches:
+        note = _place(m, report.expected, fold.history, at_cut) if m.state is not None else None
+        placed.append(replace(m, live_moved=True, note=note) if note else m)
+    moved_accounts = {m.account for m in placed if m.live_moved and m.kind == "pnl"}
+    report.mismatches = [
+        replace(m, live_moved=True, note="the account's positions are valued at prices off the cut")
+        if m.kind == "total" and m.account in moved_accounts else m
+        for m in placed
+    ]
+
+
+def _place(m: Mismatch, expected: Expected, history: PriceHistory, at_cut: dict[str, int]) -> str | None:
+    states = history.states.get(m.symbol, [])
+    cut_index = at_cut.get(m.symbol, -1)
+    assert m.state is not None
+    if m.kind == "price":
+        fields = TABLE_FIELDS if m.where == "table" else PRICE_FIELDS
+        index = history.position(m.symbol, m.state, fields)
+    elif m.kind == "pnl":
+        index = _valued_at(m, expected, history)
+    else:
+        return None
+    if index is None or index == cut_index:
+        return None
+    state = states[index]
+    quote = f"the quote at {QUOTES_RAW.name}[{state.partition}]@{state.offset}"
+    if index < cut_index:
+        return f"live is behind the cut: it shows {quote}, {cut_index - index} price(s) before the cut"
+    return f"live moved past the cut: it shows {quote}, {index - cut_index} price(s) after the cut"
+
+
+def _valued_at(m: Mismatch, expected: Expected, history: PriceHistory) -> int | None:
+    """Index of the price state a live P&L value was valued at (its mark is that mid, its P&L follows), or None."""
+    assert m.state is not None
+    position = expected.pnl.get(m.account, {}).get(m.symbol)
+    if position is None:
+        return None
+    if m.where == "redis" and not all(same_value(position[f], m.state.get(f)) for f in ("qty", "avg_entry_price")):
+        return None  # a different position, not a different price
+    mark = m.state.get("mark_price", m.state.get("current_price"))  # Redis names it mark_price, the API current_price
+    mids = history.mids(m.symbol)
+    for index in range(len(mids) - 1, -1, -1):
+        if not same_value(mids[index], mark):
+            continue
+        pnl = ((mids[index] - position["avg_entry_price"]) * position["qty"]).quantize(CENT, rounding=ROUND_HALF_EVEN)
+        return index if same_value(pnl, m.state.get("unrealized_pnl")) else None
+    return None
+
+
 async def check(bootstrap: str, redis: Redis, symbols: set[str] | None = None, max_age_s: float = 60.0,
-                app_id: str | None = None, api_client: Any = None, **security: Any) -> CheckReport:
-    """Build the expected state from the topics and diff Redis, the table (given ``app_id``) and the API."""
-    report = CheckReport(await build_expected(bootstrap, symbols, max_age_s, **security))
-    await check_redis(redis, report.expected, report)
-    if app_id:
-        await check_tables(bootstrap, app_id, report.expected, report, **security)
-    if api_client is not None:
-        await check_api(api_client, report.expected, report)
-    return report
+                app_id: str | None = None, api_client: Any = None, settle_s: float = 0.0,
+                **security: Any) -> CheckReport:
+    """Build the expected state from the topics and diff Redis, the table (given ``app_id``) and the API, at a cut.
+
+    While something differs and ``settle_s`` has not run out, read on to a new cut and compare again; the
+    report's mismatches say which ones the live side's position (behind or past the cut) explains.
+    """
+    oracle = Oracle(bootstrap, symbols, max_age_s, **security)
+    await oracle.start()
+    try:
+        await oracle.advance()
+        first_read = oracle.fold.read
+        deadline = time.monotonic() + settle_s
+        rounds = 0
+        while True:
+            rounds += 1
+            report = CheckReport(oracle.expected(), cut=oracle.cut, rounds=rounds)
+            at_cut = oracle.fold.at_cut()
+            await check_redis(redis, report.expected, report)
+            if app_id:
+                await check_tables(bootstrap, app_id, report.expected, report, **security)
+            if api_client is not None:
+                await check_api(api_client, report.expected, report)
+            if report.ok:
+                report.moved_records = oracle.fold.read - first_read
+                return report
+            await oracle.advance()  # where did the live side go? read past the cut, then place each value
+            place_against_cut(report, oracle.fold, at_cut)
+            report.moved_records = oracle.fold.read - first_read
+            if time.monotonic() >= deadline:
+                return report
+            await asyncio.sleep(SETTLE_POLL_S)  # poll interval while settling; the deadline bounds it
+    finally:
+        await oracle.stop()

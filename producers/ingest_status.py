@@ -104,9 +104,17 @@ class IngestMetrics(Collector):
         self._server: Any = None
 
     def serve(self, port: int) -> None:
-        """Expose ``/metrics`` on ``port`` (prometheus_client's HTTP server thread)."""
-        self._server, _ = start_http_server(port, registry=self.registry)
-        log.info("ingest metrics served", port=port)
+        """Expose ``/metrics`` on ``port`` (prometheus_client's HTTP server thread).
+
+        A port in use (a second ingest on one host, e.g. a standby) is one warning, not a failed ingest.
+        """
+        try:
+            self._server, _ = start_http_server(port, registry=self.registry)
+        except OSError as exc:
+            log.warning("ingest metrics not served: port in use (set TICKWIRE_INGEST_METRICS_PORT to a free port, "
+                        "0 = off)", port=port, error=str(exc))
+            return
+        log.info("ingest metrics served", port=port, url=f"http://localhost:{port}/metrics")
 
     def close(self) -> None:
         """Stop the HTTP server if one runs."""

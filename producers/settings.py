@@ -9,6 +9,7 @@ from pydantic import Field
 from tickwire.settings import AlpacaSettings
 
 MarketHours = Literal["always", "extended", "regular"]
+DEFAULT_INGEST_METRICS_PORT = 9101  # Prometheus' convention: one well-known port per exporter (processor: 9102)
 
 
 class IngestSettings(AlpacaSettings):
@@ -44,7 +45,8 @@ class IngestSettings(AlpacaSettings):
                                          description="longest gap window repaired over REST (its most recent part)")
     ingest_lease_ttl_s: float = Field(5.0, ge=0.2, validation_alias="TICKWIRE_INGEST_LEASE_TTL_SECONDS",
                                       description="TTL of the ingest lease: how soon a standby takes over")
-    ingest_metrics_port: int = Field(0, ge=0, le=65535, validation_alias="TICKWIRE_INGEST_METRICS_PORT",
+    ingest_metrics_port: int = Field(DEFAULT_INGEST_METRICS_PORT, ge=0, le=65535,
+                                     validation_alias="TICKWIRE_INGEST_METRICS_PORT",
                                      description="Prometheus /metrics port of the ingest; 0 = off")
 
     @property

@@ -1,10 +1,13 @@
-"""Prometheus metrics: request counts and latency per route, plus gauges from the pipeline's own stats."""
+"""Prometheus metrics: request counts and latency per route, plus the pipeline's own stats read from Redis."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from schemas.events import IngestStatus
@@ -22,8 +25,8 @@ class ApiMetrics:
         self.latency = Histogram("tickwire_api_request_seconds", "Time to the response's first byte",
                                  ["method", "route"], registry=self.registry,
                                  buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5))
-        self.processor = Gauge("tickwire_processor_counter", "The processor's counters (tickwire:stats:processor)",
-                               ["name"], registry=self.registry)
+        self.processor = ProcessorStatsCollector()
+        self.registry.register(self.processor)
         self.redis_up = Gauge("tickwire_redis_up", "1 when Redis answered the last scrape", registry=self.registry)
         self.ingest_up = Gauge("tickwire_ingest_up", "1 while the ingest reports its status",
                                registry=self.registry)
@@ -39,13 +42,33 @@ class ApiMetrics:
     def set_pipeline_stats(self, processor: dict[str, int] | None, ingest: IngestStatus | None) -> None:
         """Refresh the gauges from a scrape's reads (``processor`` None: Redis did not answer)."""
         self.redis_up.set(0 if processor is None else 1)
-        for name, value in (processor or {}).items():
-            self.processor.labels(name=name).set(value)
+        if processor is not None:
+            self.processor.latest = dict(processor)
         self.ingest_up.set(1 if ingest else 0)
         self.ingest_connected.set(1 if ingest and ingest.connected else 0)
         self.ingest_symbols.set(len(ingest.subscribed_symbols) if ingest else 0)
         self.ingest_reconnects.set(ingest.reconnect_attempts if ingest else 0)
         self.ingest_queue.set(ingest.queue_depth if ingest else 0)
+
+
+class ProcessorStatsCollector(Collector):
+    """Counter ``tickwire_processor_stats_total{name}``: the processor's Redis counters, read at scrape time.
+
+    They only ever grow (a Redis flush starts them again, which Prometheus' rate() reads as a counter reset);
+    the processor serves its own, richer metrics on its own port.
+    """
+
+    def __init__(self) -> None:
+        self.latest: dict[str, int] = {}
+
+    def collect(self) -> Iterator[Metric]:
+        """One counter family, a sample per stored counter (kept from the last scrape Redis answered)."""
+        family = CounterMetricFamily("tickwire_processor_stats", "The processor's counters in Redis "
+                                     "(tickwire:stats:processor: accepted, published, rejected.<reason>)",
+                                     labels=["name"])
+        for name, value in sorted(self.latest.items()):
+            family.add_metric([name], float(value))
+        yield family
 
 
 class RequestMetricsMiddleware:

@@ -27,6 +27,17 @@ class OffsetBound:
         """The offset given for ``partition``, or None when this bound does not name it."""
         return self.by_partition.get(partition, self.default)
 
+    @property
+    def only_partitions(self) -> frozenset[int] | None:
+        """The partitions this bound limits a range to: those it names when it has no ``*``/plain default."""
+        return frozenset(self.by_partition) if self.default is None else None
+
+
+def named_partitions(*bounds: Bound | None) -> frozenset[int] | None:
+    """Partitions a range is limited to: the union of those named by bounds without a default; None = all."""
+    named = [b.only_partitions for b in bounds if isinstance(b, OffsetBound) and b.only_partitions is not None]
+    return frozenset().union(*named) if named else None
+
 
 @dataclass(frozen=True)
 class TimeBound:

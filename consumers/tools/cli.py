@@ -21,6 +21,8 @@ from consumers.tools.bounds import TIME_FIELDS, parse_bound
 from consumers.tools.topic_range import RangeError, TopicRange
 from schemas.topics import QUOTES_RAW
 
+LIVE_MOVED_EXIT = 3  # diff/check: no real difference, but the live side moved past the cut that was compared
+
 SymbolOption = Annotated[
     list[str] | None, typer.Option("--symbol", "-s", help="only this symbol (repeat, or comma-separate)")
 ]
@@ -147,7 +149,8 @@ class _RichProgress:
 
 def replay_command(
     topic: Annotated[str, typer.Argument(help="raw topic to re-process")] = QUOTES_RAW.name,
-    from_offset: Annotated[str | None, typer.Option(help="first offset: N in every partition, or P:N,P:N")] = None,
+    from_offset: Annotated[str | None, typer.Option(
+        help="first offset: N in every partition, or P:N,P:N (only the partitions named)")] = None,
     to_offset: Annotated[str | None, typer.Option(help="end offset (exclusive): N, or P:N,P:N")] = None,
     from_time: Annotated[str | None, typer.Option(help="start time: RFC 3339, 'now', or an age (90s, 15m, 2h)")] = None,
     to_time: Annotated[str | None, typer.Option(help="end time (exclusive), same forms")] = None,
@@ -203,14 +206,22 @@ def diff_command(
     symbol: SymbolOption = None,
     output: Annotated[str, typer.Option("--output", "-o", help="'table' or 'json'")] = "table",
     redis_url: Annotated[str | None, typer.Option(help="Redis holding both (default REDIS_URL)")] = None,
+    settle: Annotated[float, typer.Option(
+        min=0, help="with live: seconds to compare again while live catches up to the run's cut")] = 5.0,
 ) -> None:
-    """Compare two runs, or a run and live, symbol by symbol: latest price and counts. Exit 1 if they differ."""
+    """Compare two runs, or a run and live, symbol by symbol: latest price and counts.
+
+    Exit 0: equal. Exit 1: a real difference. Exit 3 (with live): every differing symbol has records in the
+    source topic past the run's cut, so live moved on; the report says by how many records.
+    """
     from redis.asyncio import Redis
 
     from consumers.tools.diff import DiffError, diff
     from consumers.tools.settings import ToolSettings
+    from tickwire.kafka import aiokafka_security
 
-    url = redis_url or ToolSettings().redis_url
+    settings = ToolSettings()
+    url = redis_url or settings.redis_url
     if not url:
         errors.print("[red]REDIS_URL is not set[/red] (or give --redis-url)")
         raise typer.Exit(2)
@@ -219,7 +230,8 @@ def diff_command(
     async def main() -> int:
         redis = Redis.from_url(url)
         try:
-            report = await diff(redis, left, right, symbols)
+            report = await diff(redis, left, right, symbols, bootstrap=settings.kafka_bootstrap_servers,
+                                settle_s=settle, **aiokafka_security(settings))
         except DiffError as exc:
             errors.print(f"[red]{escape(str(exc))}[/red]")
             return 2
@@ -229,10 +241,15 @@ def diff_command(
             print(orjson.dumps({
                 "left": report.left.label, "right": report.right.label, "symbols": report.symbols,
                 "differences": [d.__dict__ for d in report.differences],
+                "live_moved": {s: {"records": m.records, "after_cut": {str(p): {"cut": e, "records": n}
+                                                                        for p, (e, n) in m.after_cut.items()}}
+                               for s, m in report.live_moved.items()},
             }).decode())
         else:
             _print_report(report)
-        return 1 if report.differences else 0
+        if not report.differences:
+            return 0
+        return 1 if report.real_differences else LIVE_MOVED_EXIT
 
     raise typer.Exit(_run(main()))
 
@@ -253,6 +270,14 @@ def _print_report(report: Any) -> None:
     for d in report.differences:
         table.add_row(d.symbol, d.field, d.left, d.right)
     out.print(table)
+    for move in report.live_moved.values():
+        out.print(str(move), soft_wrap=True)  # one line per symbol, for grep
+    if report.live_moved and not report.real_differences:
+        out.print(f"every difference is live having moved past the run's cut: no real difference (exit "
+                  f"{LIVE_MOVED_EXIT})", soft_wrap=True)
+    elif report.live_moved:
+        real = sorted({d.symbol for d in report.real_differences})
+        out.print(f"real differences in {len(real)} symbol(s): {', '.join(real)}", soft_wrap=True)
 
 
 def register_tool_commands(app: typer.Typer) -> None:

@@ -15,7 +15,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
-from consumers.tools.bounds import Bound, OffsetBound, TimeBound, TimeField
+from consumers.tools.bounds import Bound, OffsetBound, TimeBound, TimeField, named_partitions
 from schemas.timestamps import format_ns, parse_ns
 from tickwire.errors import TickwireError
 
@@ -109,13 +109,20 @@ class RangeResolver:
         return {tp: max(listed[tp], self.consumer.highwater(tp) or 0) for tp in tps}
 
     async def resolve(self, topic: str, start: Bound | None, end: Bound | None) -> TopicRange:
-        """Offsets ``[start, end)`` per partition; no start means the beginning, no end means the current end."""
+        """Offsets ``[start, end)`` per partition; no start means the beginning, no end means the current end.
+
+        Offsets given per partition only (``1:100``) limit the range to the partitions they name (the union of
+        both bounds'); a plain ``N`` or ``*:N`` covers every partition.
+        """
         tps = await self.partitions(topic)
         known = {tp.partition for tp in tps}
         for bound in (start, end):
             if isinstance(bound, OffsetBound) and set(bound.by_partition) - known:
                 missing = sorted(set(bound.by_partition) - known)
                 raise RangeError(f"{topic} has partitions {sorted(known)}, not {missing}")
+        only = named_partitions(start, end)
+        if only is not None:
+            tps = [tp for tp in tps if tp.partition in only]
         beginnings = await self.consumer.beginning_offsets(tps)
         ends = await self.end_offsets(tps)
         notes: list[str] = []

@@ -291,7 +291,8 @@ async def test_metrics_given_requests_and_stats_exports_counts_latency_and_gauge
 
     assert 'tickwire_api_requests_total{method="GET",route="/api/v1/prices/{symbol}",status="404"} 2.0' in text
     assert 'tickwire_api_request_seconds_count{method="GET",route="/api/v1/prices/{symbol}"} 2.0' in text
-    assert 'tickwire_processor_counter{name="accepted"} 7.0' in text
+    assert 'tickwire_processor_stats_total{name="accepted"} 7.0' in text
+    assert "# TYPE tickwire_processor_stats_total counter" in text
     assert "tickwire_ingest_subscribed_symbols 3.0" in text and "tickwire_ingest_connected 1.0" in text
 
 

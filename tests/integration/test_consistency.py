@@ -11,11 +11,21 @@ from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
 
 from alpaca_feed.server import AlpacaFeedServer
-from consumers.consistency import CheckReport, check, read_topic
+from consumers.consistency import (
+    CheckReport,
+    Oracle,
+    check,
+    check_redis,
+    expected_prices,
+    place_against_cut,
+    read_topic,
+)
 from schemas.timestamps import format_ns, now_ns
 from schemas.topics import POSITIONS, PRICE_CHANNEL_PATTERN, QUOTES_RAW, position_key, price_key
 from tests.helpers import eventually, tickwire_env, tickwire_run_process, unique_symbol
 from tests.integration.api_support import api_client, api_settings
+from tests.integration.tools_support import quote as tools_quote
+from tests.integration.tools_support import tickwire
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
@@ -113,3 +123,71 @@ async def test_check_given_live_pipeline_under_load_finds_redis_table_and_api_co
     assert {(m.where, m.field) for m in tampered.mismatches} == {
         ("redis", "mid"), ("api", "mid"), ("api", "current_price"), ("api", "unrealized_pnl")}
     assert all(symbols[0] in m.subject for m in tampered.mismatches)
+
+
+async def produce_quotes(bootstrap: str, symbol: str, values: list[bytes]) -> None:
+    """Append quotes of one symbol to quotes.raw, in order."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        for value in values:
+            await producer.send_and_wait(QUOTES_RAW.name, value, key=symbol.encode())
+    finally:
+        await producer.stop()
+
+
+def live_price(value: bytes) -> bytes:
+    """The ``price:{SYMBOL}`` a processor stores for this quote (the oracle's own fields, as JSON)."""
+    fields = expected_prices([value], 60.0)[0]
+    return orjson.dumps(next(iter(fields.values())), default=str)
+
+
+async def test_check_given_live_side_behind_or_past_the_cut_says_so_and_exits_3_not_1(
+    kafka_bootstrap: str, redis_url: str, redis: Redis
+) -> None:
+    """Test that a live price the topic produced before (or after) the cut is reported as the live side moving
+    (exit 3, with where it is), while a value no cut explains stays a real mismatch (exit 1)."""
+    # Arrange: three quotes at the cut; a fourth appended only after the check has read
+    symbol = unique_symbol("C")
+    t0 = now_ns() - 5 * 1_000_000_000
+    quotes = [tools_quote(symbol, 10.0 + i, 10.02 + i, t0 + i * 1_000_000) for i in range(4)]
+    await produce_quotes(kafka_bootstrap, symbol, quotes[:3])
+    env = tickwire_env(KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap, REDIS_URL=redis_url)
+    args = ("check", "--symbol", symbol, "--settle", "0")
+
+    # Act: the CLI with live at the cut, behind it, and bent
+    await redis.set(price_key(symbol), live_price(quotes[2]))
+    at_cut = await tickwire(*args, env=env)
+    await redis.set(price_key(symbol), live_price(quotes[1]))
+    behind = await tickwire(*args, env=env)
+    bent = orjson.loads(live_price(quotes[2]))
+    bent["mid"] = "0.01"
+    await redis.set(price_key(symbol), orjson.dumps(bent))
+    real = await tickwire(*args, env=env)
+    # ... and in-process, live past the cut: Redis shows a quote appended after the cut was read
+    await redis.set(price_key(symbol), live_price(quotes[3]))
+    oracle = Oracle(kafka_bootstrap, {symbol}, 60.0)
+    await oracle.start()
+    try:
+        await oracle.advance()
+        report = CheckReport(oracle.expected(), cut=oracle.cut)
+        before_cut = oracle.fold.at_cut()
+        await check_redis(redis, report.expected, report)
+        await produce_quotes(kafka_bootstrap, symbol, quotes[3:])
+        await oracle.advance()
+        place_against_cut(report, oracle.fold, before_cut)
+    finally:
+        await oracle.stop()
+
+    # Assert
+    assert at_cut.code == 0, at_cut.out + at_cut.err
+    assert "compared at the cut quotes.raw " in at_cut.out
+    assert behind.code == 3, behind.out + behind.err
+    assert "(live is behind the cut: it shows the quote at quotes.raw[" in behind.out
+    assert "1 price(s) before the cut)" in behind.out
+    assert "no real difference (exit 3)" in behind.out
+    assert real.code == 1, real.out + real.err
+    assert f"redis {price_key(symbol)} mid: expected 12.01, got 0.01" in real.out
+    assert report.mismatches and report.real_mismatches == []
+    assert all("live moved past the cut" in m.note and "1 price(s) after the cut" in m.note
+               for m in report.mismatches)

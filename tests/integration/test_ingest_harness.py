@@ -36,6 +36,7 @@ FAST: dict[str, Any] = {
     "ingest_lease_ttl_s": 1.0,
     "mute_after_s": 30.0,
     "quiet_after_s": 30.0,
+    "ingest_metrics_port": 0,  # in-process ingests serve no fixed port (a test asks for one when it scrapes)
 }
 DEADLINE = 45.0
 

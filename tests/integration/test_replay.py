@@ -198,3 +198,91 @@ def _rfc3339_ms(ms: int) -> str:
     from schemas.timestamps import format_ns
 
     return format_ns(ms * 1_000_000)
+
+
+async def test_replay_given_offsets_of_one_partition_reads_only_that_range(
+    kafka_bootstrap: str, redis_url: str, redis: Redis
+) -> None:
+    """Test that ``--from-offset P:A --to-offset P:B`` reads offsets A..B of partition P and nothing else."""
+    # Arrange: quotes of several symbols, so that more than one partition has fresh records
+    symbols = [unique_symbol("P") for _ in range(8)]
+    t0 = now_ns() - 10 * NS_PER_SECOND
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    await producer.start()
+    try:
+        sent = [await (await producer.send(QUOTES_RAW.name, quote(s, 10.0 + i, 10.02 + i, t0 + i), key=s.encode()))
+                for i in range(5) for s in symbols]
+    finally:
+        await producer.stop()
+    by_partition: dict[int, list[int]] = {}
+    symbol_partition = {}
+    for s, meta in zip([s for _ in range(5) for s in symbols], sent, strict=True):
+        by_partition.setdefault(meta.partition, []).append(meta.offset)
+        symbol_partition[s] = meta.partition
+    assert len(by_partition) > 1, "all symbols hashed to one partition: the test needs another"
+    partition = max(by_partition, key=lambda p: len(by_partition[p]))
+    first, last = min(by_partition[partition]), max(by_partition[partition])
+    inside = sorted(s for s, p in symbol_partition.items() if p == partition)
+    run = f"t{uuid.uuid4().hex[:8]}"
+    env = tickwire_env(KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap, REDIS_URL=redis_url)
+
+    # Act
+    replayed = await tickwire("replay", "--from-offset", f"{partition}:{first}", "--to-offset",
+                              f"{partition}:{last + 1}", "--run-id", run, "--no-progress", env=env)
+
+    # Assert: one partition listed, exactly its span read, and only its symbols have run state
+    assert replayed.code == 0, replayed.err
+    assert f"of {last + 1 - first} records of {QUOTES_RAW.name}" in replayed.out, replayed.out
+    assert f"  partition {partition}: offsets {first}..{last + 1} (start: offset, end: offset)" in replayed.out
+    assert replayed.out.count("  partition ") == 1, replayed.out
+    namespace = replay_namespace(run)
+    for symbol in symbols:
+        stored = await redis.get(namespaced(price_key(symbol), namespace))
+        assert (stored is not None) == (symbol in inside), symbol
+
+
+async def test_diff_live_given_live_moved_past_the_runs_cut_says_by_how_much_and_exits_3(
+    kafka_bootstrap: str, redis_url: str, redis: Redis
+) -> None:
+    """Test that ``diff live R`` counts the records live read past R's cut instead of reporting them as
+    differences (exit 3), and still exits 1 for a difference in a symbol that did not move."""
+    # Arrange: A's quotes all before the cut, B's on both sides of it; "live" holds the state of the whole range
+    still, moving = unique_symbol("A"), unique_symbol("B")
+    t0 = now_ns() - 20 * NS_PER_SECOND
+    before = await end_offsets(kafka_bootstrap, QUOTES_RAW.name)
+    await produce(kafka_bootstrap, [(s, quote(s, 20.0 + i, 20.02 + i, t0 + i * 1_000_000))
+                                    for i in range(3) for s in (still, moving)])
+    cut = await end_offsets(kafka_bootstrap, QUOTES_RAW.name)
+    await produce(kafka_bootstrap, [(moving, quote(moving, 30.0 + i, 30.02 + i, t0 + (10 + i) * 1_000_000))
+                                    for i in range(4)])
+    after = await end_offsets(kafka_bootstrap, QUOTES_RAW.name)
+    settings = ToolSettings(kafka_bootstrap_servers=kafka_bootstrap, redis_url=redis_url)
+    at_cut, whole = f"t{uuid.uuid4().hex[:8]}", f"t{uuid.uuid4().hex[:8]}"
+    for run_id, end in ((at_cut, cut), (whole, after)):
+        await replay(settings, ReplayRequest(topic=QUOTES_RAW.name, start=parse_offsets(offsets_arg(before)),
+                                             end=parse_offsets(offsets_arg(end)), run_id=run_id,
+                                             symbols=frozenset({still, moving})))
+    for symbol in (still, moving):  # live = a pipeline that read to the end, past the first run's cut
+        await redis.set(price_key(symbol), await redis.get(namespaced(price_key(symbol), replay_namespace(whole))))
+        await redis.hset(symbol_stats_key(symbol), mapping=await redis.hgetall(
+            namespaced(symbol_stats_key(symbol), replay_namespace(whole))))
+    env = tickwire_env(KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap, REDIS_URL=redis_url)
+
+    # Act
+    moved = await tickwire("diff", "live", at_cut, "--settle", "0", env=env)
+    moved_json = await tickwire("diff", "live", at_cut, "--settle", "0", "-o", "json", env=env)
+    bent = orjson.loads(await redis.get(price_key(still)))
+    bent["mid"] = "0.01"
+    await redis.set(price_key(still), orjson.dumps(bent))
+    real = await tickwire("diff", "live", at_cut, "--settle", "0", env=env)
+
+    # Assert
+    partition = next(p for p in after if after[p] > cut.get(p, 0))
+    assert moved.code == 3, moved.out + moved.err
+    assert (f"{moving}: live moved past the run's cut by 4 record(s) "
+            f"({QUOTES_RAW.name}[{partition}] after offset {cut[partition]}: 4)") in moved.out
+    assert "no real difference (exit 3)" in moved.out
+    assert orjson.loads(moved_json.out)["live_moved"] == {
+        moving: {"records": 4, "after_cut": {str(partition): {"cut": cut[partition], "records": 4}}}}
+    assert real.code == 1, real.out + real.err
+    assert f"real differences in 1 symbol(s): {still}" in real.out

@@ -1,0 +1,134 @@
+"""A consistent cut of a moving topic: read it to its end, remember where that was, read on from there later.
+
+``tickwire check`` and ``tickwire diff live`` compare a live pipeline, which keeps consuming, with what a
+topic says up to a cut. :class:`TopicCursor` reads a topic incrementally and records the cut (next offset
+per partition) each read reached; :class:`PriceHistory` keeps every state a symbol's latest price passed
+through, so a live value can be placed before, at or after the cut instead of just "different".
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.structs import ConsumerRecord
+
+READ_DEADLINE_S = 60.0
+
+
+class TopicCursor:
+    """Reads one topic (or some partitions of it) on from the last cut; :meth:`read_to_end` returns what is new.
+
+    Each read uses a fresh group-less consumer seeked to the cut: a consumer's known high watermark is only
+    fresh after its first fetch, and a stale one would end a read before records appended since.
+    """
+
+    def __init__(self, bootstrap: str, topic: str, keys: set[bytes] | None = None,
+                 from_offsets: dict[int, int] | None = None, **security: Any) -> None:
+        self.topic = topic
+        self.keys = keys
+        self.from_offsets = from_offsets  # only these partitions, from these offsets (default: all, from the start)
+        self._bootstrap = bootstrap
+        self._security = security
+        self.cut: dict[int, int] = {}  # partition -> next offset: where the last read stopped
+
+    def _consumer(self) -> AIOKafkaConsumer:
+        return AIOKafkaConsumer(bootstrap_servers=self._bootstrap, group_id=None, enable_auto_commit=False,
+                                auto_offset_reset="earliest", **self._security)
+
+    async def start(self) -> None:
+        """Find the partitions and set the first cut to where reading starts (ValueError: no such topic)."""
+        consumer = self._consumer()
+        await consumer.start()
+        try:
+            # Always a metadata round trip: fresh partitions, and aiokafka's group-less consumer raises
+            # CancelledError from stop() when stopped before its background task ever ran.
+            await consumer.topics()
+            parts = consumer.partitions_for_topic(self.topic)
+            if not parts:
+                raise ValueError(f"no topic {self.topic!r} on the broker")
+            if self.from_offsets is not None:
+                self.cut = {p: self.from_offsets[p] for p in sorted(set(self.from_offsets) & set(parts))}
+            else:
+                tps = [TopicPartition(self.topic, p) for p in sorted(parts)]
+                self.cut = {tp.partition: offset for tp, offset in (await consumer.beginning_offsets(tps)).items()}
+        finally:
+            await consumer.stop()
+
+    async def stop(self) -> None:
+        """Nothing stays open between reads (kept so callers can treat the cursor as a resource)."""
+
+    async def read_to_end(self, deadline_s: float = READ_DEADLINE_S) -> list[ConsumerRecord]:
+        """Records (``keys`` filtered) from the last cut to the fetch high watermark seen now, per partition in
+        offset order; the new cut is that high watermark (ListOffsets is wrong on the embedded broker)."""
+        tps = [TopicPartition(self.topic, p) for p in sorted(self.cut)]
+        if not tps:
+            return []
+        consumer = self._consumer()
+        await consumer.start()
+        try:
+            consumer.assign(tps)
+            for tp in tps:
+                consumer.seek(tp, self.cut[tp.partition])
+            ends: dict[TopicPartition, int] = {}
+            out: list[ConsumerRecord] = []
+            stop_at = time.monotonic() + deadline_s
+            while True:
+                batch = await consumer.getmany(*tps, timeout_ms=200)
+                for records in batch.values():
+                    out.extend(r for r in records if self.keys is None or r.key in self.keys)
+                for tp in tps:
+                    if tp not in ends and consumer.highwater(tp) is not None:
+                        ends[tp] = consumer.highwater(tp)  # type: ignore[assignment]
+                if len(ends) == len(tps) and all([await consumer.position(tp) >= ends[tp] for tp in tps]):
+                    self.cut = {tp.partition: await consumer.position(tp) for tp in tps}
+                    return out
+                if time.monotonic() > stop_at:
+                    raise TimeoutError(f"could not read {self.topic} to its end within {deadline_s}s")
+        finally:
+            await consumer.stop()
+
+
+@dataclass(frozen=True)
+class PriceState:
+    """One state a symbol's latest price passed through: the fields, and the quote (partition, offset) behind it."""
+
+    fields: dict[str, Any]
+    partition: int
+    offset: int
+
+
+@dataclass
+class PriceHistory:
+    """Every latest-price state per symbol, in the order the topic produced them."""
+
+    states: dict[str, list[PriceState]] = field(default_factory=dict)
+
+    def add(self, symbol: str, state: PriceState) -> None:
+        """A newer latest price of ``symbol``."""
+        self.states.setdefault(symbol, []).append(state)
+
+    def position(self, symbol: str, actual: dict[str, Any], fields: tuple[str, ...]) -> int | None:
+        """Index of the (last) state whose ``fields`` all equal ``actual``'s, or None."""
+        for index in range(len(self.states.get(symbol, [])) - 1, -1, -1):
+            state = self.states[symbol][index].fields
+            if all(same_value(state.get(f), actual.get(f)) for f in fields):
+                return index
+        return None
+
+    def mids(self, symbol: str) -> list[Decimal]:
+        """The mids the symbol's latest price took, oldest first."""
+        return [s.fields["mid"] for s in self.states.get(symbol, [])]
+
+
+def same_value(want: Any, got: Any) -> bool:
+    """Equal as the oracle compares: Decimals by value (``"1.50" == 1.5``), anything else exactly."""
+    if isinstance(want, Decimal):
+        try:
+            return got is not None and not isinstance(got, bool) and Decimal(str(got)) == want
+        except ArithmeticError:
+            return False
+    return bool(want == got)
