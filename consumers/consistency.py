@@ -92,7 +92,11 @@ async def read_topic(bootstrap: str, topic: str, keys: set[bytes] | None = None,
     offset order (``keys`` filters). Partition order is all that matters: records are keyed by symbol."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
                                 auto_offset_reset="earliest", **security)
-    await consumer.start()
+    try:
+        await consumer.start()
+    except BaseException:
+        await consumer.stop()  # a refused start still owns a client: close it, no "Unclosed" warning
+        raise
     try:
         parts = consumer.partitions_for_topic(topic) or await _partitions(consumer, topic)
         tps = [TopicPartition(topic, p) for p in sorted(parts)]

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from consumers.tools.cli import SymbolOption, _run, _settings, _symbols, errors
+from consumers.tools.cli import SymbolOption, _run, _settings, _symbols
 
 
 def check_command(
@@ -20,11 +20,9 @@ def check_command(
 
     from consumers.consistency import check
     from tickwire.kafka import aiokafka_security
+    from tickwire.logging import quiet_library_logs
 
-    settings = _settings()
-    if not settings.redis_url:
-        errors.print("[red]REDIS_URL is not set[/red]")
-        raise typer.Exit(2)
+    settings = _settings(needs=("KAFKA_BOOTSTRAP_SERVERS", "REDIS_URL"))
     symbols = set(_symbols(symbol)) or None
 
     async def main() -> int:
@@ -42,4 +40,6 @@ def check_command(
         print(report.summary())
         return 0 if report.ok else 1
 
-    raise typer.Exit(_run(main()))
+    with quiet_library_logs("aiokafka", "asyncio"):  # a closed port: the one error line, no per-attempt logs
+        code = _run(main())
+    raise typer.Exit(code)

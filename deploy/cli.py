@@ -14,10 +14,20 @@ import typer
 from alpaca_feed.cli import feed_app
 from consumers.consistency_cli import check_command
 from consumers.tools.cli import register_tool_commands
+from deploy.errors_cli import enable_debug, load_settings, reported_errors
 from schemas.topics import TopicSpec
 from tickwire.logging import configure_logging
 
-app = typer.Typer(help="tickwire: real-time market data and P&L on Kafka, Faust and Redis.", no_args_is_help=True)
+app = typer.Typer(help="tickwire: real-time market data and P&L on Kafka and Redis.", no_args_is_help=True,
+                  pretty_exceptions_show_locals=False)  # locals would print settings (and their secrets)
+
+
+@app.callback()
+def _options(debug: bool = typer.Option(False, "--debug", help="show tracebacks (also TICKWIRE_LOG_LEVEL=debug)")
+             ) -> None:
+    """tickwire: real-time market data and P&L on Kafka and Redis."""
+    if debug:
+        enable_debug()
 
 
 def _run_until_signalled(main: Callable[[asyncio.Event], Coroutine[Any, Any, int | None]]) -> int:
@@ -37,7 +47,7 @@ def run() -> None:
     from deploy.settings import RunSettings
     from deploy.stack import run_stack
 
-    settings = RunSettings()
+    settings = load_settings(RunSettings)
     configure_logging("WARNING", settings.log_format)
     raise typer.Exit(_run_until_signalled(lambda stop: run_stack(settings, stop)))
 
@@ -49,7 +59,7 @@ def ingest() -> None:
     from producers.settings import IngestSettings
     from tickwire.heap import freeze_startup_heap
 
-    settings = IngestSettings()
+    settings = load_settings(IngestSettings)
     configure_logging(settings.log_level, settings.log_format)
     freeze_startup_heap()
     raise typer.Exit(_run_until_signalled(lambda stop: run_ingest(settings, stop)))
@@ -97,7 +107,7 @@ def api() -> None:
     from consumers.api.settings import ApiSettings
     from tickwire.heap import freeze_startup_heap
 
-    settings = ApiSettings()
+    settings = load_settings(ApiSettings)
     configure_logging(settings.log_level, settings.log_format)
     freeze_startup_heap()
     raise typer.Exit(serve_forever(settings))
@@ -110,11 +120,9 @@ def status(
 ) -> None:
     """A live table of prices and real-time P&L, read from REDIS_URL (Ctrl-C quits)."""
     from consumers.status_table import run_status
-    from consumers.tools.settings import ToolSettings
-    from tickwire.endpoints import with_running_stack
+    from consumers.tools.cli import _settings
 
-    settings = with_running_stack(ToolSettings())  # `make run` in another terminal: its embedded Redis
-    configure_logging("WARNING", settings.log_format)
+    settings = _settings(needs=("REDIS_URL",))  # `make run` in another terminal: its embedded Redis
     raise typer.Exit(_run_until_signalled(lambda stop: run_status(settings, account, stop, once=once)))
 
 
@@ -132,14 +140,10 @@ def position_set(
     """Publish SYMBOL's position (QTY at AVG_PRICE) to the positions topic on KAFKA_BOOTSTRAP_SERVERS."""
     from consumers.api.errors import ServiceUnavailable
     from consumers.client import position_record, publish_position
-    from consumers.tools.settings import ToolSettings
-    from tickwire.endpoints import with_running_stack
+    from consumers.tools.cli import _settings
     from tickwire.kafka import aiokafka_security
 
-    settings = with_running_stack(ToolSettings())
-    configure_logging("WARNING", settings.log_format)
-    if not settings.kafka_bootstrap_servers:
-        raise typer.BadParameter("KAFKA_BOOTSTRAP_SERVERS is not set (the address `tickwire run` prints)")
+    settings = _settings()
     try:
         position = position_record(symbol, qty, avg_price, account)
     except ValueError as exc:
@@ -160,5 +164,6 @@ app.command("check")(check_command)  # the consistency oracle (consumers/consist
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point: a user's mistake anywhere below is one line and exit 2."""
+    with reported_errors():
+        app()

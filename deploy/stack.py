@@ -23,6 +23,7 @@ from deploy.embedded import EmbeddedBroker, EmbeddedRedis
 from deploy.embedded.process import ManagedProcess
 from deploy.settings import RunSettings
 from tickwire.kafka import aiokafka_security
+from tickwire.logging import quiet_library_logs
 from tickwire.settings import redact_url
 from tickwire.topic_admin import ensure_topics
 
@@ -81,8 +82,9 @@ async def run_stack(settings: RunSettings, stop: asyncio.Event) -> int:
             env.setdefault("ALPACA_DATA_URL", stream_url.replace("ws://", "http://", 1).split("/v2/", 1)[0])
         stream_url = env.get("ALPACA_STREAM_URL") or settings.stream_url
         # The same TLS/SASL options as every other client: a managed Kafka refuses a plaintext admin client.
-        await ensure_topics(bootstrap, settings.topic_partitions, replication=settings.topic_replication,
-                            **aiokafka_security(settings))
+        with quiet_library_logs("aiokafka"):  # a closed port: one line from the CLI, not one per attempt
+            await ensure_topics(bootstrap, settings.topic_partitions, replication=settings.topic_replication,
+                                **aiokafka_security(settings))
 
         python = sys.executable
         processor = ManagedProcess(

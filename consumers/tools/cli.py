@@ -27,7 +27,8 @@ SymbolOption = Annotated[
 TimeFieldOption = Annotated[
     str, typer.Option(help="the time --*-time compares: 'record' (Kafka timestamp), 'received_at' or 't' (payload)")
 ]
-errors = Console(stderr=True, highlight=False, emoji=False)
+errors = Console(stderr=True, highlight=False, emoji=False, soft_wrap=True)  # soft_wrap: an error stays one line
+EXAMPLES = {"KAFKA_BOOTSTRAP_SERVERS": "localhost:9092", "REDIS_URL": "redis://localhost:6379/0"}
 
 
 def _symbols(values: list[str] | None) -> frozenset[str]:
@@ -67,15 +68,25 @@ def _run(main: Coroutine[Any, Any, int], cancelled: int = 130) -> int:
     return asyncio.run(runner())
 
 
-def _settings() -> Any:
+def _settings(needs: tuple[str, ...] = ("KAFKA_BOOTSTRAP_SERVERS",)) -> Any:
+    """The tools' settings, with the servers of a running ``tickwire run`` when unset; exit 2 if one is missing.
+
+    ``needs`` names the variables the command cannot do without (KAFKA_BOOTSTRAP_SERVERS, REDIS_URL).
+    """
     from consumers.tools.settings import ToolSettings
+    from deploy.errors_cli import reported_errors
+    from tickwire.endpoints import not_set_message, with_running_stack
     from tickwire.logging import configure_logging
 
-    settings = ToolSettings()
+    with reported_errors():  # a bad variable or a stale endpoints file: one line, exit 2
+        settings = with_running_stack(ToolSettings())
     configure_logging("WARNING", settings.log_format)  # a tool's output is its own: library chatter only if it matters
-    if not settings.kafka_bootstrap_servers:
-        errors.print("[red]KAFKA_BOOTSTRAP_SERVERS is not set[/red] (tickwire run prints the address it uses)")
-        raise typer.Exit(2)
+    values = {"KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers, "REDIS_URL": settings.redis_url}
+    for variable in needs:
+        if not values[variable]:
+            example = EXAMPLES[variable]
+            errors.print(f"error: {not_set_message(variable, example)}", markup=False)
+            raise typer.Exit(2)
     return settings
 
 
@@ -94,6 +105,7 @@ def tail_command(
 
     from consumers.tools.tail import TailRequest, tail
     from tickwire.kafka import aiokafka_security, bootstrap_list
+    from tickwire.logging import quiet_library_logs
 
     if output not in ("table", "json"):
         raise typer.BadParameter("expected 'table' or 'json'", param_hint="--output")
@@ -105,7 +117,12 @@ def tail_command(
         consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_list(settings.kafka_bootstrap_servers),
                                     group_id=None, enable_auto_commit=False, fetch_max_wait_ms=100,
                                     **aiokafka_security(settings))
-        await consumer.start()
+        try:
+            with quiet_library_logs("aiokafka"):  # a closed port is one line (deploy/errors_cli), not a log per try
+                await consumer.start()
+        except BaseException:
+            await consumer.stop()  # no "Unclosed AIOKafkaConsumer" after the error line
+            raise
         try:
             await tail(consumer, request, sys.stdout, asyncio.Event(), ready=lambda line: errors.print(escape(line)))
             return 0
@@ -163,7 +180,7 @@ def replay_command(
     """Re-run the processors over a range of a raw topic into an isolated run (own topics and Redis names)."""
     from consumers.tools.replay import ReplayError, ReplayRequest, replay
 
-    settings = _settings()
+    settings = _settings(needs=("KAFKA_BOOTSTRAP_SERVERS",) if redis_url else ("KAFKA_BOOTSTRAP_SERVERS", "REDIS_URL"))
     name = run_id or f"r{datetime.now(UTC):%Y%m%d%H%M%S}-{uuid.uuid4().hex[:4]}"
     request = ReplayRequest(
         topic=topic, start=_bound(from_offset, from_time, "from"), end=_bound(to_offset, to_time, "to"),
@@ -208,12 +225,8 @@ def diff_command(
     from redis.asyncio import Redis
 
     from consumers.tools.diff import DiffError, diff
-    from consumers.tools.settings import ToolSettings
 
-    url = redis_url or ToolSettings().redis_url
-    if not url:
-        errors.print("[red]REDIS_URL is not set[/red] (or give --redis-url)")
-        raise typer.Exit(2)
+    url = redis_url or _settings(needs=("REDIS_URL",)).redis_url
     symbols = sorted(_symbols(symbol)) or None
 
     async def main() -> int:

@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 
 from consumers.api import create_app
 from consumers.api.server import api_server
+from consumers.api.settings import ApiSettings
 from deploy.embedded.readiness import free_port
 from schemas.events import (
     AccountPnL,
@@ -38,7 +39,6 @@ from schemas.topics import (
     price_key,
 )
 from tests.helpers import eventually
-from consumers.api.settings import ApiSettings
 
 
 def api_settings(redis_url: str, kafka_bootstrap: str | None = None, **overrides: object) -> ApiSettings:

@@ -21,11 +21,11 @@ from redis.asyncio import Redis
 
 from alpaca_feed.server import AlpacaFeedServer
 from producers.alpaca_ingest import IngestService
+from producers.settings import IngestSettings
 from schemas.events import IngestStatus, SubscriptionRequest
 from schemas.symbols import normalize_symbol
 from schemas.timestamps import format_ns, now_ns
 from tests.helpers import eventually, read_topic_until
-from producers.settings import IngestSettings
 
 # Small timings so failures and recoveries happen in test time (production defaults are in settings).
 FAST: dict[str, Any] = {

@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 from consumers.tools.bounds import parse_offsets, parse_time
 from consumers.tools.diff import diff
 from consumers.tools.replay import ReplayError, ReplayRequest, replay
+from consumers.tools.settings import ToolSettings
 from schemas.timestamps import NS_PER_SECOND, now_ns
 from schemas.topics import (
     ALL_TOPICS,
@@ -38,7 +39,6 @@ from tests.integration.tools_support import (
     tickwire,
     topics_high_water,
 )
-from consumers.tools.settings import ToolSettings
 
 pytestmark = pytest.mark.integration
 
