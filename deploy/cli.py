@@ -15,11 +15,13 @@ from alpaca_feed.cli import feed_app
 from consumers.consistency_cli import check_command
 from consumers.tools.cli import register_tool_commands
 from deploy.errors_cli import enable_debug, load_settings, reported_errors
+from deploy.help_format import TickwireGroup, reads
 from schemas.topics import TopicSpec
 from tickwire.logging import configure_logging
 
+# No locals in tracebacks: they would print settings (and their secrets).
 app = typer.Typer(help="tickwire: real-time market data and P&L on Kafka and Redis.", no_args_is_help=True,
-                  pretty_exceptions_show_locals=False)  # locals would print settings (and their secrets)
+                  cls=TickwireGroup, pretty_exceptions_show_locals=False)
 
 
 @app.callback()
@@ -41,7 +43,7 @@ def _run_until_signalled(main: Callable[[asyncio.Event], Coroutine[Any, Any, int
     return asyncio.run(runner())
 
 
-@app.command()
+@app.command(cls=reads("deploy.settings:RunSettings"))
 def run() -> None:
     """Run the whole pipeline in the foreground until Ctrl-C (embedded servers when none configured)."""
     from deploy.settings import RunSettings
@@ -52,7 +54,7 @@ def run() -> None:
     raise typer.Exit(_run_until_signalled(lambda stop: run_stack(settings, stop)))
 
 
-@app.command()
+@app.command(cls=reads("producers.settings:IngestSettings"))
 def ingest() -> None:
     """Stream Alpaca trades, quotes and bars into the raw Kafka topics."""
     from producers.alpaca_ingest import run_ingest
@@ -100,7 +102,7 @@ def _table_changelog_specs() -> list[TopicSpec]:
     ]
 
 
-@app.command()
+@app.command(cls=reads("consumers.api.settings:ApiSettings"))
 def api() -> None:
     """Serve the market-data API and the dashboard on TICKWIRE_API_HOST:TICKWIRE_API_PORT (127.0.0.1:8004)."""
     from consumers.api.server import serve_forever
@@ -113,7 +115,7 @@ def api() -> None:
     raise typer.Exit(serve_forever(settings))
 
 
-@app.command()
+@app.command(cls=reads("consumers.tools.settings:ToolSettings"))
 def status(
     account: str = typer.Option("default", help="whose positions to value"),
     once: bool = typer.Option(False, "--once", help="print one reading and exit"),
@@ -126,11 +128,12 @@ def status(
     raise typer.Exit(_run_until_signalled(lambda stop: run_status(settings, account, stop, once=once)))
 
 
-position_app = typer.Typer(help="Report positions to the positions topic.", no_args_is_help=True)
+position_app = typer.Typer(help="Report positions to the positions topic.", no_args_is_help=True, cls=TickwireGroup)
 
 
 # ignore_unknown_options: a short's negative QTY ("-50") is an argument, not an option.
-@position_app.command("set", context_settings={"ignore_unknown_options": True})
+@position_app.command("set", context_settings={"ignore_unknown_options": True},
+                      cls=reads("consumers.tools.settings:ToolSettings"))
 def position_set(
     symbol: str = typer.Argument(..., help="ticker, e.g. AAPL"),
     qty: str = typer.Argument(..., help="quantity: negative for a short, 0 closes"),
@@ -160,7 +163,8 @@ def position_set(
 app.add_typer(position_app, name="position")
 app.add_typer(feed_app, name="feed", help="The local Alpaca-protocol market-data feed.")
 register_tool_commands(app)  # tail, replay, diff (consumers/tools/)
-app.command("check")(check_command)  # the consistency oracle (consumers/consistency.py)
+# The consistency oracle (consumers/consistency.py).
+app.command("check", cls=reads("consumers.tools.settings:ToolSettings"))(check_command)
 
 
 def main() -> None:

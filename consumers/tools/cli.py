@@ -270,6 +270,9 @@ def _print_report(report: Any) -> None:
 
 def register_tool_commands(app: typer.Typer) -> None:
     """Add ``tail``, ``replay`` and ``diff`` to the tickwire CLI."""
-    app.command("tail")(tail_command)
-    app.command("replay")(replay_command)
-    app.command("diff")(diff_command)
+    from deploy.help_format import reads
+
+    tools = reads("consumers.tools.settings:ToolSettings")
+    app.command("tail", cls=tools)(tail_command)
+    app.command("replay", cls=tools)(replay_command)
+    app.command("diff", cls=tools)(diff_command)
