@@ -160,6 +160,24 @@ def position_set(
                f"account={position.account}")
 
 
+@app.command(cls=reads("consumers.tools.settings:ToolSettings"),
+             context_settings={"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []})
+def kcat(ctx: typer.Context) -> None:
+    """Run kcat (all arguments passed through) with a librdkafka that works on the embedded broker and -b set.
+
+    `make kcat` installs what it needs. On the embedded broker end offsets are unreliable (-o end,
+    -o -N, -Q ...:-1): use `tickwire tail TOPIC --from-time 5m` instead.
+    """
+    from consumers.tools.settings import ToolSettings
+    from deploy.kcat import kcat_command
+    from tickwire.endpoints import with_running_stack
+
+    with reported_errors():
+        settings = with_running_stack(ToolSettings()) if "-b" not in ctx.args else ToolSettings()
+        argv, env = kcat_command(ctx.args, settings.kafka_bootstrap_servers, settings.run_dir)
+    os.execve(argv[0], argv, env)  # kcat's own exit code and output are the command's
+
+
 app.add_typer(position_app, name="position")
 app.add_typer(feed_app, name="feed", help="The local Alpaca-protocol market-data feed.")
 register_tool_commands(app)  # tail, replay, diff (consumers/tools/)
