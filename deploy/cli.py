@@ -188,4 +188,4 @@ app.command("check", cls=reads("consumers.tools.settings:ToolSettings"))(check_c
 def main() -> None:
     """Console-script entry point: a user's mistake anywhere below is one line and exit 2."""
     with reported_errors():
-        app()
+        app(prog_name="tickwire")  # also under `python -m tickwire`
