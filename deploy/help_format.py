@@ -100,13 +100,23 @@ class TickwireCommand(TyperCommand):
 
 
 class TickwireGroup(TyperGroup):
-    """A command group whose own options (``--help``, ``--debug``) render conventionally."""
+    """A command group whose options, and every command and group below it, render conventionally."""
 
     def get_params(self, ctx: click.Context) -> list[click.Parameter]:
         """The group's parameters, rendered conventionally."""
         params = super().get_params(ctx)
         _conventional(params)
         return params
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        """The sub-command; one declared elsewhere (``feed``, ``processor``) gets the conventional help too."""
+        command = super().get_command(ctx, cmd_name)
+        if type(command) is TyperCommand:
+            command.__class__ = TickwireCommand
+            _conventional(command.params)
+        elif type(command) is TyperGroup:
+            command.__class__ = TickwireGroup
+        return command
 
 
 def reads(settings: str) -> type[TickwireCommand]:
