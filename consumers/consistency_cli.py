@@ -27,11 +27,9 @@ def check_command(
 
     from consumers.consistency import check
     from tickwire.kafka import aiokafka_security
+    from tickwire.logging import quiet_library_logs
 
-    settings = _settings()
-    if not settings.redis_url:
-        errors.print("[red]REDIS_URL is not set[/red]")
-        raise typer.Exit(2)
+    settings = _settings(needs=("KAFKA_BOOTSTRAP_SERVERS", "REDIS_URL"))
     symbols = set(_symbols(symbol)) or None
 
     async def main() -> int:
@@ -57,4 +55,6 @@ def check_command(
               "no real difference (exit 3)")
         return LIVE_MOVED_EXIT
 
-    raise typer.Exit(_run(main()))
+    with quiet_library_logs("aiokafka", "asyncio"):  # a closed port: the one error line, no per-attempt logs
+        code = _run(main())
+    raise typer.Exit(code)

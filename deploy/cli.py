@@ -12,10 +12,21 @@ import typer
 from alpaca_feed.cli import feed_app
 from consumers.consistency_cli import check_command
 from consumers.tools.cli import register_tool_commands
-from tickwire.errors import TickwireError
+from deploy.errors_cli import enable_debug, load_settings, reported_errors
+from deploy.help_format import TickwireGroup, reads
 from tickwire.logging import configure_logging
 
-app = typer.Typer(help="tickwire: real-time market data and P&L on Kafka and Redis.", no_args_is_help=True)
+# No locals in tracebacks: they would print settings (and their secrets).
+app = typer.Typer(help="tickwire: real-time market data and P&L on Kafka and Redis.", no_args_is_help=True,
+                  cls=TickwireGroup, pretty_exceptions_show_locals=False)
+
+
+@app.callback()
+def _options(debug: bool = typer.Option(False, "--debug", help="show tracebacks (also TICKWIRE_LOG_LEVEL=debug)")
+             ) -> None:
+    """tickwire: real-time market data and P&L on Kafka and Redis."""
+    if debug:
+        enable_debug()
 
 
 def _run_until_signalled(main: Callable[[asyncio.Event], Coroutine[Any, Any, int | None]]) -> int:
@@ -29,25 +40,25 @@ def _run_until_signalled(main: Callable[[asyncio.Event], Coroutine[Any, Any, int
     return asyncio.run(runner())
 
 
-@app.command()
+@app.command(cls=reads("deploy.settings:RunSettings"))
 def run() -> None:
     """Run the whole pipeline in the foreground until Ctrl-C (embedded servers when none configured)."""
     from deploy.settings import RunSettings
     from deploy.stack import run_stack
 
-    settings = RunSettings()
+    settings = load_settings(RunSettings)
     configure_logging("WARNING", settings.log_format)
     raise typer.Exit(_run_until_signalled(lambda stop: run_stack(settings, stop)))
 
 
-@app.command()
+@app.command(cls=reads("producers.settings:IngestSettings"))
 def ingest() -> None:
     """Stream Alpaca trades, quotes and bars into the raw Kafka topics."""
     from producers.alpaca_ingest import run_ingest
     from producers.settings import IngestSettings
     from tickwire.heap import freeze_startup_heap
 
-    settings = IngestSettings()
+    settings = load_settings(IngestSettings)
     configure_logging(settings.log_level, settings.log_format)
     freeze_startup_heap()
     raise typer.Exit(_run_until_signalled(lambda stop: run_ingest(settings, stop)))
@@ -80,39 +91,38 @@ def create_topics() -> None:
     typer.echo(f"created: {', '.join(created) or 'nothing (all topics exist)'}")
 
 
-@app.command()
+@app.command(cls=reads("consumers.api.settings:ApiSettings"))
 def api() -> None:
     """Serve the market-data API and the dashboard on TICKWIRE_API_HOST:TICKWIRE_API_PORT (127.0.0.1:8004)."""
     from consumers.api.server import serve_forever
     from consumers.api.settings import ApiSettings
     from tickwire.heap import freeze_startup_heap
 
-    settings = ApiSettings()
+    settings = load_settings(ApiSettings)
     configure_logging(settings.log_level, settings.log_format)
     freeze_startup_heap()
     raise typer.Exit(serve_forever(settings))
 
 
-@app.command()
+@app.command(cls=reads("consumers.tools.settings:ToolSettings"))
 def status(
     account: str = typer.Option("default", help="whose positions to value"),
     once: bool = typer.Option(False, "--once", help="print one reading and exit"),
 ) -> None:
     """A live table of prices and real-time P&L, read from REDIS_URL (Ctrl-C quits)."""
     from consumers.status_table import run_status
-    from consumers.tools.settings import ToolSettings
-    from tickwire.endpoints import with_running_stack
+    from consumers.tools.cli import _settings
 
-    settings = with_running_stack(ToolSettings())  # `make run` in another terminal: its embedded Redis
-    configure_logging("WARNING", settings.log_format)
+    settings = _settings(needs=("REDIS_URL",))  # `make run` in another terminal: its embedded Redis
     raise typer.Exit(_run_until_signalled(lambda stop: run_status(settings, account, stop, once=once)))
 
 
-position_app = typer.Typer(help="Report positions to the positions topic.", no_args_is_help=True)
+position_app = typer.Typer(help="Report positions to the positions topic.", no_args_is_help=True, cls=TickwireGroup)
 
 
 # ignore_unknown_options: a short's negative QTY ("-50") is an argument, not an option.
-@position_app.command("set", context_settings={"ignore_unknown_options": True})
+@position_app.command("set", context_settings={"ignore_unknown_options": True},
+                      cls=reads("consumers.tools.settings:ToolSettings"))
 def position_set(
     symbol: str = typer.Argument(..., help="ticker, e.g. AAPL"),
     qty: str = typer.Argument(..., help="quantity: negative for a short, 0 closes"),
@@ -122,14 +132,10 @@ def position_set(
     """Publish SYMBOL's position (QTY at AVG_PRICE) to the positions topic on KAFKA_BOOTSTRAP_SERVERS."""
     from consumers.api.errors import ServiceUnavailable
     from consumers.client import position_record, publish_position
-    from consumers.tools.settings import ToolSettings
-    from tickwire.endpoints import with_running_stack
+    from consumers.tools.cli import _settings
     from tickwire.kafka import aiokafka_security
 
-    settings = with_running_stack(ToolSettings())
-    configure_logging("WARNING", settings.log_format)
-    if not settings.kafka_bootstrap_servers:
-        raise typer.BadParameter("KAFKA_BOOTSTRAP_SERVERS is not set (the address `tickwire run` prints)")
+    settings = _settings()
     try:
         position = position_record(symbol, qty, avg_price, account)
     except ValueError as exc:
@@ -143,16 +149,32 @@ def position_set(
                f"account={position.account}")
 
 
+@app.command(cls=reads("consumers.tools.settings:ToolSettings"),
+             context_settings={"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []})
+def kcat(ctx: typer.Context) -> None:
+    """Run kcat (all arguments passed through) with a librdkafka that works on the embedded broker and -b set.
+
+    `make kcat` installs what it needs. On the embedded broker end offsets are unreliable (-o end,
+    -o -N, -Q ...:-1): use `tickwire tail TOPIC --from-time 5m` instead.
+    """
+    from consumers.tools.settings import ToolSettings
+    from deploy.kcat import kcat_command
+    from tickwire.endpoints import with_running_stack
+
+    with reported_errors():
+        settings = with_running_stack(ToolSettings()) if "-b" not in ctx.args else ToolSettings()
+        argv, env = kcat_command(ctx.args, settings.kafka_bootstrap_servers, settings.run_dir)
+    os.execve(argv[0], argv, env)  # kcat's own exit code and output are the command's
+
+
 app.add_typer(position_app, name="position")
 app.add_typer(feed_app, name="feed", help="The local Alpaca-protocol market-data feed.")
 register_tool_commands(app)  # tail, replay, diff (consumers/tools/)
-app.command("check")(check_command)  # the consistency oracle (consumers/consistency.py)
+# The consistency oracle (consumers/consistency.py).
+app.command("check", cls=reads("consumers.tools.settings:ToolSettings"))(check_command)
 
 
 def main() -> None:
-    """Console-script entry point: tickwire's own errors end the command with their one line, exit code 1."""
-    try:
-        app()
-    except TickwireError as exc:
-        typer.echo(f"tickwire: error: {exc}", err=True)
-        raise SystemExit(1) from None
+    """Console-script entry point: a user's mistake anywhere below is one line and exit 2."""
+    with reported_errors():
+        app(prog_name="tickwire")  # also under `python -m tickwire`

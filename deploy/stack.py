@@ -2,7 +2,8 @@
 
 Unset KAFKA_BOOTSTRAP_SERVERS -> embedded Tansu broker; unset REDIS_URL -> embedded redis-server;
 no ALPACA_STREAM_URL and no credentials -> the local Alpaca feed. Then the processor and the ingest,
-and a once-a-second price line. Ctrl-C (or SIGTERM) stops everything it started, in order.
+and a once-a-second price line. Ctrl-C (or SIGTERM) stops everything it started in dependency
+order (:data:`STOP_ORDER`, then Redis, then the broker), each with a bounded wait.
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ from deploy.embedded import EmbeddedBroker, EmbeddedRedis
 from deploy.embedded.process import ManagedProcess
 from deploy.settings import RunSettings
 from tickwire.errors import TickwireError
+from tickwire.endpoints import remove_endpoints
 from tickwire.kafka import aiokafka_security
+from tickwire.logging import quiet_library_logs
 from tickwire.settings import redact_url
 from tickwire.topic_admin import ensure_topics
 
@@ -59,6 +62,31 @@ async def start_local_feed(settings: RunSettings, log_dir: Path, timeout: float 
     return feed, f"ws://{host}:{port}/v2/{settings.alpaca_feed}"
 
 
+# Who stops first: producers of data before what they write to, so the ingest flushes into a live broker.
+STOP_ORDER = ("ingest", "processor", "api", "feed")
+CHILD_STOP_TIMEOUT_S = 6.0  # each child's bounded wait after SIGTERM (the ingest flushes within 5 s)
+
+
+def stop_rank(child: ManagedProcess) -> int:
+    """Position of ``child`` in :data:`STOP_ORDER` (by name prefix, e.g. "processor-1"); unknown ones after the API."""
+    for rank, name in enumerate(STOP_ORDER):
+        if child.name.startswith(name):
+            return rank
+    return STOP_ORDER.index("api") + 1
+
+
+async def stop_in_order(children: list[ManagedProcess], timeout: float = CHILD_STOP_TIMEOUT_S) -> None:
+    """Stop ``children`` one after another in :data:`STOP_ORDER`, each with a bounded wait, saying so."""
+    for child in sorted(children, key=stop_rank):
+        print(f"tickwire: stopping {child.name}", flush=True)
+        await child.stop(timeout=timeout)
+
+
+async def _stop_server(name: str, server: EmbeddedBroker | EmbeddedRedis) -> None:
+    print(f"tickwire: stopping {name}", flush=True)
+    await server.stop()
+
+
 async def run_stack(settings: RunSettings, stop: asyncio.Event) -> int:
     """Run until ``stop`` is set or a component dies; returns the process exit code."""
     log_dir = settings.run_dir / "logs"
@@ -67,12 +95,19 @@ async def run_stack(settings: RunSettings, stop: asyncio.Event) -> int:
     env = dict(os.environ)
     children: list[ManagedProcess] = []
     async with AsyncExitStack() as stack:
+        # Exits run last-in first-out: endpoints file, children (in STOP_ORDER), then Redis, then the broker.
         bootstrap = settings.kafka_bootstrap_servers
         if not bootstrap:
-            bootstrap = (await stack.enter_async_context(EmbeddedBroker(log_dir))).bootstrap
+            broker = await EmbeddedBroker(log_dir).start()
+            stack.push_async_callback(_stop_server, "broker", broker)
+            bootstrap = broker.bootstrap
         redis_url = settings.redis_url
         if not redis_url:
-            redis_url = (await stack.enter_async_context(EmbeddedRedis(log_dir))).url
+            redis = await EmbeddedRedis(log_dir).start()
+            stack.push_async_callback(_stop_server, "redis", redis)
+            redis_url = redis.url
+        stack.push_async_callback(stop_in_order, children)
+        stack.callback(remove_endpoints, settings)  # the stack is going: commands must not find it
         env.update(KAFKA_BOOTSTRAP_SERVERS=bootstrap, REDIS_URL=redis_url)
 
         if settings.uses_local_feed:
@@ -83,8 +118,9 @@ async def run_stack(settings: RunSettings, stop: asyncio.Event) -> int:
             env.setdefault("ALPACA_DATA_URL", stream_url.replace("ws://", "http://", 1).split("/v2/", 1)[0])
         stream_url = env.get("ALPACA_STREAM_URL") or settings.stream_url
         # The same TLS/SASL options as every other client: a managed Kafka refuses a plaintext admin client.
-        await ensure_topics(bootstrap, settings.topic_partitions, replication=settings.topic_replication,
-                            **aiokafka_security(settings))
+        with quiet_library_logs("aiokafka"):  # a closed port: one line from the CLI, not one per attempt
+            await ensure_topics(bootstrap, settings.topic_partitions, replication=settings.topic_replication,
+                                **aiokafka_security(settings))
 
         python = sys.executable
         processor = ManagedProcess(
@@ -107,8 +143,6 @@ async def run_stack(settings: RunSettings, stop: asyncio.Event) -> int:
         monitor.cancel()
         await asyncio.gather(monitor, return_exceptions=True)
         print("tickwire: stopping...", flush=True)
-        # Ingest first so it flushes to a live broker; then everything else it feeds.
-        await asyncio.gather(*(c.stop(timeout=6.0) for c in children))
     print("tickwire: stopped", flush=True)
     return exit_code
 

@@ -15,6 +15,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
 from producers.raw_events import KafkaRecord, encode_raw_event, format_ns_fast
 from schemas.timestamps import now_ns
+from tickwire.logging import quiet_library_logs
 
 log = structlog.get_logger(__name__)
 
@@ -57,6 +58,7 @@ class RawEventPublisher:
         self, bootstrap_servers: list[str], queue_size: int, batch_size: int = 500, **client_options: Any
     ) -> None:
         self.capacity = queue_size
+        self._bootstrap_servers = bootstrap_servers
         self.depth = 0  # messages buffered or in flight
         self.batch_size = batch_size
         self.counters = IngestCounters()
@@ -78,15 +80,16 @@ class RawEventPublisher:
 
     async def start(self) -> None:
         """Connect to Kafka (retrying while it is unreachable) and start draining."""
+        bootstrap_servers = self._bootstrap_servers
         async for attempt in AsyncRetrying(
             retry=retry_if_exception_type(KafkaError),
             wait=wait_exponential(multiplier=RETRY_FIRST_S, max=RETRY_MAX_S),
             before_sleep=lambda state: log.warning(
-                "kafka unreachable at start-up, retrying", error=str(state.outcome.exception()),  # type: ignore[union-attr]
-                attempt=state.attempt_number),
+                f"waiting for Kafka at {','.join(bootstrap_servers)} (KAFKA_BOOTSTRAP_SERVERS), retrying",
+                error=str(state.outcome.exception()), attempt=state.attempt_number),  # type: ignore[union-attr]
             reraise=True,
         ):
-            with attempt:
+            with attempt, quiet_library_logs("aiokafka"):  # the line above says it all, once per attempt
                 await self._producer.start()
         self._task = asyncio.create_task(self._drain_forever(), name="raw-event-publisher")
 

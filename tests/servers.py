@@ -6,8 +6,8 @@
 - ``TICKWIRE_TEST_CONTAINERS=on``: containers; the session stops with one clear error when no engine answers.
 - ``TICKWIRE_TEST_CONTAINERS=off``: native processes, even with Docker.
 
-Every test runs the same on either; the only difference is the broker's fidelity (see README, "The embedded
-broker: what it cannot do").
+Every test runs the same on either; the only difference is the broker's fidelity (see
+docs/embedded-broker.md, "What it cannot do").
 """
 
 from __future__ import annotations

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import structlog
 
@@ -38,3 +40,18 @@ def configure_logging(level: str = "INFO", fmt: str = "console") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level_name)
+
+
+@contextmanager
+def quiet_library_logs(*names: str) -> Iterator[None]:
+    """Silence these loggers inside (aiokafka logs each refused connection at ERROR before raising one error)."""
+    loggers = [logging.getLogger(name) for name in names]
+    levels = [logger.level for logger in loggers]
+    if logging.getLogger().level > logging.DEBUG:  # at DEBUG, every attempt is worth seeing
+        for logger in loggers:
+            logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)

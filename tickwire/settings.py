@@ -80,7 +80,10 @@ class TickwireSettings(BaseSettings):
     @classmethod
     def _split_symbols(cls, value: object) -> tuple[str, ...]:
         items = value.split(",") if isinstance(value, str) else list(value)  # type: ignore[call-overload]
-        symbols = tuple(dict.fromkeys(normalize_symbol(s) for s in items if str(s).strip()))
+        try:
+            symbols = tuple(dict.fromkeys(normalize_symbol(s) for s in items if str(s).strip()))
+        except ValueError as exc:
+            raise ValueError(f"{exc} (example: AAPL,MSFT,BRK.B)") from None
         if not symbols:
             raise ValueError("name at least one symbol (example: AAPL,MSFT)")
         return symbols

@@ -30,7 +30,8 @@ def api_server(settings: ApiSettings, port: int | None = None, access_log: bool 
 def serve_forever(settings: ApiSettings) -> int:
     """``tickwire api``: serve until SIGINT/SIGTERM (uvicorn shuts down gracefully); 1 if it could not start."""
     if not settings.redis_url:
-        print("tickwire api: REDIS_URL is not set (the API serves what the processors keep in Redis)", file=sys.stderr)
+        print("error: REDIS_URL is not set: the API serves what the processors keep in Redis "
+              "(example: redis://localhost:6379/0)", file=sys.stderr)
         return 2
     server = api_server(settings, access_log=settings.log_level.upper() == "DEBUG")
     asyncio.run(server.serve())

@@ -29,7 +29,8 @@ SymbolOption = Annotated[
 TimeFieldOption = Annotated[
     str, typer.Option(help="the time --*-time compares: 'record' (Kafka timestamp), 'received_at' or 't' (payload)")
 ]
-errors = Console(stderr=True, highlight=False, emoji=False)
+errors = Console(stderr=True, highlight=False, emoji=False, soft_wrap=True)  # soft_wrap: an error stays one line
+EXAMPLES = {"KAFKA_BOOTSTRAP_SERVERS": "localhost:9092", "REDIS_URL": "redis://localhost:6379/0"}
 
 
 def _symbols(values: list[str] | None) -> frozenset[str]:
@@ -69,15 +70,25 @@ def _run(main: Coroutine[Any, Any, int], cancelled: int = 130) -> int:
     return asyncio.run(runner())
 
 
-def _settings() -> Any:
+def _settings(needs: tuple[str, ...] = ("KAFKA_BOOTSTRAP_SERVERS",)) -> Any:
+    """The tools' settings, with the servers of a running ``tickwire run`` when unset; exit 2 if one is missing.
+
+    ``needs`` names the variables the command cannot do without (KAFKA_BOOTSTRAP_SERVERS, REDIS_URL).
+    """
     from consumers.tools.settings import ToolSettings
+    from deploy.errors_cli import reported_errors
+    from tickwire.endpoints import not_set_message, with_running_stack
     from tickwire.logging import configure_logging
 
-    settings = ToolSettings()
+    with reported_errors():  # a bad variable or a stale endpoints file: one line, exit 2
+        settings = with_running_stack(ToolSettings())
     configure_logging("WARNING", settings.log_format)  # a tool's output is its own: library chatter only if it matters
-    if not settings.kafka_bootstrap_servers:
-        errors.print("[red]KAFKA_BOOTSTRAP_SERVERS is not set[/red] (tickwire run prints the address it uses)")
-        raise typer.Exit(2)
+    values = {"KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers, "REDIS_URL": settings.redis_url}
+    for variable in needs:
+        if not values[variable]:
+            example = EXAMPLES[variable]
+            errors.print(f"error: {not_set_message(variable, example)}", markup=False)
+            raise typer.Exit(2)
     return settings
 
 
@@ -96,6 +107,7 @@ def tail_command(
 
     from consumers.tools.tail import TailRequest, tail
     from tickwire.kafka import aiokafka_security, bootstrap_list
+    from tickwire.logging import quiet_library_logs
 
     if output not in ("table", "json"):
         raise typer.BadParameter("expected 'table' or 'json'", param_hint="--output")
@@ -107,7 +119,12 @@ def tail_command(
         consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_list(settings.kafka_bootstrap_servers),
                                     group_id=None, enable_auto_commit=False, fetch_max_wait_ms=100,
                                     **aiokafka_security(settings))
-        await consumer.start()
+        try:
+            with quiet_library_logs("aiokafka"):  # a closed port is one line (deploy/errors_cli), not a log per try
+                await consumer.start()
+        except BaseException:
+            await consumer.stop()  # no "Unclosed AIOKafkaConsumer" after the error line
+            raise
         try:
             await tail(consumer, request, sys.stdout, asyncio.Event(), ready=lambda line: errors.print(escape(line)))
             return 0
@@ -166,7 +183,7 @@ def replay_command(
     """Re-run the processors over a range of a raw topic into an isolated run (own topics and Redis names)."""
     from consumers.tools.replay import ReplayError, ReplayRequest, replay
 
-    settings = _settings()
+    settings = _settings(needs=("KAFKA_BOOTSTRAP_SERVERS",) if redis_url else ("KAFKA_BOOTSTRAP_SERVERS", "REDIS_URL"))
     name = run_id or f"r{datetime.now(UTC):%Y%m%d%H%M%S}-{uuid.uuid4().hex[:4]}"
     request = ReplayRequest(
         topic=topic, start=_bound(from_offset, from_time, "from"), end=_bound(to_offset, to_time, "to"),
@@ -217,14 +234,11 @@ def diff_command(
     from redis.asyncio import Redis
 
     from consumers.tools.diff import DiffError, diff
-    from consumers.tools.settings import ToolSettings
+
     from tickwire.kafka import aiokafka_security
 
-    settings = ToolSettings()
+    settings = _settings(needs=() if redis_url else ("REDIS_URL",))
     url = redis_url or settings.redis_url
-    if not url:
-        errors.print("[red]REDIS_URL is not set[/red] (or give --redis-url)")
-        raise typer.Exit(2)
     symbols = sorted(_symbols(symbol)) or None
 
     async def main() -> int:
@@ -282,6 +296,9 @@ def _print_report(report: Any) -> None:
 
 def register_tool_commands(app: typer.Typer) -> None:
     """Add ``tail``, ``replay`` and ``diff`` to the tickwire CLI."""
-    app.command("tail")(tail_command)
-    app.command("replay")(replay_command)
-    app.command("diff")(diff_command)
+    from deploy.help_format import reads
+
+    tools = reads("consumers.tools.settings:ToolSettings")
+    app.command("tail", cls=tools)(tail_command)
+    app.command("replay", cls=tools)(replay_command)
+    app.command("diff", cls=tools)(diff_command)

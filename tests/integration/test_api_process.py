@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 from pathlib import Path
 
@@ -12,7 +13,13 @@ import pytest
 from deploy.api_process import port_is_free, start_api_process
 from deploy.settings import RunSettings
 from tests.helpers import eventually, tickwire_env
-from tickwire.endpoints import ENDPOINTS_FILE, with_running_stack
+from tickwire.endpoints import (
+    ENDPOINTS_FILE,
+    StaleEndpointsError,
+    remove_endpoints,
+    with_running_stack,
+    write_endpoints,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -59,7 +66,8 @@ def test_with_running_stack_given_recorded_endpoints_fills_unset_addresses(tmp_p
     for name in ("REDIS_URL", "KAFKA_BOOTSTRAP_SERVERS"):
         monkeypatch.delenv(name, raising=False)
     (tmp_path / ENDPOINTS_FILE).write_bytes(orjson.dumps(
-        {"REDIS_URL": "redis://127.0.0.1:7/0", "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:8", "api_url": None}))
+        {"pid": os.getpid(), "REDIS_URL": "redis://127.0.0.1:7/0", "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:8",
+         "api_url": None}))
 
     found = with_running_stack(RunSettings(TICKWIRE_RUN_DIR=str(tmp_path)))
     mine = with_running_stack(RunSettings(TICKWIRE_RUN_DIR=str(tmp_path), REDIS_URL="redis://mine:1/0"))
@@ -68,3 +76,25 @@ def test_with_running_stack_given_recorded_endpoints_fills_unset_addresses(tmp_p
     assert (found.redis_url, found.kafka_bootstrap_servers) == ("redis://127.0.0.1:7/0", "127.0.0.1:8")
     assert mine.redis_url == "redis://mine:1/0" and mine.kafka_bootstrap_servers == "127.0.0.1:8"
     assert nothing.redis_url is None
+
+
+def test_with_running_stack_given_a_file_of_a_run_that_is_gone_raises_instead_of_using_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("REDIS_URL", "KAFKA_BOOTSTRAP_SERVERS"):
+        monkeypatch.delenv(name, raising=False)
+    old_format = {"REDIS_URL": "redis://127.0.0.1:7/0", "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:8", "api_url": None}
+    (tmp_path / ENDPOINTS_FILE).write_bytes(orjson.dumps(old_format))  # written before pids were recorded
+
+    with pytest.raises(StaleEndpointsError, match="no pid recorded"):
+        with_running_stack(RunSettings(TICKWIRE_RUN_DIR=str(tmp_path)))
+
+
+def test_remove_endpoints_given_another_runs_file_keeps_it(tmp_path: Path) -> None:
+    settings = RunSettings(TICKWIRE_RUN_DIR=str(tmp_path))
+    write_endpoints(settings, {"REDIS_URL": "redis://x:1/0"}, None, pid=os.getpid() + 1)
+
+    remove_endpoints(settings)  # this process did not write it
+    kept = (tmp_path / ENDPOINTS_FILE).exists()
+    remove_endpoints(settings, pid=os.getpid() + 1)
+
+    assert kept and not (tmp_path / ENDPOINTS_FILE).exists()
