@@ -10,9 +10,9 @@ import orjson
 import pytest
 
 from deploy.api_process import port_is_free, start_api_process
+from deploy.settings import RunSettings
 from tests.helpers import eventually, tickwire_env
 from tickwire.endpoints import ENDPOINTS_FILE, with_running_stack
-from deploy.settings import RunSettings
 
 pytestmark = pytest.mark.integration
 
