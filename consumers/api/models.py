@@ -216,6 +216,28 @@ class RealtimePnLResponse(BaseModel):
     total_unrealized: DecimalStr
 
 
+class HistoryPointOut(BaseModel):
+    """One chart point: the last mid of a second."""
+
+    model_config = _examples({"timestamp": EXAMPLE_TIME, "mid": "230.10"})
+
+    timestamp: str = Field(description="exchange time of the quote, RFC 3339 UTC")
+    mid: DecimalStr
+
+
+class PriceHistoryResponse(BaseModel):
+    """``GET /api/v1/prices/{symbol}/history``: recent mids from the ``prices`` topic, and the previous close."""
+
+    model_config = _examples({"symbol": "AAPL", "seconds": 300, "previous_close": "228.50",
+                              "points": [{"timestamp": EXAMPLE_TIME, "mid": "230.10"}], "detail": ""})
+
+    symbol: str
+    seconds: int = Field(description="how far back the points go")
+    previous_close: DecimalStr | None = Field(description="the last official close (Redis close:{SYMBOL})")
+    points: list[HistoryPointOut] = Field(description="one per second with a price, oldest first")
+    detail: str = Field("", description="why there are no points although there may be prices (broker down)")
+
+
 class ComponentHealth(BaseModel):
     """Whether one dependency answered, and why not."""
 

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException
+from decimal import Decimal
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import Response
 
 from consumers.api.dependencies import Context, Symbol
-from schemas.events import PriceSnapshot
-from schemas.topics import price_key
+from consumers.api.models import HistoryPointOut, PriceHistoryResponse
+from schemas.events import PreviousClose, PriceSnapshot
+from schemas.topics import close_key, price_key
+
+MAX_HISTORY_SECONDS = 3600
 
 router = APIRouter(prefix="/api/v1/prices", tags=["prices"])
 
@@ -20,3 +26,17 @@ async def latest_price(symbol: Symbol, context: Context) -> Response:
         raise HTTPException(404, f"no live price for {symbol}: never received, or older than "
                                  f"TICKWIRE_PRICE_TTL_SECONDS ({context.settings.price_ttl_s} s)")
     return Response(raw, media_type="application/json")
+
+
+@router.get("/{symbol}/history", response_model=PriceHistoryResponse)
+async def price_history(symbol: Symbol, context: Context,
+                        seconds: Annotated[int, Query(ge=1, le=MAX_HISTORY_SECONDS, examples=[300],
+                                                      description="how far back")] = 300) -> PriceHistoryResponse:
+    """The symbol's mids over the last ``seconds`` (one per second, read from the ``prices`` topic) and its
+    previous close; with the broker down the points are empty and ``detail`` says why."""
+    raw_close = await context.redis.get(close_key(symbol))
+    close: Decimal | None = PreviousClose.model_validate_json(raw_close).close if raw_close else None
+    history = await context.price_history.recent(symbol, seconds)
+    return PriceHistoryResponse(symbol=symbol, seconds=seconds, previous_close=close, detail=history.detail,
+                                points=[HistoryPointOut(timestamp=p.timestamp, mid=Decimal(p.mid))
+                                        for p in history.points])

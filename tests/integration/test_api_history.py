@@ -1,0 +1,39 @@
+"""``GET /api/v1/prices/{symbol}/history``: recent mids read back from the real ``prices`` topic."""
+
+from __future__ import annotations
+
+import pytest
+from redis.asyncio import Redis
+
+from tests.helpers import unique_symbol
+from tests.integration.api_support import api_client, api_settings, seed_close
+from tests.integration.test_dashboard_e2e import _produce_history
+
+pytestmark = pytest.mark.integration
+
+
+async def test_history_given_prices_on_the_topic_answers_one_point_per_second_inside_the_window(
+        redis_url: str, redis: Redis, kafka_bootstrap: str) -> None:
+    """Test that points come oldest first, only this symbol's, only inside ``seconds``, with the close."""
+    symbol, other = unique_symbol("W"), unique_symbol("W")
+    await _produce_history(kafka_bootstrap, symbol, [("90.00", 600), ("98.00", 120), ("99.00", 60), ("99.50", 30)])
+    await _produce_history(kafka_bootstrap, other, [("5.00", 50)])
+    await seed_close(redis, symbol, "95.00")
+    async with api_client(api_settings(redis_url, kafka_bootstrap)) as client:
+        body = (await client.get(f"/api/v1/prices/{symbol}/history", params={"seconds": 300})).json()
+        short = (await client.get(f"/api/v1/prices/{symbol}/history", params={"seconds": 45})).json()
+
+    assert [p["mid"] for p in body["points"]] == ["98.00", "99.00", "99.50"]  # not the one 600 s ago
+    assert body["previous_close"] == "95.00" and body["detail"] == ""
+    assert [p["mid"] for p in short["points"]] == ["99.50"]
+
+
+async def test_history_given_no_broker_answers_the_close_and_says_why_there_are_no_points(redis_url: str,
+                                                                                          redis: Redis) -> None:
+    await seed_close(redis, "AAPL", "228.50")
+    async with api_client(api_settings(redis_url)) as client:
+        response = await client.get("/api/v1/prices/AAPL/history")
+
+    assert response.status_code == 200
+    assert response.json() == {"symbol": "AAPL", "seconds": 300, "previous_close": "228.50", "points": [],
+                               "detail": "no history: KAFKA_BOOTSTRAP_SERVERS is not set"}
