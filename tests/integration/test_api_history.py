@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
+import orjson
 import pytest
+from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
 
+from consumers.api.price_history import session_start_ns
+from schemas.events import PreviousClose
+from schemas.timestamps import format_ns, now_ns
+from schemas.topics import DAILY_BARS_RAW, close_key
 from tests.helpers import unique_symbol
 from tests.integration.api_support import api_client, api_settings, seed_close
 from tests.integration.test_dashboard_e2e import _produce_history
@@ -37,3 +45,27 @@ async def test_history_given_no_broker_answers_the_close_and_says_why_there_are_
     assert response.status_code == 200
     assert response.json() == {"symbol": "AAPL", "seconds": 300, "previous_close": "228.50", "points": [],
                                "detail": "no history: KAFKA_BOOTSTRAP_SERVERS is not set"}
+
+
+async def test_history_given_todays_daily_bar_in_redis_takes_the_previous_close_from_the_daily_bars_topic(
+        redis_url: str, redis: Redis, kafka_bootstrap: str) -> None:
+    """Test that during a session (``close:{SYMBOL}`` is today's running bar) the previous session's close
+    comes from ``bars.daily.raw``, not today's."""
+    symbol = unique_symbol("C")
+    today = session_start_ns(now_ns())
+    yesterday = session_start_ns(today - 3600 * 1_000_000_000)
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+    await producer.start()
+    try:
+        for bar_ns, close in ((yesterday - 86400 * 1_000_000_000, "90.00"), (yesterday, "95.00"), (today, "99.00")):
+            bar = {"T": "d", "S": symbol, "o": 1, "h": 1, "l": 1, "c": float(close), "v": 1, "n": 1, "vw": 1,
+                   "t": format_ns(bar_ns)}
+            await producer.send_and_wait(DAILY_BARS_RAW.name, orjson.dumps(bar), key=symbol.encode())
+    finally:
+        await producer.stop()
+    await redis.set(close_key(symbol), PreviousClose(symbol=symbol, close=Decimal("99.00"), timestamp=format_ns(today),
+                                                     source="daily_bar").to_json())
+    async with api_client(api_settings(redis_url, kafka_bootstrap)) as client:
+        body = (await client.get(f"/api/v1/prices/{symbol}/history")).json()
+
+    assert body["previous_close"] == "95.00"

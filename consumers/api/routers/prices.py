@@ -10,7 +10,9 @@ from fastapi.responses import Response
 
 from consumers.api.dependencies import Context, Symbol
 from consumers.api.models import HistoryPointOut, PriceHistoryResponse
+from consumers.api.price_history import session_start_ns
 from schemas.events import PreviousClose, PriceSnapshot
+from schemas.timestamps import now_ns, parse_ns
 from schemas.topics import close_key, price_key
 
 MAX_HISTORY_SECONDS = 3600
@@ -34,9 +36,19 @@ async def price_history(symbol: Symbol, context: Context,
                                                       description="how far back")] = 300) -> PriceHistoryResponse:
     """The symbol's mids over the last ``seconds`` (one per second, read from the ``prices`` topic) and its
     previous close; with the broker down the points are empty and ``detail`` says why."""
-    raw_close = await context.redis.get(close_key(symbol))
-    close: Decimal | None = PreviousClose.model_validate_json(raw_close).close if raw_close else None
+    close = await _previous_close(context, symbol)
     history = await context.price_history.recent(symbol, seconds)
     return PriceHistoryResponse(symbol=symbol, seconds=seconds, previous_close=close, detail=history.detail,
                                 points=[HistoryPointOut(timestamp=p.timestamp, mid=Decimal(p.mid))
                                         for p in history.points])
+
+
+async def _previous_close(context: Context, symbol: str) -> Decimal | None:
+    """``close:{SYMBOL}`` when it is an earlier session's; during a session it holds today's running daily
+    bar, and the previous session's close is then read from ``bars.daily.raw``."""
+    raw = await context.redis.get(close_key(symbol))
+    stored = PreviousClose.model_validate_json(raw) if raw else None
+    session_start = session_start_ns(now_ns())
+    if stored is not None and parse_ns(stored.timestamp) < session_start:
+        return stored.close
+    return await context.price_history.previous_close(symbol, session_start)
