@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
+from consumers.api.alpaca_closes import AlpacaPreviousCloses
 from consumers.api.broker import BrokerGateway
 from consumers.api.metrics import ApiMetrics
 from consumers.api.price_history import PriceHistoryReader
@@ -28,6 +29,7 @@ class ApiContext:
     metrics: ApiMetrics
     realtime_pnl: RealtimePnL
     price_history: PriceHistoryReader
+    alpaca_closes: AlpacaPreviousCloses
 
     @classmethod
     def create(cls, settings: ApiSettings, metrics: ApiMetrics) -> ApiContext:
@@ -40,7 +42,7 @@ class ApiContext:
         broker = BrokerGateway(settings.kafka_bootstrap_servers, settings.processor_app_id, security)
         bootstrap = bootstrap_list(settings.kafka_bootstrap_servers) if settings.kafka_bootstrap_servers else None
         return cls(settings, redis, pubsub_redis, broker, metrics, RealtimePnL(redis, settings.mark_policy),
-                   PriceHistoryReader(bootstrap, security))
+                   PriceHistoryReader(bootstrap, security), AlpacaPreviousCloses(settings))
 
     async def close(self) -> None:
         """Disconnect everything."""

@@ -9,6 +9,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
 
+from alpaca_feed.seed_prices import SEED_PRICES
 from consumers.api.price_history import session_start_ns
 from schemas.events import PreviousClose
 from schemas.timestamps import format_ns, now_ns
@@ -16,6 +17,7 @@ from schemas.topics import DAILY_BARS_RAW, close_key
 from tests.helpers import unique_symbol
 from tests.integration.api_support import api_client, api_settings, seed_close
 from tests.integration.test_dashboard_e2e import _produce_history
+from tests.integration.test_ingest_harness import MakeFeed
 
 pytestmark = pytest.mark.integration
 
@@ -69,3 +71,18 @@ async def test_history_given_todays_daily_bar_in_redis_takes_the_previous_close_
         body = (await client.get(f"/api/v1/prices/{symbol}/history")).json()
 
     assert body["previous_close"] == "95.00"
+
+
+async def test_history_given_alpaca_rest_takes_the_previous_close_from_its_snapshot(
+        redis_url: str, redis: Redis, make_feed: MakeFeed) -> None:
+    """Test that with ALPACA_DATA_URL set (as `make run` sets it) the close is the snapshot's prevDailyBar:
+    the local feed's AAPL closed at its seeded 230.10, although Redis holds today's bar."""
+    feed = await make_feed()
+    feed.model.previous_close("AAPL")  # the feed snapshots symbols it simulates (the ingest's, in `make run`)
+    await redis.set(close_key("AAPL"), PreviousClose(symbol="AAPL", close=Decimal("231.97"),
+                                                     timestamp=format_ns(session_start_ns(now_ns())),
+                                                     source="daily_bar").to_json())
+    async with api_client(api_settings(redis_url, ALPACA_DATA_URL=feed.http_url())) as client:
+        body = (await client.get("/api/v1/prices/AAPL/history")).json()
+
+    assert body["previous_close"] == SEED_PRICES["AAPL"].close == "230.10"

@@ -45,10 +45,11 @@ async def price_history(symbol: Symbol, context: Context,
 
 async def _previous_close(context: Context, symbol: str) -> Decimal | None:
     """``close:{SYMBOL}`` when it is an earlier session's; during a session it holds today's running daily
-    bar, and the previous session's close is then read from ``bars.daily.raw``."""
+    bar, and the previous session's close then comes from Alpaca's REST snapshot, else ``bars.daily.raw``."""
     raw = await context.redis.get(close_key(symbol))
     stored = PreviousClose.model_validate_json(raw) if raw else None
     session_start = session_start_ns(now_ns())
     if stored is not None and parse_ns(stored.timestamp) < session_start:
         return stored.close
-    return await context.price_history.previous_close(symbol, session_start)
+    from_rest = await context.alpaca_closes.previous_close(symbol, session_start)
+    return from_rest if from_rest is not None else await context.price_history.previous_close(symbol, session_start)
