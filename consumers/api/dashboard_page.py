@@ -20,8 +20,9 @@ DASHBOARD_HTML = r"""<!doctype html>
   header h1 { font-size:1.1rem; margin:0; }
   #connection { font-size:.85rem; color:var(--dim); }
   #connection.live { color:var(--up); } #connection.down { color:var(--down); }
-  main { display:grid; grid-template-columns:repeat(auto-fit,minmax(40rem,1fr)); gap:1rem; padding:1rem 1.2rem; }
-  section { background:var(--panel); border:1px solid var(--line); border-radius:6px; padding:.6rem .8rem; }
+  main { display:grid; grid-template-columns:repeat(auto-fit,minmax(50rem,1fr)); gap:1rem; padding:1rem 1.2rem; }
+  section { background:var(--panel); border:1px solid var(--line); border-radius:6px; padding:.6rem .8rem;
+            overflow-x:auto; }
   h2 { font-size:.95rem; margin:.2rem 0 .6rem; color:var(--dim); font-weight:600; }
   table { width:100%; border-collapse:collapse; font-variant-numeric:tabular-nums; }
   th, td { padding:.3rem .45rem; text-align:right; border-bottom:1px solid var(--line); white-space:nowrap; }
@@ -104,15 +105,18 @@ document.getElementById("timezone").textContent = zone;
 const timeFormat = new Intl.DateTimeFormat(undefined, {hour: "2-digit", minute: "2-digit", second: "2-digit",
   fractionalSecondDigits: 3, hour12: false, timeZoneName: "short"});
 const history = new Map();  // symbol -> [{t: ms, mid: number}]
-const decimals = new Map();  // symbol -> decimals shown for its prices (2, or more once seen)
+const decimals = new Map();  // symbol -> {price, mid}: decimals shown (2, or more once seen; never fewer)
 const closes = new Map();  // symbol -> previous close (string) or null
 const requested = new Set();  // symbols whose history was asked for
 const positions = new Map();  // symbol -> {qty, avg, mark, pnl} as strings
 
 function places(text) { const i = String(text).indexOf("."); return i < 0 ? 0 : String(text).length - i - 1; }
-function seeDecimals(symbol, ...values) {
-  let d = decimals.get(symbol) || 2;
-  for (const v of values) if (v !== null && v !== undefined) d = Math.max(d, places(v));
+// Quoted prices (bid, ask, close, entry) keep the symbol's tick decimals; mids and marks may be half a tick.
+function seeDecimals(symbol, prices, mids) {
+  const d = decimals.get(symbol) || {price: 2, mid: 2};
+  for (const v of prices) if (v !== null && v !== undefined) d.price = Math.max(d.price, places(v));
+  d.mid = Math.max(d.mid, d.price);
+  for (const v of mids) if (v !== null && v !== undefined) d.mid = Math.max(d.mid, places(v));
   decimals.set(symbol, d);
   return d;
 }
@@ -194,6 +198,7 @@ async function loadHistory(symbol) {
     if (!response.ok) return;
     const body = await response.json();
     closes.set(symbol, body.previous_close);
+    seeDecimals(symbol, [], body.points.map(p => p.mid));  // decimals fixed from the start, not on the first half-tick
     const live = history.get(symbol) || [];
     const first = live.length ? live[0].t : Infinity;
     const past = body.points.map(p => ({t: Date.parse(p.timestamp.replace(/(\.\d{3})\d+/, "$1")), mid: Number(p.mid)}))
@@ -208,25 +213,26 @@ function showChange(symbol) {
   const row = document.querySelector('#prices tr[data-symbol="' + CSS.escape(symbol) + '"]');
   if (!row) return;
   const close = closes.get(symbol), mid = row.dataset.mid;
-  const d = seeDecimals(symbol, close);
-  setText(cell(row, "close"), fixed(close, d));
+  const d = seeDecimals(symbol, [close], []);
+  setText(cell(row, "close"), fixed(close, d.price));
   if (close === null || close === undefined || mid === undefined || Number(close) === 0) {
     setText(cell(row, "change"), null, "dim"); setText(cell(row, "change_pct"), null, "dim"); return;
   }
-  const scale = 10 ** d, change = (Math.round(Number(mid) * scale) - Math.round(Number(close) * scale)) / scale;
-  setText(cell(row, "change"), signed(change.toFixed(d)), signClass(change));
+  const scale = 10 ** d.mid;
+  const change = (Math.round(Number(mid) * scale) - Math.round(Number(close) * scale)) / scale;
+  setText(cell(row, "change"), signed(change.toFixed(d.mid)), signClass(change));
   setText(cell(row, "change_pct"), signed((change / Number(close) * 100).toFixed(2)) + "%", signClass(change));
 }
 function showPrice(symbol, bid, ask, mid, timestamp) {
   const row = ensureRow("prices", symbol, PRICE_FIELDS);
-  const d = seeDecimals(symbol, bid, ask, mid);
-  const scale = 10 ** d;
+  const d = seeDecimals(symbol, [bid, ask], [mid]);
+  const scale = 10 ** d.price;
   row.dataset.mid = mid;
   addPoint(symbol, mid, timestamp);
-  setText(cell(row, "bid"), fixed(bid, d)); setText(cell(row, "ask"), fixed(ask, d));
+  setText(cell(row, "bid"), fixed(bid, d.price)); setText(cell(row, "ask"), fixed(ask, d.price));
   const spread = (Math.round(Number(ask) * scale) - Math.round(Number(bid) * scale)) / scale;
-  setText(cell(row, "spread"), spread.toFixed(d));
-  setText(cell(row, "mid"), fixed(mid, d));
+  setText(cell(row, "spread"), spread.toFixed(d.price));
+  setText(cell(row, "mid"), fixed(mid, d.mid));
   setText(cell(row, "timestamp"), showTime(timestamp));
   drawChart(symbol);
   showChange(symbol);
@@ -256,12 +262,12 @@ function showPosition(p) {
 function showPositionRow(symbol) {
   const p = positions.get(symbol);
   const row = ensureRow("positions", symbol, POSITION_FIELDS);
-  const d = seeDecimals(symbol, p.avg, p.mark);
+  const d = seeDecimals(symbol, [p.avg], [p.mark]);
   setText(cell(row, "qty"), p.qty);
-  setText(cell(row, "avg_entry_price"), fixed(p.avg, d));
-  setText(cell(row, "mark_price"), fixed(p.mark, d));
+  setText(cell(row, "avg_entry_price"), fixed(p.avg, d.price));
+  setText(cell(row, "mark_price"), fixed(p.mark, d.mid));
   setText(cell(row, "market_value"), p.mark === null ? null : money(Number(p.qty) * Number(p.mark)));
-  setText(cell(row, "unrealized_pnl"), p.pnl, signClass(p.pnl));
+  setText(cell(row, "unrealized_pnl"), p.pnl === null ? null : money(Number(p.pnl)), signClass(p.pnl));
   const cost = Math.abs(Number(p.qty) * Number(p.avg));
   setText(cell(row, "pnl_pct"), p.pnl === null || !cost ? null : signed((Number(p.pnl) / cost * 100).toFixed(2)) + "%",
           signClass(p.pnl));
@@ -279,10 +285,10 @@ function showTotals() {
   const foot = document.querySelector("#positions tfoot");
   const total = accountTotal ?? (positions.size ? pnl.toFixed(2) : "0.00");
   setText(cell(foot, "total_market_value"), money(value));
-  setText(cell(foot, "total_unrealized"), total, signClass(total));
+  setText(cell(foot, "total_unrealized"), total === null ? null : money(Number(total)), signClass(total));
   setText(cell(foot, "total_pnl_pct"), cost ? signed((Number(total) / cost * 100).toFixed(2)) + "%" : null,
           signClass(total));
-  setText(document.getElementById("total"), total, signClass(total));
+  setText(document.getElementById("total"), total === null ? null : money(Number(total)), signClass(total));
 }
 function onSnapshot(snap) {
   for (const id of ["prices", "positions"]) document.querySelector("#" + id + " tbody").replaceChildren();
