@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from alpaca_feed.hours import MarketHours
+from alpaca_feed.seed_prices import FALLBACK_SPREAD_CENTS, seed_price
 from alpaca_feed.statuses import PAUSE, RESUME, status_message
 from schemas.timestamps import NS_PER_SECOND
 
@@ -120,6 +121,8 @@ class _SymbolState:
     bid: int  # ticks
     spread: int  # ticks
     prev_close: int  # ticks
+    min_spread: int  # ticks: the spread walks between these
+    max_spread: int
     prev_day: dict[str, Any]  # the previous daily bar's fields (its ``t`` is set on use)
     last_t: int = 0
     trade_id: int = 0
@@ -152,8 +155,15 @@ class MarketModel:
         # str seeds are hashed with SHA-512 by random.seed: stable across runs and processes
         rng = random.Random(f"tickwire-feed:{self.seed}:{symbol}")
         events = random.Random(f"tickwire-feed-events:{self.seed}:{symbol}")
-        start = rng.randint(20 * TICKS_PER_DOLLAR, 500 * TICKS_PER_DOLLAR)
-        prev_close = max(1, round(start * (1 + events.uniform(-0.02, 0.02))))  # an overnight gap
+        start = rng.randint(20 * TICKS_PER_DOLLAR, 500 * TICKS_PER_DOLLAR)  # drawn always: paths stay seeded
+        known = seed_price(symbol)
+        if known is None:
+            min_spread, max_spread = FALLBACK_SPREAD_CENTS
+            prev_close = max(1, round(start * (1 + events.uniform(-0.02, 0.02))))  # an overnight gap
+        else:  # a well-known symbol: yesterday closed at its reference price, today opens near it
+            min_spread, max_spread = known.min_spread_cents, known.max_spread_cents
+            prev_close = round(float(known.close) * TICKS_PER_DOLLAR)
+            start = max(1, round(prev_close * (1 + events.uniform(-0.01, 0.01))))
         prev_open = max(1, round(prev_close * (1 + events.uniform(-0.015, 0.015))))
         high = round(max(prev_open, prev_close) * (1 + events.uniform(0, 0.01)))
         low = max(1, round(min(prev_open, prev_close) * (1 - events.uniform(0, 0.01))))
@@ -168,7 +178,8 @@ class MarketModel:
             "vw": round((prev_open + high + low + prev_close) / 4 / TICKS_PER_DOLLAR, 6),
         }
         return _SymbolState(
-            rng=rng, events=events, bid=start, spread=rng.randint(1, 3), prev_close=prev_close, prev_day=prev_day
+            rng=rng, events=events, bid=start, spread=rng.randint(min_spread, max_spread), prev_close=prev_close,
+            min_spread=min_spread, max_spread=max_spread, prev_day=prev_day,
         )
 
     def _state(self, symbol: str) -> _SymbolState:
@@ -182,7 +193,8 @@ class MarketModel:
         return symbol in self._states
 
     def start_price(self, symbol: str) -> float:
-        """The initial bid of ``symbol``: plausible ($20-$500) and fixed by (seed, symbol)."""
+        """The initial bid of ``symbol``: near its reference close for a well-known symbol (``SEED_PRICES``),
+        else plausible ($20-$500); fixed by (seed, symbol) either way."""
         return _price(self._new_state(symbol).bid)
 
     def previous_close(self, symbol: str) -> float:
@@ -272,6 +284,7 @@ class MarketModel:
         draw = state.rng.random  # one primitive draw per field: several times faster than randint/choice
         append = out.append
         amend = self.events.correction or self.events.cancel
+        min_spread, max_spread = state.min_spread, state.max_spread
         for _ in range(count):
             if state.paused_until:
                 if now_ns < state.paused_until:
@@ -280,7 +293,8 @@ class MarketModel:
             bid = state.bid + _BID_STEPS[int(draw() * 4)]
             state.bid = bid = bid if bid > 1 else 1
             spread = state.spread + int(draw() * 3) - 1
-            state.spread = spread = 1 if spread < 1 else (3 if spread > 3 else spread)
+            spread = min_spread if spread < min_spread else (max_spread if spread > max_spread else spread)
+            state.spread = spread
             quote_t = state.last_t + 1
             if now_ns > quote_t:
                 quote_t = now_ns

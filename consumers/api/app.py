@@ -10,13 +10,18 @@ from fastapi import FastAPI
 from consumers.api.context import ApiContext
 from consumers.api.errors import BodyLimitMiddleware, install_error_handlers
 from consumers.api.metrics import ApiMetrics, RequestMetricsMiddleware
+from consumers.api.openapi import install_openapi
 from consumers.api.routers import dashboard, health, positions, prices, stats, stream, subscriptions
 from consumers.api.settings import ApiSettings
 
 DESCRIPTION = """Live prices and real-time unrealized P&L from tickwire's Redis projections.
 
 Mutating calls (`POST`/`DELETE /api/v1/subscribe`, `PUT /api/v1/positions/{symbol}`) need
-`Authorization: Bearer <token>` when `TICKWIRE_API_TOKEN` is set. Decimals are exact strings.
+`Authorization: Bearer <token>` when `TICKWIRE_API_TOKEN` is set.
+
+Prices, quantities and P&L are exact decimal strings (`"150.25"`), in requests and responses alike: a JSON
+number in a request is refused with a 422 saying so. Every 422 is `{"detail": "<one line>", "errors": [...]}`;
+every other error is `{"detail": "<one line>"}`.
 """
 
 
@@ -39,6 +44,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
     install_error_handlers(app)
+    install_openapi(app)
     # True once the server shuts down (set by whoever serves the app): push streams then end by themselves.
     app.state.stopping = lambda: False
     for router in (health.router, subscriptions.router, positions.router, prices.router, stats.router,

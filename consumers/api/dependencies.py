@@ -9,6 +9,7 @@ from fastapi import Depends, HTTPException, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from consumers.api.context import ApiContext
+from consumers.api.errors import invalid_parameter
 from domain.positions import normalize_account
 from schemas.symbols import normalize_symbol
 from schemas.topics import DEFAULT_ACCOUNT
@@ -38,20 +39,22 @@ def require_token(context: Context,
         raise HTTPException(401, "invalid bearer token", challenge)
 
 
-def symbol_path(symbol: Annotated[str, Path(description="ticker symbol, e.g. AAPL or BRK.B")]) -> str:
+def symbol_path(symbol: Annotated[str, Path(description="ticker symbol, e.g. AAPL or BRK.B",
+                                             examples=["AAPL"])]) -> str:
     """The ``{symbol}`` path parameter, normalised (422 saying what is wrong otherwise)."""
     try:
         return normalize_symbol(symbol)
     except ValueError as exc:
-        raise HTTPException(422, f"symbol: {exc}") from None
+        raise invalid_parameter("path", "symbol", str(exc)) from None
 
 
-def account_query(account: Annotated[str, Query(description="account id")] = DEFAULT_ACCOUNT) -> str:
+def account_query(account: Annotated[str, Query(description="account id", examples=[DEFAULT_ACCOUNT])]
+                  = DEFAULT_ACCOUNT) -> str:
     """The ``account`` query parameter (default ``default``)."""
     try:
         return normalize_account(account)
     except ValueError as exc:
-        raise HTTPException(422, f"account: {exc}") from None
+        raise invalid_parameter("query", "account", str(exc)) from None
 
 
 Symbol = Annotated[str, Depends(symbol_path)]

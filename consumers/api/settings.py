@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pydantic import Field, SecretStr
 
-from tickwire.settings import TickwireSettings
+from tickwire.settings import AlpacaSettings
 
 
-class ApiSettings(TickwireSettings):
-    """The API: where it listens and who may write."""
+class ApiSettings(AlpacaSettings):
+    """The API: where it listens and who may write (and Alpaca's REST API, for previous closes)."""
 
     api_host: str = Field("127.0.0.1", validation_alias="TICKWIRE_API_HOST",
                           description="interface the API listens on (0.0.0.0 in a container)")

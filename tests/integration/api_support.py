@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from decimal import Decimal
 
 import httpx
@@ -76,6 +78,24 @@ async def served_app(settings: ApiSettings) -> AsyncIterator[str]:
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, 15)
+
+
+@contextmanager
+def threaded_server(settings: ApiSettings) -> Iterator[str]:
+    """The real app behind uvicorn in a thread of its own, for synchronous callers (schemathesis); its URL."""
+    port = free_port()
+    server = api_server(settings, port=port)
+    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)  # polling a flag set by another thread, with a deadline
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(15)
 
 
 def app_of(settings: ApiSettings) -> FastAPI:

@@ -17,12 +17,22 @@ import httpx
 import orjson
 import pytest
 import websockets
+from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
 
 from schemas.events import AccountPnL, PnLUpdated, PositionPnL
-from schemas.topics import pnl_channel, pnl_key, pnl_total_key
-from tests.helpers import eventually, unique_symbol
-from tests.integration.api_support import api_settings, seed_pnl, seed_price, served_app, ts
+from schemas.timestamps import format_ns, now_ns
+from schemas.topics import POSITIONS, PRICES, pnl_channel, pnl_key, pnl_total_key
+from tests.helpers import eventually, read_topic_until, unique_symbol
+from tests.integration.api_support import (
+    api_settings,
+    price_snapshot,
+    seed_close,
+    seed_pnl,
+    seed_price,
+    served_app,
+    ts,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
@@ -164,3 +174,106 @@ async def _publish_pnl(redis: Redis, symbol: str, account: str, mark: str, pnl: 
         unrealized_pnl=valued.unrealized_pnl, price_source="real-time", total_unrealized=Decimal(pnl),
         timestamp=at).to_json())
     await pipe.execute()
+
+
+async def _produce_history(bootstrap: str, symbol: str, mids_seconds_ago: list[tuple[str, int]]) -> None:
+    """Prices on the ``prices`` topic as the price processor writes them, stamped seconds ago."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        for mid, ago in mids_seconds_ago:
+            at_ns = now_ns() - ago * 1_000_000_000
+            snap = price_snapshot(symbol, mid, mid, timestamp=format_ns(at_ns))
+            await producer.send_and_wait(PRICES.name, snap.to_json(), key=symbol.encode(),
+                                         timestamp_ms=at_ns // 1_000_000)
+    finally:
+        await producer.stop()
+
+
+def _text(selector: str) -> str:
+    return f"document.querySelector({selector!r})?.textContent ?? null"
+
+
+@pytest.mark.timeout(1200)
+async def test_dashboard_given_history_close_and_positions_shows_trader_columns_and_adds_from_forms(
+        redis_url: str, redis: Redis, kafka_bootstrap: str, browser_page: DevTools) -> None:
+    """Test spread, change vs previous close, market value, P&L %, totals, time zone, a chart filled from the
+    ``prices`` topic on load, and the add-symbol and add-position forms reaching the API."""
+    # Arrange
+    symbol, account = unique_symbol("H"), "dash-trader"
+    await _produce_history(kafka_bootstrap, symbol, [("98.00", 120), ("99.00", 60), ("99.50", 30)])
+    await seed_close(redis, symbol, "95.00")
+    await seed_price(redis, symbol, "100.00", "100.02")
+    await seed_pnl(redis, symbol, "10", "99.00", "100.01", "10.10", "10.10", account=account)
+    async with served_app(api_settings(redis_url, kafka_bootstrap)) as base_url:
+        await browser_page.call("Page.enable")
+        await browser_page.call("Page.navigate", url=f"{base_url}/?account={account}")
+
+        async def loaded() -> dict[str, Any] | None:
+            fields = {"spread": cell("prices", symbol, "spread"), "close": cell("prices", symbol, "close"),
+                      "change": cell("prices", symbol, "change"), "pct": cell("prices", symbol, "change_pct"),
+                      "time": cell("prices", symbol, "timestamp"),
+                      "points": f"document.querySelector('#prices tr[data-symbol=\"{symbol}\"] svg')"
+                                "?.dataset.points ?? null",
+                      "value": cell("positions", symbol, "market_value"),
+                      "pnl_pct": cell("positions", symbol, "pnl_pct"),
+                      "total_value": _text("#positions tfoot [data-field=total_market_value]"),
+                      "total": _text("#positions tfoot [data-field=total_unrealized]"),
+                      "zone": _text("#timezone"), "empty": "document.getElementById('prices-empty').hidden"}
+            values = await browser_page.evaluate("({" + ", ".join(f"{k}: {v}" for k, v in fields.items()) + "})")
+            return values if values and values["points"] == "4" and values["change"] not in (None, "—") else None
+
+        shown = await eventually(loaded, 60, "history, close and positions on the page")
+
+        # Act: the forms
+        await browser_page.evaluate(
+            "(() => { const f = document.getElementById('position-form'); f.symbol.value = '" + symbol.lower()
+            + "'; f.qty.value = '-5'; f.avg_entry_price.value = '101.50'; f.requestSubmit(); })()")
+        await browser_page.evaluate(
+            "(() => { const f = document.getElementById('subscribe-form'); f.symbol.value = '" + symbol
+            + "'; f.requestSubmit(); })()")
+
+        async def answered() -> tuple[str, str] | None:
+            texts = (await browser_page.evaluate(_text("#position-result")),
+                     await browser_page.evaluate(_text("#subscribe-result")))
+            return texts if all(t and t != "sending…" for t in texts) else None
+
+        position_result, subscribe_result = await eventually(answered, 30, "the forms' answers")
+        records = await read_topic_until(kafka_bootstrap, POSITIONS.name,
+                                         lambda values: any(v.get("symbol") == symbol for v in values), timeout=60)
+
+    # Assert
+    assert shown["spread"] == "0.02" and shown["close"] == "95.00"
+    assert shown["change"] == "+5.01" and shown["pct"] == "+5.27%"  # 100.01 vs 95.00
+    assert shown["value"] == "1,000.10" and shown["pnl_pct"] == "+1.02%"  # 10.10 on a cost of 990.00
+    assert shown["total_value"] == "1,000.10" and shown["total"] == "10.10"
+    assert shown["zone"] and shown["time"].endswith(" " + shown["zone"]), shown
+    assert shown["empty"] is True
+    assert position_result == f"{symbol} position set for account {account}"
+    assert subscribe_result.startswith("Successfully subscribed to 1 symbol")
+    assert [(r["qty"], r["avg_entry_price"], r["account"]) for r in records if r.get("symbol") == symbol] == [
+        ("-5", "101.50", account)]
+
+
+async def test_dashboard_given_no_prices_and_no_positions_says_so_and_how_to_add_them(
+        redis_url: str, browser_page: DevTools) -> None:
+    """Test the empty state: a message for each table instead of bare headers."""
+    async with served_app(api_settings(redis_url)) as base_url:
+        await browser_page.call("Page.enable")
+        await browser_page.call("Page.navigate", url=f"{base_url}/?account=nobody-here")
+
+        async def live() -> dict[str, Any] | None:
+            state = await browser_page.evaluate(
+                "({connection: document.getElementById('connection')?.textContent ?? null,"
+                " prices: document.getElementById('prices-empty')?.hidden === false"
+                " ? document.getElementById('prices-empty').textContent : null,"
+                " positions: document.getElementById('positions-empty')?.hidden === false"
+                " ? document.getElementById('positions-empty').textContent : null,"
+                " total: document.getElementById('total')?.textContent ?? null})")
+            return state if state and state["connection"] == "live" else None
+
+        state = await eventually(live, 60, "the dashboard to connect")
+
+    assert state["prices"] is not None and "No prices yet" in state["prices"] and "add a symbol" in state["prices"]
+    assert state["positions"] is not None and "No open positions" in state["positions"]
+    assert state["total"] == "0.00"

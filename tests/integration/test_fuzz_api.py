@@ -7,9 +7,6 @@ topics other tests' ingests and processors read. So a *valid* write answers the 
 
 from __future__ import annotations
 
-import asyncio
-import threading
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -18,9 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
 
-from consumers.api.server import api_server
-from deploy.embedded.readiness import free_port
-from tests.integration.api_support import api_settings
+from tests.integration.api_support import api_settings, threaded_server
 
 pytestmark = pytest.mark.integration
 
@@ -34,18 +29,8 @@ stats = {"cases": 0, "5xx": 0}
 @pytest.fixture(scope="module")
 def api_url(redis_server_url: str) -> Iterator[str]:
     """The real app behind uvicorn in a thread of its own (the fuzz calls are synchronous)."""
-    port = free_port()
-    server = api_server(api_settings(redis_server_url.rsplit("/", 1)[0] + "/15", TICKWIRE_API_TOKEN=TOKEN),
-                        port=port)
-    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)  # polling a flag set by another thread, with a deadline
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(15)
+    with threaded_server(api_settings(redis_server_url.rsplit("/", 1)[0] + "/15", TICKWIRE_API_TOKEN=TOKEN)) as url:
+        yield url
 
 
 def test_api_given_fuzzed_requests_from_its_openapi_never_answers_5xx(api_url: str) -> None:

@@ -11,6 +11,7 @@ import pytest
 
 from alpaca_feed.hours import MarketHours, Phase
 from alpaca_feed.market import HALF_MINUTE_NS, MINUTE_NS, EventRates, MarketModel
+from alpaca_feed.seed_prices import SEED_PRICES, seed_price
 from schemas.timestamps import NS_PER_SECOND
 
 T0 = 1_700_000_000 * NS_PER_SECOND  # 2023-11-14 22:13:20Z, a Tuesday
@@ -210,3 +211,27 @@ def test_live_messages_are_stamped_strictly_later_than_the_one_before() -> None:
         # Bars are stamped at their period's start; everything else follows the symbol's own clock.
         stamps = [e["t"] for e in events if e["S"] == symbol and e["T"] not in ("b", "d", "u")]
         assert all(a < b for a, b in itertools.pairwise(stamps)), symbol
+
+
+@pytest.mark.parametrize(("symbol", "near"), [("AAPL", 230), ("MSFT", 420), ("GOOGL", 170), ("AMZN", 190),
+                                              ("TSLA", 250), ("NVDA", 120), ("META", 560)])
+def test_well_known_symbols_start_near_their_recent_close_with_their_own_spread(symbol: str, near: float) -> None:
+    """Test that a demo symbol opens within 1% of its reference close and quotes inside its spread range."""
+    model = MarketModel(5, events=EventRates.none())
+    seed = SEED_PRICES[symbol]
+    quotes = of(drive(model, symbol, T0, 60), "q")
+    assert abs(model.start_price(symbol) - near) <= 0.05 * near
+    assert model.previous_close(symbol) == float(seed.close)
+    assert abs(quotes[0]["bp"] - float(seed.close)) <= 0.011 * float(seed.close)
+    spreads = {round((q["ap"] - q["bp"]) * 100) for q in quotes}
+    assert spreads <= set(range(seed.min_spread_cents, seed.max_spread_cents + 1))
+
+
+def test_unknown_symbols_keep_the_seeded_random_start() -> None:
+    """Test that a symbol outside the table still starts at a seeded $20-$500 with a 1-3 cent spread."""
+    assert seed_price("ZZTW") is None
+    starts = {MarketModel(seed).start_price("ZZTW") for seed in range(5)}
+    assert len(starts) == 5 and all(20 <= s <= 500 for s in starts)
+    assert MarketModel(3).start_price("ZZTW") == MarketModel(3).start_price("ZZTW")
+    quotes = of(drive(MarketModel(3, events=EventRates.none()), "ZZTW", T0, 60), "q")
+    assert {round((q["ap"] - q["bp"]) * 100) for q in quotes} <= {1, 2, 3}

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.sse import EventSourceResponse, format_sse_event
 
 from consumers.api.dependencies import Account, Context
+from consumers.api.errors import invalid_parameter
 from consumers.api.live_stream import LiveStream
 from consumers.api.models import MAX_SYMBOLS_PER_REQUEST
 from schemas.symbols import normalize_symbol
@@ -19,7 +20,8 @@ KEEPALIVE = b": keep-alive\n\n"
 
 
 def symbols_query(
-    symbols: Annotated[str | None, Query(description="comma list; omitted: every symbol with a price")] = None,
+    symbols: Annotated[str | None, Query(description="comma list; omitted: every symbol with a price",
+                                         examples=["AAPL,MSFT"])] = None,
 ) -> list[str] | None:
     """The optional ``symbols`` filter, normalised."""
     if symbols is None:
@@ -27,9 +29,9 @@ def symbols_query(
     try:
         parsed = list(dict.fromkeys(normalize_symbol(s) for s in symbols.split(",") if s.strip()))
     except ValueError as exc:
-        raise HTTPException(422, f"symbols: {exc}") from None
+        raise invalid_parameter("query", "symbols", str(exc)) from None
     if len(parsed) > MAX_SYMBOLS_PER_REQUEST:
-        raise HTTPException(422, f"symbols: at most {MAX_SYMBOLS_PER_REQUEST}, got {len(parsed)}")
+        raise invalid_parameter("query", "symbols", f"at most {MAX_SYMBOLS_PER_REQUEST}, got {len(parsed)}")
     return parsed
 
 

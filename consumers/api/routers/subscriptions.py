@@ -45,7 +45,9 @@ async def subscribe(body: SubscribeRequest, context: Context) -> SubscribeRespon
 
 
 @router.delete("/subscribe/{symbol}", response_model=UnsubscribeResponse, dependencies=[Authorized],
-               responses={404: {"description": "not subscribed through the API"}})
+               responses={401: {"description": "token required"},
+                          404: {"description": "not subscribed through the API"},
+                          503: {"description": "broker or Redis down"}})
 async def unsubscribe(symbol: Symbol, context: Context) -> UnsubscribeResponse:
     """Withdraw the API's request for ``symbol``."""
     if not await context.redis.sismember(API_SUBSCRIPTIONS_KEY, symbol):
