@@ -24,6 +24,7 @@ import asyncio
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
+from dataclasses import field as dataclass_field  # Mismatch has a member named field
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
@@ -57,7 +58,7 @@ class Mismatch:
     symbol: str = ""
     account: str = ""
     kind: str = ""  # "price", "pnl" or "total": how the live value is placed against the cut
-    state: dict[str, Any] | None = field(default=None, repr=False, compare=False)  # the whole live value
+    state: dict[str, Any] | None = dataclass_field(default=None, repr=False, compare=False)  # the whole live value
     live_moved: bool = False  # explained by the live side being before or after the cut, not a real difference
     note: str = ""
 
@@ -258,17 +259,18 @@ async def build_expected(bootstrap: str, symbols: set[str] | None, max_age_s: fl
 
 
 def compare(where: str, subject: str, expected: dict[str, Any], actual: dict[str, Any] | None,
-            fields: Iterable[str], **about: str) -> tuple[list[Mismatch], int]:
+            fields: Iterable[str], *, symbol: str = "", account: str = "", kind: str = "",
+            ) -> tuple[list[Mismatch], int]:
     """Field-by-field comparison (decimals by value); a missing actual is one mismatch. ``about``: the
     mismatches' ``symbol``, ``account`` and ``kind``, for placing them against the cut."""
     fields = list(fields)
     if actual is None:
-        return [Mismatch(where, subject, "*", "present", "absent", **about)], len(fields)
+        return [Mismatch(where, subject, "*", "present", "absent", symbol, account, kind)], len(fields)
     out = []
     for name in fields:
         want, got = expected.get(name), actual.get(name)
         if not same_value(want, got):
-            out.append(Mismatch(where, subject, name, str(want), str(got), state=actual, **about))
+            out.append(Mismatch(where, subject, name, str(want), str(got), symbol, account, kind, state=actual))
     return out, len(fields)
 
 

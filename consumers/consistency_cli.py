@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from consumers.tools.cli import LIVE_MOVED_EXIT, SymbolOption, _run, _settings, _symbols, errors
+from consumers.tools.cli import LIVE_MOVED_EXIT, SymbolOption, _run, _settings, _symbols
 from schemas.topics import QUOTES_RAW
 
 

@@ -82,7 +82,7 @@ class TopicCursor:
                     out.extend(r for r in records if self.keys is None or r.key in self.keys)
                 for tp in tps:
                     if tp not in ends and consumer.highwater(tp) is not None:
-                        ends[tp] = consumer.highwater(tp)  # type: ignore[assignment]
+                        ends[tp] = consumer.highwater(tp)
                 if len(ends) == len(tps) and all([await consumer.position(tp) >= ends[tp] for tp in tps]):
                     self.cut = {tp.partition: await consumer.position(tp) for tp in tps}
                     return out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -12,8 +13,8 @@ import typer
 from alpaca_feed.cli import feed_app
 from consumers.consistency_cli import check_command
 from consumers.tools.cli import register_tool_commands
-from deploy.errors_cli import enable_debug, load_settings, reported_errors
-from deploy.help_format import TickwireGroup, reads
+from tickwire.cli_errors import enable_debug, load_settings, reported_errors
+from tickwire.cli_help import TickwireGroup, reads
 from tickwire.logging import configure_logging
 
 # No locals in tracebacks: they would print settings (and their secrets).
@@ -64,13 +65,13 @@ def ingest() -> None:
     raise typer.Exit(_run_until_signalled(lambda stop: run_ingest(settings, stop)))
 
 
-@app.command()
+@app.command(cls=reads("processors.settings:ProcessorSettings"))
 def processor() -> None:
     """Run a processor: the price stage and the P&L stage (more processes share the partitions)."""
     from processors.settings import ProcessorSettings
     from processors.worker import main
 
-    main(ProcessorSettings())
+    main(load_settings(ProcessorSettings))
 
 
 @app.command("create-topics")

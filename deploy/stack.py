@@ -24,8 +24,8 @@ from deploy.api_process import start_api_process
 from deploy.embedded import EmbeddedBroker, EmbeddedRedis
 from deploy.embedded.process import ManagedProcess
 from deploy.settings import RunSettings
-from tickwire.errors import TickwireError
 from tickwire.endpoints import remove_endpoints
+from tickwire.errors import TickwireError
 from tickwire.kafka import aiokafka_security
 from tickwire.logging import quiet_library_logs
 from tickwire.settings import redact_url

@@ -50,7 +50,7 @@ class AlpacaPreviousCloses:
         try:
             answer = await asyncio.to_thread(self._snapshot, symbol)
             bar = answer.get(symbol, {}).get("prevDailyBar") or {}
-            if not bar or parse_ns(bar["t"]) >= session_start_ns:
+            if not bar or parse_ns(str(bar["t"])) >= session_start_ns:
                 return None
             close = Decimal(str(bar["c"]))
         except (APIError, RequestException, KeyError, ValueError, InvalidOperation, AttributeError) as exc:

@@ -76,7 +76,7 @@ def _settings(needs: tuple[str, ...] = ("KAFKA_BOOTSTRAP_SERVERS",)) -> Any:
     ``needs`` names the variables the command cannot do without (KAFKA_BOOTSTRAP_SERVERS, REDIS_URL).
     """
     from consumers.tools.settings import ToolSettings
-    from deploy.errors_cli import reported_errors
+    from tickwire.cli_errors import reported_errors
     from tickwire.endpoints import not_set_message, with_running_stack
     from tickwire.logging import configure_logging
 
@@ -120,7 +120,7 @@ def tail_command(
                                     group_id=None, enable_auto_commit=False, fetch_max_wait_ms=100,
                                     **aiokafka_security(settings))
         try:
-            with quiet_library_logs("aiokafka"):  # a closed port is one line (deploy/errors_cli), not a log per try
+            with quiet_library_logs("aiokafka"):  # a closed port is one line (tickwire/cli_errors), not a log per try
                 await consumer.start()
         except BaseException:
             await consumer.stop()  # no "Unclosed AIOKafkaConsumer" after the error line
@@ -234,7 +234,6 @@ def diff_command(
     from redis.asyncio import Redis
 
     from consumers.tools.diff import DiffError, diff
-
     from tickwire.kafka import aiokafka_security
 
     settings = _settings(needs=() if redis_url else ("REDIS_URL",))
@@ -296,7 +295,7 @@ def _print_report(report: Any) -> None:
 
 def register_tool_commands(app: typer.Typer) -> None:
     """Add ``tail``, ``replay`` and ``diff`` to the tickwire CLI."""
-    from deploy.help_format import reads
+    from tickwire.cli_help import reads
 
     tools = reads("consumers.tools.settings:ToolSettings")
     app.command("tail", cls=tools)(tail_command)
