@@ -42,8 +42,8 @@ class TopicCursor:
     async def start(self) -> None:
         """Find the partitions and set the first cut to where reading starts (ValueError: no such topic)."""
         consumer = self._consumer()
-        await consumer.start()
         try:
+            await consumer.start()  # inside the try: a refused start still owns a client to close
             # Always a metadata round trip: fresh partitions, and aiokafka's group-less consumer raises
             # CancelledError from stop() when stopped before its background task ever ran.
             await consumer.topics()
@@ -68,8 +68,8 @@ class TopicCursor:
         if not tps:
             return []
         consumer = self._consumer()
-        await consumer.start()
         try:
+            await consumer.start()
             consumer.assign(tps)
             for tp in tps:
                 consumer.seek(tp, self.cut[tp.partition])

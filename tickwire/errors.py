@@ -2,11 +2,14 @@
 
     TickwireError
     ├── ConfigurationError             tickwire.errors: a setting the process needs is missing or unusable
+    ├── StaleEndpointsError            tickwire.endpoints: the endpoints file of a `tickwire run` that is gone
+    ├── RestoreError                   processors.topic_reader: state could not be read back in time
     ├── SubscriptionLimitError         producers.subscription_manager (also a ValueError)
     ├── ServiceUnavailable             consumers.api.errors: Redis or the broker cannot be used now (503)
     ├── RangeError                     consumers.tools.topic_range (also a ValueError)
     ├── ReplayError                    consumers.tools.replay (also a RuntimeError)
     ├── DiffError                      consumers.tools.diff (also a ValueError)
+    ├── KcatUnavailableError           deploy.kcat: kcat or the librdkafka it needs is not installed
     ├── StackError                     deploy.stack: a component failed to start or died (also a RuntimeError)
     ├── NotReadyError                  deploy.embedded.readiness (also a RuntimeError)
     ├── ProtocolError                  alpaca_feed.protocol: a request the local feed answers with an error
@@ -15,8 +18,9 @@
     └── RecordingError                 alpaca_feed.recording (also a ValueError)
 
 The builtin second bases keep older ``except ValueError`` / ``except RuntimeError`` callers working.
-Library code raises these; only the command line (``deploy/cli.py`` and the CLI modules) turns them into
-exit codes, so no library module raises ``SystemExit``. (processors/ joins this tree in its rewrite.)
+Library code raises these; only the command line (``deploy/cli.py``, the CLI modules and
+``tickwire/cli_errors.py``, which they share) turns them into exit codes, so no library module raises
+``SystemExit``.
 """
 
 from __future__ import annotations

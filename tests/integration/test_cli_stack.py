@@ -128,7 +128,7 @@ async def test_run_given_ctrl_c_stops_in_dependency_order_without_errors_and_rem
                           "TICKWIRE_REPLAY_TTL_SECONDS (604800):"]),
     (["position", "set", "--help"], ["Usage: tickwire position set [OPTIONS] SYMBOL QTY AVG_PRICE"]),
     (["run", "--help"], ["TICKWIRE_FEED_RATE (5.0):", "TICKWIRE_API_PORT (8004):",
-                         "TICKWIRE_INGEST_QUEUE_SIZE (10000):"]),
+                         "TICKWIRE_INGEST_QUEUE_SIZE (20000):"]),
     (["ingest", "--help"], ["TICKWIRE_RECONNECT_BASE_SECONDS (5.0):", "ALPACA_API_KEY or APCA_API_KEY_ID (unset):"]),
     (["api", "--help"], ["TICKWIRE_API_HOST (127.0.0.1):"]),
     (["--help"], ["Usage: tickwire [OPTIONS] COMMAND [ARGS]...", "--debug"]),
