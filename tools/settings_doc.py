@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import importlib
 
+from tickwire.settings import TickwireSettings
+
 # (heading, class, the class whose variables it only adds to): one table per process, shared ones first.
 SECTIONS = (
     ("Every process", "tickwire.settings:TickwireSettings", None),
@@ -23,9 +25,10 @@ SECTIONS = (
 )
 
 
-def _load(path: str) -> type:
+def _load(path: str) -> type[TickwireSettings]:
     module, name = path.split(":")
-    return getattr(importlib.import_module(module), name)  # type: ignore[no-any-return]
+    cls: type[TickwireSettings] = getattr(importlib.import_module(module), name)
+    return cls
 
 
 def render() -> str:
