@@ -30,8 +30,10 @@ from processors.progress import ProgressReporter
 from processors.redis_projection import PriceProjector
 from processors.settings import ProcessorSettings
 from schemas.topics import ALL_TOPICS, QUOTES_RAW, TRADES_RAW, internal_topics
+from tickwire.errors import ConfigurationError
 from tickwire.fetch_guard import FetchGuard
 from tickwire.kafka import aiokafka_security, bootstrap_list
+from tickwire.logging import quiet_library_logs
 from tickwire.topic_admin import ensure_topics
 
 log = structlog.get_logger(__name__)
@@ -65,14 +67,13 @@ class Processor:
         """Create missing topics, run every stage until ``stop``, then commit, flush and disconnect."""
         settings = self.settings
         assert settings.kafka_bootstrap_servers
-        await ensure_topics(settings.kafka_bootstrap_servers, settings.topic_partitions,
-                            (*ALL_TOPICS, *internal_topics(settings.processor_app_id)),
-                            settings.topic_replication, **aiokafka_security(settings))
-        started: list[AIOKafkaConsumer] = []
         try:
-            for stage in self.stages:
-                await stage.batch.consumer.start()
-                started.append(stage.batch.consumer)
+            with quiet_library_logs("aiokafka"):  # a refused connection is one error line (the CLI's), not three
+                await ensure_topics(settings.kafka_bootstrap_servers, settings.topic_partitions,
+                                    (*ALL_TOPICS, *internal_topics(settings.processor_app_id)),
+                                    settings.topic_replication, **aiokafka_security(settings))
+                for stage in self.stages:
+                    await stage.batch.consumer.start()
             async with asyncio.TaskGroup() as tasks:
                 for stage in self.stages:
                     tasks.create_task(stage.batch.run(stop), name=f"{stage.name} consumer")
@@ -80,16 +81,18 @@ class Processor:
                         tasks.create_task(_until(stop, sidecar), name=f"{stage.name} {sidecar.__name__}")
                 log.info("processor running", stages=[s.name for s in self.stages])
         finally:
-            for consumer in started:
+            for stage in self.stages:  # started or not: each owns a client to close
                 with contextlib.suppress(Exception):
-                    await consumer.stop()
+                    await stage.batch.consumer.stop()
             await self.outputs.stop()
             await self.redis.aclose()
 
 
 def build_processor(settings: ProcessorSettings, registry: CollectorRegistry | None = None) -> Processor:
     """The processor of ``settings``: clients, metrics and the stages it names (nothing connects until run)."""
-    assert settings.kafka_bootstrap_servers, "KAFKA_BOOTSTRAP_SERVERS is required"
+    if not settings.kafka_bootstrap_servers:
+        raise ConfigurationError("KAFKA_BOOTSTRAP_SERVERS is not set: name the brokers (example: localhost:9092), "
+                                 "or start everything with `tickwire run`")
     redis = Redis.from_url(settings.redis_url or "redis://127.0.0.1:6379/0", health_check_interval=10)
     outputs = OutputProducer(settings)
     metrics = ProcessorMetrics(registry or CollectorRegistry())

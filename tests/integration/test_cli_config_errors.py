@@ -18,8 +18,8 @@ pytestmark = pytest.mark.integration
 
 REDIS_NO_SCHEME = ("error: REDIS_URL: 'localhost:6379' needs a scheme: redis://, rediss:// or unix:// "
                    "(example: redis://localhost:6379/0)")
-COMMANDS = [["ingest"], ["api"], ["run"], ["tail", "quotes.raw"], ["replay"], ["diff", "live", "r1"], ["check"],
-            ["status", "--once"], ["position", "set", "AAPL", "1", "2"]]
+COMMANDS = [["ingest"], ["processor"], ["api"], ["run"], ["tail", "quotes.raw"], ["replay"], ["diff", "live", "r1"],
+            ["check"], ["status", "--once"], ["position", "set", "AAPL", "1", "2"]]
 
 
 @pytest.mark.parametrize("args", COMMANDS, ids=lambda args: args[0])
@@ -61,6 +61,19 @@ async def test_command_given_kafka_on_a_closed_port_says_so_in_one_line_within_s
                         rf"\[\('127\.0\.0\.1', {port}, .*\)\] \(check KAFKA_BOOTSTRAP_SERVERS, e\.g\. localhost:9092\)",
                         lines[0]), lines[0]
     assert time.monotonic() - started < 10
+
+
+async def test_processor_given_kafka_on_a_closed_port_ends_with_one_error_line_within_seconds() -> None:
+    """The processor logs its settings first (structured log lines), then the one error line, and exits 2."""
+    port = free_port()
+    env = tickwire_env(KAFKA_BOOTSTRAP_SERVERS=f"127.0.0.1:{port}", TICKWIRE_PROCESSOR_METRICS_PORT="0")
+    started = time.monotonic()
+
+    result = await tickwire("processor", env=env, timeout=30)
+
+    last = result.err.splitlines()[-1]
+    assert result.code == 2 and last.startswith("error: cannot reach Kafka: KafkaConnectionError"), result.err
+    assert "Traceback" not in result.err and time.monotonic() - started < 10
 
 
 async def test_ingest_given_kafka_not_up_yet_says_it_is_waiting_for_it_while_it_retries(tmp_path: Path) -> None:
