@@ -5,7 +5,8 @@ stops when the fetch's wait budget runs out: once a partition holds ~16-20k batc
 reaches the fetch offset and every answer is empty while the high watermark keeps rising (a silent stall).
 Redpanda and Kafka never do this. The guard watches each fetch: when owned partitions stay behind their high
 watermark with nothing returned, it doubles the consumer's fetch wait (bounded), says so once per step, and
-narrows it again step by step after a healthy minute, so latency stays low while partitions are small.
+tries a narrower wait after a healthy minute, so latency stays low while partitions are small. A wait that had
+to be widened again after narrowing becomes the floor: the embedded broker's partitions only ever grow.
 """
 
 from __future__ import annotations
@@ -40,13 +41,16 @@ class FetchGuard:
         self.detail: str | None = None  # why the wait is wide, while it is (health reports it as degraded)
         self._empty_since: float | None = None  # when the broker last started answering nothing while behind
         self._healthy_since = time.monotonic()
+        self._floor_s = base_wait_s  # narrowing stops here: a wait that proved necessary again after narrowing
+        self._narrowed_from: float | None = None  # the wait last narrowed from, until it proves necessary again
 
     def __call__(self, batches: Mapping[TopicPartition, list[ConsumerRecord]]) -> None:
         now = time.monotonic()
         if any(batches.values()):
             self._empty_since = None
-            if self.wait_s > self.base_wait_s and now - self._healthy_since >= HEALTHY_SECONDS_BEFORE_NARROWING:
-                self._set_wait(max(self.base_wait_s, self.wait_s / 2))
+            if self.wait_s > self._floor_s and now - self._healthy_since >= HEALTHY_SECONDS_BEFORE_NARROWING:
+                self._narrowed_from = self.wait_s
+                self._set_wait(max(self._floor_s, self.wait_s / 2))
                 self._healthy_since = now
                 if self.wait_s == self.base_wait_s:
                     self.detail = None
@@ -63,6 +67,9 @@ class FetchGuard:
             return
         self._empty_since = now
         self._set_wait(min(self.max_wait_s, self.wait_s * 2))
+        if self._narrowed_from is not None and self.wait_s >= self._narrowed_from:
+            self._floor_s = self._narrowed_from  # narrowing did not hold: this wait is needed from now on
+            self._narrowed_from = None
         self._healthy_since = now
         tp, waiting = max(behind.items(), key=lambda item: item[1])
         self.detail = (f"{tp.topic}[{tp.partition}]: the broker returned no records though {waiting} are waiting; "

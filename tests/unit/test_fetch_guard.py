@@ -70,3 +70,26 @@ def test_guard_given_records_flowing_for_a_healthy_minute_narrows_back_to_the_ba
         recovering({TP: [object()]})  # type: ignore[dict-item]
 
     assert recovering.wait_s == 0.01 and recovering.detail is None and consumer._fetcher._fetch_max_wait_ms == 10
+
+
+def test_guard_given_narrowing_that_stalls_again_keeps_that_wait_as_its_floor(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    clock = [1000.0]
+    monkeypatch.setattr(fetch_guard.time, "monotonic", lambda: clock[0])
+    consumer = Consumer(highwater=500)
+    stalling = guard(consumer, position=100)
+    for _ in range(3):  # widened once: 0.01 -> 0.02
+        stalling({})
+        clock[0] += 0.11  # one empty poll (not exactly 0.1: float sums)
+    assert stalling.wait_s == 0.02
+    clock[0] += fetch_guard.HEALTHY_SECONDS_BEFORE_NARROWING
+    stalling({TP: [object()]})  # type: ignore[dict-item]
+    assert stalling.wait_s == 0.01  # narrowing tried
+    for _ in range(3):  # and it stalls again at 10 ms
+        stalling({})
+        clock[0] += 0.11  # one empty poll (not exactly 0.1: float sums)
+    assert stalling.wait_s == 0.02
+
+    clock[0] += fetch_guard.HEALTHY_SECONDS_BEFORE_NARROWING
+    stalling({TP: [object()]})  # type: ignore[dict-item]
+
+    assert stalling.wait_s == 0.02  # 20 ms is the floor now: no stall every minute
