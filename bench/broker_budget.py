@@ -30,7 +30,8 @@ RECORD = b"x" * 200  # about a raw quote's size
 
 
 async def fill(bootstrap: str, topic: str, batches: int) -> int:
-    """``batches`` single-record batches in partition 0; returns the last offset."""
+    """``batches`` single-record batches in partition 0 (each producer awaits every ack before its next send);
+    returns the last offset. tests/integration/test_broker_limit.py fills its partition with it too."""
     async def produce(share: int) -> int:
         producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0)
         await producer.start()

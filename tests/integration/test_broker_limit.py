@@ -8,13 +8,13 @@ there the test only checks that the newest records are read.
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from bench.broker_budget import fill
 from processors.settings import ProcessorSettings
 from schemas.topics import TopicSpec
 from tickwire.fetch_guard import FetchGuard
@@ -23,30 +23,13 @@ from tickwire.topic_admin import ensure_topics
 pytestmark = pytest.mark.integration
 
 BATCHES = 50_000
-PRODUCERS = 8  # each waits for every ack before its next send: one record per batch, as a slow feed makes them
-
-
-async def fill_one_partition(bootstrap: str, topic: str) -> int:
-    """BATCHES single-record batches in partition 0; returns the last offset."""
-    async def produce(share: int) -> int:
-        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0)
-        await producer.start()
-        last = -1
-        try:
-            for n in range(share):
-                last = max(last, (await producer.send_and_wait(topic, b"x%d" % n, partition=0)).offset)
-        finally:
-            await producer.stop()
-        return last
-
-    return max(await asyncio.gather(*(produce(BATCHES // PRODUCERS) for _ in range(PRODUCERS))))
 
 
 async def test_consumer_given_50k_single_record_batches_reads_the_last_10_records_within_5s(
         kafka_bootstrap: str) -> None:
     topic = f"test-limit-{uuid.uuid4().hex[:8]}"
     await ensure_topics(kafka_bootstrap, 1, [TopicSpec(topic, "none", bytes, "broker-limit test")])
-    last = await fill_one_partition(kafka_bootstrap, topic)
+    last = await fill(kafka_bootstrap, topic, BATCHES)  # single-record batches, as a slow feed makes them
     settings = ProcessorSettings()
     tp = TopicPartition(topic, 0)
     consumer = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=None, enable_auto_commit=False,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import pytest
 from aiokafka import TopicPartition
 
 from tickwire import fetch_guard
@@ -27,13 +28,19 @@ class Consumer:
         return self._highwater
 
 
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The guard's monotonic clock, moved by hand."""
+    now = [1000.0]
+    monkeypatch.setattr(fetch_guard.time, "monotonic", lambda: now[0])
+    return now
+
+
 def guard(consumer: Consumer, position: int) -> FetchGuard:
     return FetchGuard(consumer, lambda tp: position, base_wait_s=0.01, max_wait_s=0.08, name="test")  # type: ignore[arg-type]
 
 
-def test_guard_given_empty_fetches_while_records_wait_doubles_the_wait_up_to_the_max(monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    clock = [1000.0]
-    monkeypatch.setattr(fetch_guard.time, "monotonic", lambda: clock[0])
+def test_guard_given_empty_fetches_while_records_wait_doubles_the_wait_up_to_the_max(clock: list[float]) -> None:
     consumer = Consumer(highwater=500)
     widened = guard(consumer, position=100)
 
@@ -55,9 +62,7 @@ def test_guard_given_empty_fetches_with_nothing_waiting_keeps_the_wait() -> None
     assert consumer._fetcher._fetch_max_wait_ms == 10 and idle.detail is None
 
 
-def test_guard_given_records_flowing_for_a_healthy_minute_narrows_back_to_the_base(monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    clock = [1000.0]
-    monkeypatch.setattr(fetch_guard.time, "monotonic", lambda: clock[0])
+def test_guard_given_records_flowing_for_a_healthy_minute_narrows_back_to_the_base(clock: list[float]) -> None:
     consumer = Consumer(highwater=500)
     recovering = guard(consumer, position=100)
     for _ in range(5):
@@ -72,9 +77,7 @@ def test_guard_given_records_flowing_for_a_healthy_minute_narrows_back_to_the_ba
     assert recovering.wait_s == 0.01 and recovering.detail is None and consumer._fetcher._fetch_max_wait_ms == 10
 
 
-def test_guard_given_narrowing_that_stalls_again_keeps_that_wait_as_its_floor(monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    clock = [1000.0]
-    monkeypatch.setattr(fetch_guard.time, "monotonic", lambda: clock[0])
+def test_guard_given_narrowing_that_stalls_again_keeps_that_wait_as_its_floor(clock: list[float]) -> None:
     consumer = Consumer(highwater=500)
     stalling = guard(consumer, position=100)
     for _ in range(3):  # widened once: 0.01 -> 0.02
