@@ -24,8 +24,8 @@ from schemas.timestamps import format_ns, now_ns
 from schemas.topics import POSITIONS, PRICE_CHANNEL_PATTERN, QUOTES_RAW, position_key, price_key
 from tests.helpers import eventually, tickwire_env, tickwire_run_process, unique_symbol
 from tests.integration.api_support import api_client, api_settings
+from tests.integration.tools_support import produce_quotes, tickwire
 from tests.integration.tools_support import quote as tools_quote
-from tests.integration.tools_support import tickwire
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
@@ -123,17 +123,6 @@ async def test_check_given_live_pipeline_under_load_finds_redis_table_and_api_co
     assert {(m.where, m.field) for m in tampered.mismatches} == {
         ("redis", "mid"), ("api", "mid"), ("api", "current_price"), ("api", "unrealized_pnl")}
     assert all(symbols[0] in m.subject for m in tampered.mismatches)
-
-
-async def produce_quotes(bootstrap: str, symbol: str, values: list[bytes]) -> None:
-    """Append quotes of one symbol to quotes.raw, in order."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    await producer.start()
-    try:
-        for value in values:
-            await producer.send_and_wait(QUOTES_RAW.name, value, key=symbol.encode())
-    finally:
-        await producer.stop()
 
 
 def live_price(value: bytes) -> bytes:

@@ -10,7 +10,6 @@ from typing import Any
 import msgpack
 import orjson
 import pytest
-from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
 
 from deploy.embedded.process import ManagedProcess
@@ -18,6 +17,7 @@ from producers.raw_events import encode_raw_event
 from schemas.timestamps import NS_PER_SECOND, format_ns, now_ns
 from schemas.topics import PROCESSOR_STATS_KEY, QUOTES_RAW, QUOTES_REJECTED, price_channel, price_key
 from tests.helpers import processor_process, read_topic_until, tickwire_env, unique_symbol
+from tests.integration.tools_support import produce_quotes
 
 pytestmark = pytest.mark.integration
 
@@ -61,13 +61,7 @@ async def test_processor_given_mixed_quotes_projects_valid_ones_and_dead_letters
     ]
     pubsub = redis.pubsub()
     await pubsub.subscribe(price_channel(symbol))
-    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
-    await producer.start()
-    try:
-        for value in values:
-            await producer.send_and_wait(QUOTES_RAW.name, value, key=symbol.encode())
-    finally:
-        await producer.stop()
+    await produce_quotes(kafka_bootstrap, symbol, values)
     env = tickwire_env(KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap, REDIS_URL=redis_url,
                        TICKWIRE_PROCESSOR_APP_ID=f"test-processor-{uuid.uuid4().hex[:8]}")
     worker = processor_process(log_dir, env)

@@ -7,12 +7,13 @@ import random
 import sys
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from redis.asyncio import Redis
 
 from consumers.tools.topic_range import RangeResolver
 from producers.raw_events import encode_raw_event
 from schemas.timestamps import NS_PER_SECOND, format_ns
+from schemas.topics import QUOTES_RAW
 
 ROOT_ARGS = [sys.executable, "-m", "tickwire"]
 
@@ -165,3 +166,14 @@ async def _commit_ends(bootstrap: str, group: str, topics: list[str]) -> dict[To
         return ends
     finally:
         await consumer.stop()
+
+
+async def produce_quotes(bootstrap: str, symbol: str, values: list[bytes]) -> None:
+    """Append quotes of one symbol to quotes.raw, in order."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        for value in values:
+            await producer.send_and_wait(QUOTES_RAW.name, value, key=symbol.encode())
+    finally:
+        await producer.stop()
