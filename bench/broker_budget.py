@@ -46,10 +46,11 @@ async def fill(bootstrap: str, topic: str, batches: int) -> int:
     return max(await asyncio.gather(*(produce(batches // PRODUCERS) for _ in range(PRODUCERS))))
 
 
-async def newest_fetch_s(bootstrap: str, topic: str, last: int) -> tuple[float, float]:
-    """Seconds to read the newest record with the processor's settings, and the fetch wait that got it."""
+async def newest_fetch_s(bootstrap: str, topic: str, last: int, partition: int = 0) -> tuple[float, float]:
+    """Seconds to read the record at ``last`` with the processor's settings, and the fetch wait that got it.
+    The soak (tests/integration/test_chaos_soak.py) samples it over time."""
     settings = ProcessorSettings()
-    tp = TopicPartition(topic, 0)
+    tp = TopicPartition(topic, partition)
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
                                 fetch_max_wait_ms=round(settings.fetch_wait_s * 1000))
     await consumer.start()

@@ -82,10 +82,11 @@ class Pipeline:
 
 
 @asynccontextmanager
-async def pipeline(bootstrap: str, redis_url: str, log_dir: Path) -> AsyncIterator[Pipeline]:
+async def pipeline(bootstrap: str, redis_url: str, log_dir: Path, rate: int = RATE) -> AsyncIterator[Pipeline]:
+    """Feed (``rate`` quotes/s for each of 3 symbols) -> ingest -> processor, with positions in two symbols."""
     symbols = [unique_symbol("C") for _ in range(3)]
     app_id = f"chaos-{uuid.uuid4().hex[:8]}"
-    feed = AlpacaFeedServer(rate_per_symbol=RATE, seed=11)
+    feed = AlpacaFeedServer(rate_per_symbol=rate, seed=11)
     await feed.start()
     env = tickwire_env(KAFKA_BOOTSTRAP_SERVERS=bootstrap, REDIS_URL=redis_url, ALPACA_STREAM_URL=feed.url(),
                        TICKWIRE_SYMBOLS=",".join(symbols), TICKWIRE_PROCESSOR_APP_ID=app_id,
