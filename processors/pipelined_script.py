@@ -4,6 +4,10 @@ redis-py's ``Script``, called on a pipeline, makes the pipeline send ``SCRIPT EX
 the answer) before every ``execute``: a second Redis round trip for every batch the processor writes.
 Here the script is queued as a plain EVALSHA; if Redis does not know it (first use, a restarted or
 flushed Redis), the caller loads it and runs its batch again (every projection is idempotent).
+
+A batch's items travel as one argument, a MessagePack array (:func:`pack_items`) that the script reads
+with ``cmsgpack.unpack``: redis-py encodes every argument in Python (about 7 µs each), which was a quarter
+of the processor's CPU when each price or revaluation was an argument of its own.
 """
 
 from __future__ import annotations
@@ -11,11 +15,18 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 
+import msgpack
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.exceptions import NoScriptError
 
-__all__ = ["NoScriptError", "PipelinedScript"]
+__all__ = ["NoScriptError", "PipelinedScript", "pack_items"]
+
+
+def pack_items(items: Sequence[str | bytes | int]) -> bytes:
+    """One script argument holding ``items`` (a Lua array of strings and numbers after ``cmsgpack.unpack``)."""
+    # use_bin_type=False: the raw string format, the one every Redis's cmsgpack reads (Redis 6's rejects bin).
+    return msgpack.packb(items, use_bin_type=False)
 
 
 class PipelinedScript:

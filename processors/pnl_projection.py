@@ -8,10 +8,11 @@ import structlog
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.typing import EncodableT, FieldT
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
 from domain.valuation import PositionValuation
-from processors.pipelined_script import NoScriptError, PipelinedScript
+from processors.pipelined_script import NoScriptError, PipelinedScript, pack_items
 from schemas.events import LastTrade, Position, PreviousClose
 from schemas.topics import (
     ACCOUNTS_KEY,
@@ -29,10 +30,10 @@ log = structlog.get_logger(__name__)
 # Per revaluation, atomically: store the position's P&L (or delete it when closed), move the account's
 # total by the exact difference in cents, and publish; then store the account's total. Re-applying the
 # same value is a no-op, so redelivered events change nothing. One call per batch, revaluations grouped by
-# account, and one argument per revaluation (its pnl JSON, decoded here): redis-py packs every argument and
-# parses every reply in Python, which cost more than the valuation itself.
+# account, all of them in one argument (see pipelined_script): redis-py packs every argument and parses
+# every reply in Python, which cost more than the valuation itself.
 # Account group g: KEYS[4g-3 .. 4g] = pnl hash, total, total in cents, positions hash;
-# ARGV: account, channel, count, then per revaluation its pnl JSON and a flag:
+# ARGV[1], packed items: per group its account, channel, count, then per revaluation its pnl JSON and a flag:
 #   'c' closed (delete), 'r' open and the position's last revaluation in the batch (restore the position
 #   with HSETNX if a Redis restart lost it), '' open.
 _PROJECT_PNL_LUA = """
@@ -40,14 +41,15 @@ local function cents(text)
   if type(text) ~= 'string' then return 0 end
   return tonumber((string.gsub(text, '%.', ''))) or 0
 end
+local items = cmsgpack.unpack(ARGV[1])
 local a = 0
 for g = 1, #KEYS / 4 do
   local pnl_key, total_key, cents_key, positions_key = KEYS[4 * g - 3], KEYS[4 * g - 2], KEYS[4 * g - 1], KEYS[4 * g]
-  local account, channel, count = ARGV[a + 1], ARGV[a + 2], tonumber(ARGV[a + 3])
+  local account, channel, count = items[a + 1], items[a + 2], tonumber(items[a + 3])
   a = a + 3
   local text, updated_at = nil, nil
   for i = 1, count do
-    local payload, flag = ARGV[a + 1], ARGV[a + 2]
+    local payload, flag = items[a + 1], items[a + 2]
     a = a + 2
     local pnl = cjson.decode(payload)
     local symbol, closed = pnl.symbol, flag == 'c'
@@ -130,12 +132,17 @@ class PnLProjector:
         flushed or restarted gets back what only changes rarely (the P&L itself returns with the next mark)."""
         if not (positions or closes):
             return
-        pipe = self.redis.pipeline(transaction=False)
+        by_account: dict[str, dict[FieldT, EncodableT]] = {}
         for position in positions:
-            pipe.hset(positions_key(position.account), position.symbol, position.to_json())
-            pipe.sadd(ACCOUNTS_KEY, position.account)
-        for close in closes:
-            pipe.set(close_key(close.symbol), close.to_json())
+            by_account.setdefault(position.account, {})[position.symbol] = position.to_json()
+        # One command per account and one MSET, not one per position: every command costs a Python packing.
+        pipe = self.redis.pipeline(transaction=False)
+        for account, fields in by_account.items():
+            pipe.hset(positions_key(account), mapping=fields)
+        if by_account:
+            pipe.sadd(ACCOUNTS_KEY, *by_account)
+        if closes:
+            pipe.mset({close_key(close.symbol): close.to_json() for close in closes})
         await pipe.execute()
 
     async def _write(self, valued: Sequence[PositionValuation], positions: Sequence[Position],
@@ -156,7 +163,7 @@ class PnLProjector:
         for close in closes:
             pipe.set(close_key(close.symbol), close.to_json())
         keys: list[str] = []
-        args: list[object] = []
+        items: list[str | bytes | int] = []
         by_account: dict[str, list[int]] = {}
         last: dict[tuple[str, str], int] = {}  # each position's last revaluation in the batch
         for index, pnl in enumerate(valued):
@@ -164,13 +171,13 @@ class PnLProjector:
             last[(pnl.account, pnl.symbol)] = index
         for account, indices in by_account.items():
             keys += [pnl_key(account), pnl_total_key(account), pnl_total_cents_key(account), positions_key(account)]
-            args += [account, pnl_channel(account), len(indices)]
+            items += [account, pnl_channel(account), len(indices)]
             for index in indices:
                 pnl = valued[index]
                 flag = "c" if pnl.qty == 0 else "r" if last[(account, pnl.symbol)] == index else ""
-                args += [payloads[index] if payloads is not None else pnl.to_json(), flag]
+                items += [payloads[index] if payloads is not None else pnl.to_json(), flag]
         if valued:
-            self._script.queue(pipe, keys, args)
+            self._script.queue(pipe, keys, [pack_items(items)])
         try:
             await pipe.execute()
         except NoScriptError:

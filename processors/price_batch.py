@@ -21,6 +21,7 @@ class BatchResult:
     prices: list[PriceEvent] = field(default_factory=list)
     rejected: list[DeadLetter] = field(default_factory=list)
     appended_ns: list[int] = field(default_factory=list)  # Kafka time of each price's quote, as prices
+    fields: list[dict[str, Any]] = field(default_factory=list)  # each price's JSON fields, as prices
 
 
 def price_batch(
@@ -31,7 +32,7 @@ def price_batch(
     """Validate each record and accept it only if it is not older than the symbol's latest price.
 
     ``latest_by_symbol`` (:class:`~processors.latest_prices.LatestPrices` in the price stage) holds
-    ``PriceEvent`` JSON dicts; it is written once per symbol per batch.
+    ``PriceEvent`` JSON dicts (the same dicts as ``fields``); it is written once per symbol per batch.
     """
     result = BatchResult()
     changed: dict[str, dict[str, Any]] = {}
@@ -49,8 +50,9 @@ def price_batch(
                 dead_letter(record, Rejection(RejectReason.OUT_OF_ORDER, detail, event.symbol, _payload(record)))
             )
             continue
-        changed[event.symbol] = event.model_dump(mode="json")
+        changed[event.symbol] = fields = event.model_dump(mode="json")
         result.prices.append(event)
+        result.fields.append(fields)
         result.appended_ns.append(record.appended_ns)
     for symbol, value in changed.items():
         latest_by_symbol[symbol] = value

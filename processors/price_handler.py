@@ -21,6 +21,7 @@ from domain.records import DeadLetter, SourceRecord, dead_letter
 from processors.latest_prices import LatestPrices
 from processors.mark_cadence import MarkCadence
 from processors.price_batch import price_batch
+from processors.price_payloads import PricePayloads, price_payloads
 from schemas.events import PriceEvent, RejectReason
 from schemas.topics import TRADES_RAW
 from tickwire.settings import MarkPolicy
@@ -30,10 +31,10 @@ Mark = tuple[bytes, bytes]  # (symbol key, PriceEvent or LastTrade JSON): a reco
 
 @dataclass(slots=True)
 class PriceBatch:
-    """What one batch produced, in input order (``price_json[i]`` is ``prices[i]``'s ``prices`` value)."""
+    """What one batch produced, in input order (``payloads[i]`` is ``prices[i]`` serialised for its outputs)."""
 
     prices: list[PriceEvent] = field(default_factory=list)
-    price_json: list[bytes] = field(default_factory=list)
+    payloads: list[PricePayloads] = field(default_factory=list)
     appended_ns: list[int] = field(default_factory=list)
     rejected: list[DeadLetter] = field(default_factory=list)
     marks: list[Mark] = field(default_factory=list)
@@ -57,11 +58,11 @@ class PriceHandler:
         result = price_batch(quotes, self.latest, self.validator)
         batch = PriceBatch(prices=result.prices, appended_ns=result.appended_ns, rejected=result.rejected)
         newest: dict[str, Mark] = {}
-        for price in result.prices:
-            value = price.to_json()
-            batch.price_json.append(value)
+        for price, fields in zip(result.prices, result.fields, strict=True):
+            payloads = price_payloads(fields)
+            batch.payloads.append(payloads)
             if self.policy != "last" and self._moves_mark(price):
-                newest[price.symbol] = (price.symbol.encode(), value)
+                newest[price.symbol] = (price.symbol.encode(), payloads.event)
         for record in quotes:
             if record.key:
                 self.partition_of.setdefault(record.key.decode("utf-8", "replace"), record.partition)

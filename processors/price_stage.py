@@ -66,11 +66,10 @@ class PriceStage:
             await outputs.send_many(QUOTES_REJECTED.name, [(d.key, d.value.to_json()) for d in batch.rejected])
             self.metrics.rejected.inc(len(batch.rejected))
         if batch.prices:
-            await outputs.send_many(PRICES.name, [(p.symbol.encode(), v)
-                                                  for p, v in zip(batch.prices, batch.price_json, strict=True)])
+            await outputs.send_many(PRICES.name, [(p.symbol.encode(), p.event) for p in batch.payloads])
             self.metrics.accepted.inc(len(batch.prices))
         await self._send_marks(batch.marks)
-        await self.projector.project(batch.prices, [dead.value for dead in batch.rejected])
+        await self.projector.project(batch.payloads, [dead.value for dead in batch.rejected])
         self.metrics.latency.observe_prices(batch.prices, batch.appended_ns, processed_ns, now_ns())
 
     async def before_commit(self) -> None:

@@ -86,9 +86,8 @@ class PriceReplayHandler:
         result = self.handler.handle(records, time.monotonic())
         producer = self.context.producer
         sends = [await producer.send(self._rejected, d.value.to_json(), key=d.key) for d in result.rejected]
-        sends += [await producer.send(self._prices, value, key=p.symbol.encode())
-                  for p, value in zip(result.prices, result.price_json, strict=True)]
-        await self.projector.project(result.prices, [dead.value for dead in result.rejected])
+        sends += [await producer.send(self._prices, p.event, key=p.symbol.encode()) for p in result.payloads]
+        await self.projector.project(result.payloads, [dead.value for dead in result.rejected])
         await asyncio.gather(*sends)
         self.counts.accepted += len(result.prices)
         self.counts.rejected += len(result.rejected)

@@ -9,6 +9,7 @@ import pytest
 from redis.asyncio import Redis
 
 from processors.pnl_projection import PnLProjector
+from processors.price_payloads import PricePayloads, payloads_of
 from processors.redis_projection import PriceProjector
 from schemas.events import PnLUpdated, PositionPnL, PriceEvent
 from schemas.timestamps import format_ns
@@ -19,11 +20,11 @@ pytestmark = pytest.mark.integration
 T0 = 1_700_000_000_000_000_000
 
 
-def price(symbol: str, bid: str, t_ns: int) -> PriceEvent:
+def price(symbol: str, bid: str, t_ns: int) -> PricePayloads:
     bid_d = Decimal(bid)
-    return PriceEvent(symbol=symbol, bid=bid_d, ask=bid_d + Decimal("0.02"), mid=bid_d + Decimal("0.01"),
+    return payloads_of(PriceEvent(symbol=symbol, bid=bid_d, ask=bid_d + Decimal("0.02"), mid=bid_d + Decimal("0.01"),
                       spread=Decimal("0.02"), spread_bps=Decimal("1"), bid_size=1, ask_size=1,
-                      timestamp=format_ns(t_ns), exchange="V")
+                      timestamp=format_ns(t_ns), exchange="V"))
 
 
 async def test_price_projector_given_flushed_scripts_reloads_and_writes_the_batch(redis: Redis) -> None:

@@ -1,21 +1,28 @@
-"""price.updated messages built without a model round trip are the PriceUpdated model's JSON."""
+"""A price's payloads, serialised once from its fields, are its models' JSON (event, snapshot, update)."""
 
 from decimal import Decimal
 
 import orjson
+import pytest
 
-from processors.redis_projection import update_message
-from schemas.events import PriceEvent, PriceUpdated
+from processors.price_payloads import payloads_of
+from schemas.events import PriceEvent, PriceSnapshot, PriceUpdated
 
 
-def test_update_message_given_price_event_matches_the_price_updated_model() -> None:
-    """Test that the hand-built message has the model's fields and exact decimal strings."""
+@pytest.mark.parametrize("received_at", [None, "2026-01-01T00:00:01.000500000Z"])
+def test_price_payloads_given_price_event_are_the_models_json_byte_for_byte(received_at: str | None) -> None:
+    """Test the event, snapshot and update message against pydantic's own serialisation, exact decimals included."""
     # Arrange
     event = PriceEvent(symbol="BRK.B", bid=Decimal("0.00001"), ask=Decimal("412.5"), mid=Decimal("206.250005"),
                        spread=Decimal("412.49999"), spread_bps=Decimal("19999.9515"), bid_size=1, ask_size=2,
-                       timestamp="2026-01-01T00:00:01.000000001Z", exchange="V", received_at=None)
-    model = PriceUpdated(symbol=event.symbol, price=event.mid, bid=event.bid, ask=event.ask, timestamp=event.timestamp)
+                       timestamp="2026-01-01T00:00:01.000000001Z", exchange="V", received_at=received_at)
+    snapshot = PriceSnapshot(**event.model_dump(exclude={"received_at"}))
+    update = PriceUpdated(symbol=event.symbol, price=event.mid, bid=event.bid, ask=event.ask,
+                          timestamp=event.timestamp)
     # Act
-    built = orjson.loads(update_message(event))
-    # Assert
-    assert built == orjson.loads(model.to_json())
+    payloads = payloads_of(event)
+    # Assert: byte for byte, since the Redis script compares stored snapshots as bytes
+    assert payloads.event == event.to_json()
+    assert payloads.snapshot == snapshot.to_json()
+    assert orjson.loads(payloads.update) == orjson.loads(update.to_json())
+    assert (payloads.symbol, payloads.timestamp) == (event.symbol, event.timestamp)

@@ -1,0 +1,35 @@
+"""PricePayloads: an accepted price serialised once for every output it has (Kafka, the Redis key, the channel)."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import orjson
+
+from schemas.events import PriceEvent
+
+
+class PricePayloads(NamedTuple):
+    """The ``prices`` value, the ``price:{SYMBOL}`` snapshot and the ``price.updated`` message of one price."""
+
+    symbol: str
+    timestamp: str
+    event: bytes
+    snapshot: bytes
+    update: bytes
+
+
+def price_payloads(fields: dict[str, Any]) -> PricePayloads:
+    """From a price's JSON fields (``PriceEvent.model_dump(mode="json")``): pydantic formats its Decimals once,
+    not once per output (that was a fifth of the price stage's CPU)."""
+    # PriceSnapshot is PriceEvent without received_at: same fields, same order, so the same JSON less one field.
+    snapshot = {name: value for name, value in fields.items() if name != "received_at"}
+    update = {"event_type": "price.updated", "symbol": fields["symbol"], "price": fields["mid"],
+              "bid": fields["bid"], "ask": fields["ask"], "timestamp": fields["timestamp"]}
+    return PricePayloads(fields["symbol"], fields["timestamp"], orjson.dumps(fields), orjson.dumps(snapshot),
+                         orjson.dumps(update))
+
+
+def payloads_of(event: PriceEvent) -> PricePayloads:
+    """The payloads of a price event (tests and one-off writes; the price stage has the fields already)."""
+    return price_payloads(event.model_dump(mode="json"))
