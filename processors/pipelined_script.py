@@ -6,8 +6,8 @@ Here the script is queued as a plain EVALSHA; if Redis does not know it (first u
 flushed Redis), the caller loads it and runs its batch again (every projection is idempotent).
 
 A batch's items travel as one argument, a MessagePack array (:func:`pack_items`) that the script reads
-with ``cmsgpack.unpack``: redis-py encodes every argument in Python (about 7 µs each), which was a quarter
-of the processor's CPU when each price or revaluation was an argument of its own.
+with ``cmsgpack.unpack``: redis-py encodes every argument in Python, a quarter of the processor's time in a
+cProfile when each price or revaluation was an argument of its own (cProfile overstates such small calls).
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ class PricePayloads(NamedTuple):
 
 def price_payloads(fields: dict[str, Any]) -> PricePayloads:
     """From a price's JSON fields (``PriceEvent.model_dump(mode="json")``): pydantic formats its Decimals once,
-    not once per output (that was a fifth of the price stage's CPU)."""
+    not once per output (three times a price before)."""
     # PriceSnapshot is PriceEvent without received_at: same fields, same order, so the same JSON less one field.
     snapshot = {name: value for name, value in fields.items() if name != "received_at"}
     update = {"event_type": "price.updated", "symbol": fields["symbol"], "price": fields["mid"],
