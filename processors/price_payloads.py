@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any, NamedTuple
 
 import orjson
@@ -26,8 +27,14 @@ def price_payloads(fields: dict[str, Any]) -> PricePayloads:
     snapshot = {name: value for name, value in fields.items() if name != "received_at"}
     update = {"event_type": "price.updated", "symbol": fields["symbol"], "price": fields["mid"],
               "bid": fields["bid"], "ask": fields["ask"], "timestamp": fields["timestamp"]}
-    return PricePayloads(fields["symbol"], fields["timestamp"], orjson.dumps(fields), orjson.dumps(snapshot),
-                         orjson.dumps(update))
+    return PricePayloads(fields["symbol"], fields["timestamp"], _dumps(fields), _dumps(snapshot), orjson.dumps(update))
+
+
+def _dumps(value: dict[str, Any]) -> bytes:
+    try:
+        return orjson.dumps(value)
+    except TypeError:  # a size beyond 64 bits (valid JSON, seen in fuzzing): the stdlib writes it, in the same form
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def payloads_of(event: PriceEvent) -> PricePayloads:
