@@ -27,6 +27,8 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 log = structlog.get_logger(__name__)
 
 IDLE_POLL_MS = 100  # getmany returns at the first records; when none come, the FetchGuard sees it this often
+REWIND_AFTER_S = 1.0  # a partition shorter than this member's position for this long was recreated
+COMMIT_TIMEOUT_S = 10.0  # aiokafka retries a retriable commit error forever; the next commit tries again
 
 
 class BatchHandler(Protocol):
@@ -64,6 +66,7 @@ class BatchConsumer(ConsumerRebalanceListener):
         self._committed: dict[TopicPartition, int] = {}
         self._turn = asyncio.Lock()  # held while a batch is handled or state restored: rebalances wait for it
         self._last_commit = time.monotonic()
+        self._short_since: dict[TopicPartition, float] = {}  # partitions ending before our position, since when
         self.batches = 0
         self.records = 0
 
@@ -86,6 +89,7 @@ class BatchConsumer(ConsumerRebalanceListener):
                         await fetch
                     break
                 batches = fetch.result()
+                await self._rewind_recreated(batches)
                 if self.after_fetch is not None:
                     self.after_fetch(batches)
                 if batches:
@@ -98,6 +102,45 @@ class BatchConsumer(ConsumerRebalanceListener):
             stopping.cancel()
             async with self._turn:
                 await self.commit()
+
+    async def _rewind_recreated(self, batches: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        """Read a partition that ends before this member's position from its start: it was recreated.
+
+        Kafka answers such a fetch with OffsetOutOfRange (aiokafka then resets by itself); the embedded broker
+        answers with no records for good, after a restart that lost every topic. A high watermark can lag the
+        records just returned, so only a partition that stays short for REWIND_AFTER_S is rewound."""
+        now = time.monotonic()
+        for tp in self.consumer.assignment():
+            highwater, position = self.consumer.highwater(tp), self.position(tp)
+            if batches.get(tp) or highwater is None or position is None or highwater >= position:
+                self._short_since.pop(tp, None)
+                continue
+            since = self._short_since.setdefault(tp, now)
+            if now - since < REWIND_AFTER_S:
+                continue
+            del self._short_since[tp]
+            log.warning("partition ends before this consumer's position: the topic was recreated (an embedded "
+                        "broker restart loses every topic); reading it from its start", consumer=self.name,
+                        partition=f"{tp.topic}[{tp.partition}]", position=position, end=highwater)
+            async with self._turn:
+                self.done.pop(tp, None)
+                self._committed.pop(tp, None)
+                await self.consumer.seek_to_beginning(tp)
+
+    async def _reprocess_uncommitted(self, exc: Exception) -> None:
+        """Outputs of some finished records were lost: read every owned partition again from its last commit
+        (projections are idempotent), so nothing is committed that was not delivered."""
+        log.warning("outputs not delivered; processing again from the last commit", consumer=self.name,
+                    error=f"{type(exc).__name__}: {exc}")
+        for tp in self.consumer.assignment():
+            committed = self._committed.get(tp)
+            with contextlib.suppress(IllegalStateError):  # revoked meanwhile: its new owner reads from the commit
+                if committed is None:
+                    self.done.pop(tp, None)
+                    await self.consumer.seek_to_beginning(tp)
+                else:
+                    self.done[tp] = committed
+                    self.consumer.seek(tp, committed)
 
     async def _handle(self, batches: dict[TopicPartition, list[ConsumerRecord]]) -> None:
         owned = self.consumer.assignment()
@@ -121,9 +164,16 @@ class BatchConsumer(ConsumerRebalanceListener):
                    if (partitions is None or tp in partitions) and self._committed.get(tp) != offset}
         if not offsets:
             return
-        await self.handler.before_commit()
         try:
-            await self.consumer.commit(offsets)
+            await self.handler.before_commit()
+        except KafkaError as exc:
+            await self._reprocess_uncommitted(exc)
+            return
+        try:
+            await asyncio.wait_for(self.consumer.commit(offsets), COMMIT_TIMEOUT_S)
+        except TimeoutError:
+            log.warning("offset commit timed out, will retry", consumer=self.name, timeout_s=COMMIT_TIMEOUT_S)
+            return
         except (CommitFailedError, IllegalStateError) as exc:
             # A rebalance is under way: the revoke callback commits what this member finished.
             log.info("commit deferred to the rebalance", consumer=self.name, reason=type(exc).__name__)

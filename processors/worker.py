@@ -34,7 +34,7 @@ from tickwire.errors import ConfigurationError
 from tickwire.fetch_guard import FetchGuard
 from tickwire.kafka import aiokafka_security, bootstrap_list
 from tickwire.logging import quiet_library_logs
-from tickwire.topic_admin import ensure_topics
+from tickwire.topic_keeper import TopicKeeper
 
 log = structlog.get_logger(__name__)
 
@@ -62,6 +62,7 @@ class Processor:
     outputs: OutputProducer
     metrics: ProcessorMetrics
     stages: list[Stage]
+    topics: TopicKeeper
 
     async def run(self, stop: asyncio.Event) -> None:
         """Create missing topics, run every stage until ``stop``, then commit, flush and disconnect."""
@@ -69,12 +70,11 @@ class Processor:
         assert settings.kafka_bootstrap_servers
         try:
             with quiet_library_logs("aiokafka"):  # a refused connection is one error line (the CLI's), not three
-                await ensure_topics(settings.kafka_bootstrap_servers, settings.topic_partitions,
-                                    (*ALL_TOPICS, *internal_topics(settings.processor_app_id)),
-                                    settings.topic_replication, **aiokafka_security(settings))
+                await self.topics.ensure()
                 for stage in self.stages:
                     await stage.batch.consumer.start()
             async with asyncio.TaskGroup() as tasks:
+                tasks.create_task(self.topics.watch(stop), name="topic keeper")
                 for stage in self.stages:
                     tasks.create_task(stage.batch.run(stop), name=f"{stage.name} consumer")
                     for sidecar in stage.sidecars:
@@ -111,7 +111,10 @@ def build_processor(settings: ProcessorSettings, registry: CollectorRegistry | N
         batch = _batch_consumer(settings, pnl, pnl_input_topics(settings), f"{settings.processor_app_id}-pnl", "pnl")
         _guard(batch, settings, metrics, "pnl")
         stages.append(Stage("pnl", batch, pnl, [pnl.release_held, pnl.reassert_projection]))
-    return Processor(settings, redis, outputs, metrics, stages)
+    keeper = TopicKeeper(settings.kafka_bootstrap_servers, settings.topic_partitions,
+                         (*ALL_TOPICS, *internal_topics(settings.processor_app_id)), settings.processor_app_id,
+                         replication=settings.topic_replication, **aiokafka_security(settings))
+    return Processor(settings, redis, outputs, metrics, stages, keeper)
 
 
 def _batch_consumer(settings: ProcessorSettings, handler: BatchHandler, topics: list[str], group: str,

@@ -183,6 +183,7 @@ class GapReason(StrEnum):
     STALL = "stall"  # the socket stayed open but went mute; it was reconnected
     OVERFLOW = "overflow"  # the ingest's queue was full (Kafka slow or down): received messages were dropped
     TAKEOVER = "takeover"  # a standby ingest took over from an active one that stopped or died
+    BROKER_RESTART = "broker_restart"  # the broker came back without its topics (embedded, memory only): all lost
 
 
 class FeedGap(_Frozen):

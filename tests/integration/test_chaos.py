@@ -13,7 +13,7 @@ import signal
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +27,15 @@ from consumers.consistency import CheckReport, check, read_topic
 from deploy.embedded.process import ManagedProcess
 from deploy.embedded.readiness import free_port
 from deploy.embedded.redis_server import redis_server_binary
-from schemas.topics import ACCOUNTS_KEY, PRICE_CHANNEL_PATTERN, QUOTES_RAW, pnl_key, positions_key, price_key
+from schemas.topics import (
+    ACCOUNTS_KEY,
+    PRICE_CHANNEL_PATTERN,
+    QUOTES_RAW,
+    close_key,
+    pnl_key,
+    positions_key,
+    price_key,
+)
 from tests.helpers import eventually, processor_process, tickwire_env, unique_symbol
 from tests.integration.api_support import api_client, api_settings
 from tests.integration.test_consistency import publish_positions
@@ -188,6 +196,8 @@ async def test_chaos_given_redis_restarted_mid_stream_projection_is_rebuilt_and_
                 return bool(await redis.hlen(pnl_key(p.account)) == 2 and await p.priced_after(redis, ""))
 
             await eventually(priced, 120, "prices and P&L before the restart", p.ingest, p.processor)
+            closed = await eventually(lambda: _closes(redis, p.symbols), 60, "daily closes before the restart",
+                                      p.ingest, p.processor)
 
             # Act: kill Redis (its data is gone), let quotes arrive while it is down, bring it back empty.
             assert server.proc is not None
@@ -205,6 +215,7 @@ async def test_chaos_given_redis_restarted_mid_stream_projection_is_rebuilt_and_
             alive = p.ingest.running and p.processor.running
             # What changes rarely is re-asserted by the P&L stage, not only rewritten on the next change.
             await eventually(lambda: _rebuilt_accounts(redis, p.account), 30, "accounts and positions rebuilt")
+            await eventually(lambda: _same(_closes(redis, p.symbols), closed), 30, "daily closes rebuilt")
     finally:
         await redis.aclose()
         await server.stop()
@@ -216,6 +227,15 @@ async def test_chaos_given_redis_restarted_mid_stream_projection_is_rebuilt_and_
 
 async def _rebuilt_accounts(redis: Redis, account: str) -> bool:
     return bool(await redis.sismember(ACCOUNTS_KEY, account)) and await redis.hlen(positions_key(account)) == 2
+
+
+async def _closes(redis: Redis, symbols: list[str]) -> list[str]:
+    """The symbols whose previous close (close:{SYMBOL}, the P&L fallback) Redis holds."""
+    return [s for s in symbols if await redis.exists(close_key(s))]
+
+
+async def _same(values: Awaitable[list[str]], expected: list[str]) -> bool:
+    return await values == expected
 
 
 async def _more(p: Pipeline, count: int) -> bool:
