@@ -85,8 +85,8 @@ async def stop_in_order(children: list[ManagedProcess], timeout: float = CHILD_S
 # Measured (docs/embedded-broker.md, "Measured budget"): memory grows with every record, fetches slow with
 # every stored batch.
 EMBEDDED_BUDGET = ("tickwire: embedded broker (memory only, for development): real-time for about 30 min at a slow "
-                   "feed (60 quotes/s; later, prices arrive late), 4 GiB after about 30 min at 500 quotes/s and 12 min "
-                   "at 2,000/s; for a trading day, use docker-compose (Redpanda)")
+                   "feed (60 quotes/s) and 4 min at 1,000/s (later, prices arrive late); 4 GiB after about 1 h at "
+                   "1,000 quotes/s; for a trading day, use docker-compose (Redpanda)")
 
 
 async def _stop_server(name: str, server: EmbeddedBroker | EmbeddedRedis) -> None:
