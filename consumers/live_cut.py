@@ -16,7 +16,11 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
+from tickwire.fetch_guard import FetchGuard
+
 READ_DEADLINE_S = 60.0
+READ_FETCH_WAIT_S = 0.5  # aiokafka's default; the FetchGuard widens it on a big embedded-broker partition
+MAX_FETCH_WAIT_S = 4.0
 
 
 class TopicCursor:
@@ -37,7 +41,8 @@ class TopicCursor:
 
     def _consumer(self) -> AIOKafkaConsumer:
         return AIOKafkaConsumer(bootstrap_servers=self._bootstrap, group_id=None, enable_auto_commit=False,
-                                auto_offset_reset="earliest", **self._security)
+                                auto_offset_reset="earliest", fetch_max_wait_ms=round(READ_FETCH_WAIT_S * 1000),
+                                **self._security)
 
     async def start(self) -> None:
         """Find the partitions and set the first cut to where reading starts (ValueError: no such topic)."""
@@ -75,10 +80,16 @@ class TopicCursor:
                 consumer.seek(tp, self.cut[tp.partition])
             ends: dict[TopicPartition, int] = {}
             out: list[ConsumerRecord] = []
+            next_offset = {tp: self.cut[tp.partition] for tp in tps}
+            guard = FetchGuard(consumer, next_offset.get, base_wait_s=READ_FETCH_WAIT_S, max_wait_s=MAX_FETCH_WAIT_S,
+                               name=f"read {self.topic}")
             stop_at = time.monotonic() + deadline_s
             while True:
                 batch = await consumer.getmany(*tps, timeout_ms=200)
-                for records in batch.values():
+                guard(batch)  # the embedded broker answers a big partition's short fetches with nothing
+                for tp, records in batch.items():
+                    if records:
+                        next_offset[tp] = records[-1].offset + 1
                     out.extend(r for r in records if self.keys is None or r.key in self.keys)
                 for tp in tps:
                     if tp not in ends and consumer.highwater(tp) is not None:
