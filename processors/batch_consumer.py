@@ -29,6 +29,7 @@ log = structlog.get_logger(__name__)
 IDLE_POLL_MS = 100  # getmany returns at the first records; when none come, the FetchGuard sees it this often
 REWIND_AFTER_S = 1.0  # a partition shorter than this member's position for this long was recreated
 COMMIT_TIMEOUT_S = 10.0  # aiokafka retries a retriable commit error forever; the next commit tries again
+DISTRUST_COMMITS_S = 30.0  # after a topic loss, a rebalance under way may still commit offsets of the old topics
 
 
 class BatchHandler(Protocol):
@@ -47,6 +48,10 @@ class BatchHandler(Protocol):
 
     async def before_commit(self) -> None:
         """Make every output sent so far durable (acknowledged); raise if one was lost."""
+
+    async def on_outputs_lost(self) -> None:
+        """Some outputs since the last commit were lost and processing resumes from that commit: send again
+        what reprocessing would not (state that already holds those records skips them)."""
 
 
 class BatchConsumer(ConsumerRebalanceListener):
@@ -67,6 +72,7 @@ class BatchConsumer(ConsumerRebalanceListener):
         self._turn = asyncio.Lock()  # held while a batch is handled or state restored: rebalances wait for it
         self._last_commit = time.monotonic()
         self._short_since: dict[TopicPartition, float] = {}  # partitions ending before our position, since when
+        self._distrust_commits_until = 0.0  # monotonic time; see read_all_again
         self.batches = 0
         self.records = 0
 
@@ -102,6 +108,22 @@ class BatchConsumer(ConsumerRebalanceListener):
             stopping.cancel()
             async with self._turn:
                 await self.commit()
+
+    async def read_all_again(self) -> None:
+        """The broker lost every topic (an embedded broker restarted): offsets committed before mean nothing.
+
+        Every owned partition is read from its start, and for DISTRUST_COMMITS_S newly assigned partitions are
+        too, whatever offset they have committed: a rebalance under way may have committed old offsets onto
+        the recreated topics, and an old offset that the new partition has already passed would skip records."""
+        self._distrust_commits_until = time.monotonic() + DISTRUST_COMMITS_S
+        async with self._turn:
+            self.done.clear()
+            self._committed.clear()
+            self._short_since.clear()
+            for tp in self.consumer.assignment():
+                with contextlib.suppress(IllegalStateError):
+                    await self.consumer.seek_to_beginning(tp)
+        log.warning("reading every partition from its start: the broker lost its topics", consumer=self.name)
 
     async def _rewind_recreated(self, batches: dict[TopicPartition, list[ConsumerRecord]]) -> None:
         """Read a partition that ends before this member's position from its start: it was recreated.
@@ -141,6 +163,7 @@ class BatchConsumer(ConsumerRebalanceListener):
                 else:
                     self.done[tp] = committed
                     self.consumer.seek(tp, committed)
+        await self.handler.on_outputs_lost()
 
     async def _handle(self, batches: dict[TopicPartition, list[ConsumerRecord]]) -> None:
         owned = self.consumer.assignment()
@@ -203,7 +226,11 @@ class BatchConsumer(ConsumerRebalanceListener):
         assigned = set(assigned)
         async with self._turn:
             new = {tp for tp in assigned if tp not in self.done}
+            distrusted = time.monotonic() < self._distrust_commits_until
             for tp in new:
+                if distrusted:
+                    await self.consumer.seek_to_beginning(tp)
+                    continue
                 with contextlib.suppress(KafkaError):
                     committed = await self.consumer.committed(tp)
                     if committed is not None:

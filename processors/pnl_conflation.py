@@ -41,6 +41,10 @@ class PnLConflator:
                 self._held[key] = (first_held, pnl)
         return out
 
+    def forget_emitted(self) -> None:
+        """Emitted revaluations may be lost: emit the next revaluation of every position, changed or not."""
+        self._emitted.clear()
+
     def due(self, now: float | None = None) -> list[PositionValuation]:
         """Held revaluations whose first hold is at least ``max_delay_s`` old."""
         now = time.monotonic() if now is None else now

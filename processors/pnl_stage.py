@@ -90,6 +90,11 @@ class PnLStage:
         """Every output sent so far is acknowledged (re-keyed positions, dead letters, pnl, subscriptions)."""
         await self.outputs.flush()
 
+    async def on_outputs_lost(self) -> None:
+        """Redis has every revaluation, but ``pnl`` may have lost some: the next one of every position goes out,
+        changed or not (reprocessed inputs the join already holds revalue nothing)."""
+        self.emitter.conflator.forget_emitted()
+
     async def on_assigned(self, partitions: set[TopicPartition], committed: dict[TopicPartition, int]) -> None:
         """Rebuild the join state of partitions taken over at a committed offset (from the start: nothing to do)."""
         known = set(self.partition_of.values())

@@ -50,6 +50,7 @@ class PriceHandler:
         self.latest = latest if latest is not None else LatestPrices()
         self.cadence: MarkCadence[Mark] = MarkCadence(mark_interval_s)
         self.partition_of: dict[str, int] = {}  # symbol -> its partition (keys are partitioned like the input)
+        self.newest_marks: dict[str, Mark] = {}  # each symbol's newest mark, passed or held (sent again if lost)
         self._marked: dict[str, tuple[object, str]] = {}  # symbol -> (mark price(s), timestamp) last marked
 
     def handle(self, records: Sequence[SourceRecord], now: float) -> PriceBatch:
@@ -68,6 +69,7 @@ class PriceHandler:
                 self.partition_of.setdefault(record.key.decode("utf-8", "replace"), record.partition)
         if self.policy == "last":
             self._trades([r for r in records if r.topic == TRADES_RAW.name], newest, batch)
+        self.newest_marks.update(newest)
         batch.marks = self.cadence.offer(newest, now)
         return batch
 
@@ -83,6 +85,7 @@ class PriceHandler:
         for symbol in gone:
             self.partition_of.pop(symbol, None)
             self._marked.pop(symbol, None)
+            self.newest_marks.pop(symbol, None)
 
     def _moves_mark(self, price: PriceEvent) -> bool:
         key = price.mid if self.policy == "mid" else (price.bid, price.ask)

@@ -81,6 +81,14 @@ class PriceStage:
                                          [(symbol.encode(), orjson.dumps(value)) for symbol, value in changed.items()])
         await self.outputs.flush()
 
+    async def on_outputs_lost(self) -> None:
+        """Reprocessing sends no price the latest-price table already holds: send each owned symbol's newest
+        price, mark and changelog value again, so ``prices``, the P&L stage and a takeover converge."""
+        latest = dict(self.latest.items())
+        await self.outputs.send_many(PRICES.name, [(s.encode(), orjson.dumps(v)) for s, v in latest.items()])
+        self.latest.update(latest)  # written again: marked changed, so the changelog gets them before the commit
+        await self._send_marks(list(self.handler.newest_marks.values()))
+
     async def on_assigned(self, partitions: set[TopicPartition], committed: dict[TopicPartition, int]) -> None:
         """Restore the latest prices of new partitions from the changelog (its partitions match quotes.raw's)."""
         mine = {tp.partition for tp in partitions if tp.topic == QUOTES_RAW.name}

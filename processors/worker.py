@@ -111,9 +111,14 @@ def build_processor(settings: ProcessorSettings, registry: CollectorRegistry | N
         batch = _batch_consumer(settings, pnl, pnl_input_topics(settings), f"{settings.processor_app_id}-pnl", "pnl")
         _guard(batch, settings, metrics, "pnl")
         stages.append(Stage("pnl", batch, pnl, [pnl.release_held, pnl.reassert_projection]))
+    async def read_all_again(since_ns: int) -> None:
+        for stage in stages:
+            await stage.batch.read_all_again()
+
     keeper = TopicKeeper(settings.kafka_bootstrap_servers, settings.topic_partitions,
                          (*ALL_TOPICS, *internal_topics(settings.processor_app_id)), settings.processor_app_id,
-                         replication=settings.topic_replication, **aiokafka_security(settings))
+                         replication=settings.topic_replication, on_lost=read_all_again,
+                         **aiokafka_security(settings))
     return Processor(settings, redis, outputs, metrics, stages, keeper)
 
 

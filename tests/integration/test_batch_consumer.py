@@ -30,6 +30,7 @@ class RecordingHandler:
         self.assigned: list[tuple[set[TopicPartition], dict[TopicPartition, int]]] = []
         self.revoked: list[set[TopicPartition]] = []
         self.before_commits = 0
+        self.outputs_lost = 0
 
     async def on_assigned(self, partitions: set[TopicPartition], committed: dict[TopicPartition, int]) -> None:
         self.assigned.append((set(partitions), dict(committed)))
@@ -44,6 +45,9 @@ class RecordingHandler:
         self.before_commits += 1
         if self.before_commits <= self.fail_commits:
             raise KafkaError("an output was not acknowledged")
+
+    async def on_outputs_lost(self) -> None:
+        self.outputs_lost += 1
 
 
 def member(bootstrap: str, group: str, topic: str, handler: RecordingHandler) -> BatchConsumer:
@@ -121,6 +125,7 @@ async def test_batch_consumer_given_lost_outputs_commits_nothing_and_processes_t
 
     # Nothing was committed on the failed attempt: every record came again from the start.
     assert sorted(handler.seen) == sorted([(n % 2, n // 2) for n in range(6)] * 2)
+    assert handler.outputs_lost == 1  # told, so it could send again what reprocessing would not
 
 
 async def test_batch_consumer_given_committed_offset_past_the_end_reads_the_recreated_partition_from_its_start(

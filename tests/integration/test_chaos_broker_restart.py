@@ -12,12 +12,13 @@ from pathlib import Path
 
 import orjson
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
 from redis.asyncio import Redis
 
 from consumers.consistency import read_topic
 from deploy.embedded import EmbeddedBroker
 from schemas.events import GapReason
-from schemas.topics import FEED_GAPS, pnl_key, price_key
+from schemas.topics import FEED_GAPS, pnl_key, price_key, topics_marker
 from tests.conftest import TEST_PARTITIONS
 from tests.helpers import eventually
 from tests.integration.test_chaos import pipeline
@@ -61,6 +62,9 @@ async def test_chaos_given_embedded_broker_restarted_empty_pipeline_recreates_to
                 return gaps if restart_gaps == set(p.symbols) else None
 
             gaps = await eventually(gaps_announced, 60, "a broker_restart gap per symbol", p.ingest, p.processor)
+            marker = topics_marker(p.app_id).name
+            await eventually(lambda: _has_topic(second.bootstrap, marker), 30, "the processor's topics recreated",
+                             p.ingest, p.processor)
 
             # The position service republishes to the new topic; P&L is revalued at the new prices.
             await publish_positions(second.bootstrap, p.account,
@@ -75,3 +79,12 @@ async def test_chaos_given_embedded_broker_restarted_empty_pipeline_recreates_to
     print(f"chaos broker restart: {len(gaps)} gap records; {report.summary()}")
     assert alive
     assert report.expected.quotes_valid > 0 and report.expected.positions_unpriced == 0
+
+
+async def _has_topic(bootstrap: str, name: str) -> bool:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        return name in await admin.list_topics()
+    finally:
+        await admin.close()
