@@ -9,6 +9,10 @@ The commit rule, in one place: offsets are committed only for records the handle
 returned). Commits happen every ``commit_interval_s``, when partitions are revoked (after the batch in
 flight finishes) and when the consumer stops. On assignment the handler restores its state for the
 new partitions before any of their records is processed.
+
+When outputs are lost (``before_commit`` raised) nothing is committed: every owned partition is read again from
+its last commit and the handler is told (``on_outputs_lost``). When the broker lost every topic (an embedded
+broker restarted; :mod:`tickwire.topic_keeper`) every partition is read from its start (``read_all_again``).
 """
 
 from __future__ import annotations
