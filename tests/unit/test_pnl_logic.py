@@ -113,6 +113,13 @@ def test_conflator_given_no_thresholds_emits_every_change_but_not_repeats() -> N
     assert len(conflator.offer([valued("1.00"), valued("1.00"), valued("1.01")])) == 2
 
 
+def test_conflator_given_emitted_revaluations_lost_emits_the_next_one_even_if_unchanged() -> None:
+    conflator = PnLConflator(Decimal(0), Decimal(0), 1.0)
+    conflator.offer([valued("1.00")])
+    conflator.forget_emitted()
+    assert conflator.offer([valued("1.00")]) == [valued("1.00")]
+
+
 def test_conflator_given_bps_threshold_uses_position_cost() -> None:
     conflator = PnLConflator(Decimal(0), min_bps=Decimal(10), max_delay_s=60)  # 10 bps of $1,000 = $1
     conflator.offer([valued("0.00")], now=0)
