@@ -32,6 +32,7 @@ log = structlog.get_logger(__name__)
 
 IDLE_POLL_MS = 100  # getmany returns at the first records; when none come, the FetchGuard sees it this often
 REWIND_AFTER_S = 1.0  # a partition shorter than this member's position for this long was recreated
+REWIND_CHECK_S = 0.25  # how often partitions are checked for that (not on every fetch: it is the hot loop)
 COMMIT_TIMEOUT_S = 10.0  # aiokafka retries a retriable commit error forever; the next commit tries again
 DISTRUST_COMMITS_S = 30.0  # after a topic loss, a rebalance under way may still commit offsets of the old topics
 
@@ -76,6 +77,7 @@ class BatchConsumer(ConsumerRebalanceListener):
         self._turn = asyncio.Lock()  # held while a batch is handled or state restored: rebalances wait for it
         self._last_commit = time.monotonic()
         self._short_since: dict[TopicPartition, float] = {}  # partitions ending before our position, since when
+        self._next_rewind_check = 0.0
         self._distrust_commits_until = 0.0  # monotonic time; see read_all_again
         self.batches = 0
         self.records = 0
@@ -121,13 +123,17 @@ class BatchConsumer(ConsumerRebalanceListener):
         the recreated topics, and an old offset that the new partition has already passed would skip records."""
         self._distrust_commits_until = time.monotonic() + DISTRUST_COMMITS_S
         async with self._turn:
-            self.done.clear()
-            self._committed.clear()
-            self._short_since.clear()
             for tp in self.consumer.assignment():
                 with contextlib.suppress(IllegalStateError):
-                    await self.consumer.seek_to_beginning(tp)
+                    await self._read_from_start(tp)
         log.warning("reading every partition from its start: the broker lost its topics", consumer=self.name)
+
+    async def _read_from_start(self, tp: TopicPartition) -> None:
+        """Forget what this member did or committed of ``tp``, and consume it from its first offset."""
+        self.done.pop(tp, None)
+        self._committed.pop(tp, None)
+        self._short_since.pop(tp, None)
+        await self.consumer.seek_to_beginning(tp)
 
     async def _rewind_recreated(self, batches: dict[TopicPartition, list[ConsumerRecord]]) -> None:
         """Read a partition that ends before this member's position from its start: it was recreated.
@@ -136,6 +142,9 @@ class BatchConsumer(ConsumerRebalanceListener):
         answers with no records for good, after a restart that lost every topic. A high watermark can lag the
         records just returned, so only a partition that stays short for REWIND_AFTER_S is rewound."""
         now = time.monotonic()
+        if now < self._next_rewind_check:
+            return
+        self._next_rewind_check = now + REWIND_CHECK_S
         for tp in self.consumer.assignment():
             highwater, position = self.consumer.highwater(tp), self.position(tp)
             if batches.get(tp) or highwater is None or position is None or highwater >= position:
@@ -144,14 +153,11 @@ class BatchConsumer(ConsumerRebalanceListener):
             since = self._short_since.setdefault(tp, now)
             if now - since < REWIND_AFTER_S:
                 continue
-            del self._short_since[tp]
             log.warning("partition ends before this consumer's position: the topic was recreated (an embedded "
                         "broker restart loses every topic); reading it from its start", consumer=self.name,
                         partition=f"{tp.topic}[{tp.partition}]", position=position, end=highwater)
             async with self._turn:
-                self.done.pop(tp, None)
-                self._committed.pop(tp, None)
-                await self.consumer.seek_to_beginning(tp)
+                await self._read_from_start(tp)
 
     async def _reprocess_uncommitted(self, exc: Exception) -> None:
         """Outputs of some finished records were lost: read every owned partition again from its last commit
@@ -162,8 +168,7 @@ class BatchConsumer(ConsumerRebalanceListener):
             committed = self._committed.get(tp)
             with contextlib.suppress(IllegalStateError):  # revoked meanwhile: its new owner reads from the commit
                 if committed is None:
-                    self.done.pop(tp, None)
-                    await self.consumer.seek_to_beginning(tp)
+                    await self._read_from_start(tp)
                 else:
                     self.done[tp] = committed
                     self.consumer.seek(tp, committed)

@@ -128,6 +128,29 @@ async def test_batch_consumer_given_lost_outputs_commits_nothing_and_processes_t
     assert handler.outputs_lost == 1  # told, so it could send again what reprocessing would not
 
 
+async def test_batch_consumer_given_outputs_never_delivered_commits_nothing_so_the_records_come_again(
+        kafka_bootstrap: str) -> None:
+    topic = await new_topic_with(kafka_bootstrap, 6)
+    group = f"g-{uuid.uuid4().hex[:6]}"
+    failing = RecordingHandler(fail_commits=10**9)
+    batch = member(kafka_bootstrap, group, topic, failing)
+    stop, task = await running(batch)
+    try:
+        await eventually(lambda: _true(len(failing.seen) >= 6 and failing.before_commits >= 1), 60,
+                         "records handled and a commit attempted")
+    finally:
+        await stopped(batch, stop, task)
+
+    assert await committed(kafka_bootstrap, group, topic) == {0: None, 1: None}
+    again = RecordingHandler()
+    batch = member(kafka_bootstrap, group, topic, again)
+    stop, task = await running(batch)
+    try:
+        await eventually(lambda: _true(len(again.seen) == 6), 60, "the uncommitted records delivered again")
+    finally:
+        await stopped(batch, stop, task)
+
+
 async def test_batch_consumer_given_committed_offset_past_the_end_reads_the_recreated_partition_from_its_start(
         kafka_bootstrap: str) -> None:
     """What an embedded-broker restart leaves: a commit beyond a (recreated) partition's end; Tansu then answers
