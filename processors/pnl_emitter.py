@@ -18,6 +18,7 @@ from processors.metrics import ProcessorMetrics
 from processors.output_producer import OutputProducer
 from processors.pnl_conflation import PnLConflator
 from processors.pnl_join import PnLBatchResult, PnLJoiner
+from processors.pnl_payloads import PnLPayloads
 from processors.pnl_projection import PnLProjector
 from processors.subscription_keeper import SubscriptionKeeper
 from schemas.timestamps import now_ns
@@ -37,6 +38,7 @@ class PnLEmitter:
         self.conflator = conflator
         self.keeper = keeper
         self.projector = projector
+        self.payloads = PnLPayloads()
         self._lock = asyncio.Lock()
 
     async def apply(self, records: Sequence[SourceRecord]) -> None:
@@ -59,7 +61,7 @@ class PnLEmitter:
             await self._emit(self.conflator.due(), None)
 
     async def _emit(self, valued: list[PositionValuation], result: PnLBatchResult | None) -> None:
-        payloads = [pnl.to_json() for pnl in valued]  # one serialisation for Kafka and Redis
+        payloads = self.payloads(valued)  # one serialisation for Kafka and Redis
         await self.outputs.send_many(PNL.name, [(position_key(pnl.account, pnl.symbol).encode(), payload)
                                                 for pnl, payload in zip(valued, payloads, strict=True)])
         if result is None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, MutableMapping
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -62,6 +61,9 @@ class PnLJoiner:
         self.policy = policy
         # (symbol, account) -> (the table's dict, its Position): table values are replaced, never mutated.
         self._parsed_positions: dict[tuple[str, str], tuple[Json, Position]] = {}
+        # symbol -> (the table's book, its Positions): a mark revalues the whole book, one lookup per mark.
+        self._parsed_books: dict[str, tuple[Json, list[Position]]] = {}
+        self._parsed_marks: dict[str, tuple[Json, ParsedMarks]] = {}  # symbol -> (the table's entry, as models)
 
     def apply(self, records: Iterable[SourceRecord]) -> PnLBatchResult:
         """Apply a batch; tables are written once per symbol at the end (each write is a changelog record)."""
@@ -133,14 +135,16 @@ class PnLJoiner:
                 raise TypeError(f"a mark must be a JSON object, got {type(raw).__name__}")
             if "bid" in raw:
                 price = PriceEvent.model_validate(raw)
-                entry = dict(self._marks(price.symbol, marks))
-                stored = entry.get("price")
+                before = self._marks(price.symbol, marks)
+                stored = before.get("price")
                 if stored is not None and stored["timestamp"] > price.timestamp:
                     return None  # marks only ever carry newer quotes per symbol; a replay may not
-                entry["price"] = price.model_dump(mode="json", exclude={"received_at"})
+                entry = {**before, "price": price.model_dump(mode="json", exclude={"received_at"})}
                 marks[price.symbol] = entry
+                previous = self._parsed(price.symbol, before)
+                self._parsed_marks[price.symbol] = (entry, (price, *previous[1:]))  # no need to parse it back
                 # Same mark, same P&L (the conflator would drop every revaluation): skip the work.
-                return price.symbol if self.policy != "last" and _mark_moved(self.policy, stored, price) else None
+                return price.symbol if self.policy != "last" and _mark_moved(self.policy, previous[0], price) else None
             trade = LastTrade.model_validate(raw)
             entry = dict(self._marks(trade.symbol, marks))
             stored = entry.get("trade")
@@ -159,17 +163,38 @@ class PnLJoiner:
 
     def _revalue_symbol(self, symbol: str, positions: dict[str, Json], marks: dict[str, Json],
                         result: PnLBatchResult, now: str) -> None:
-        parsed = _parse_marks(self._marks(symbol, marks))  # once per symbol, not once per position
+        parsed = self._parsed(symbol, self._marks(symbol, marks))  # once per symbol, not once per position
         chosen: dict[bool, Mark | None] = {}  # the mark depends on the position only through long/short
-        for account, raw in self._positions(symbol, positions).items():
-            position = self._position(symbol, account, raw)
+        valued = result.valued
+        for position in self._book(symbol, positions):
             long = position.qty > 0
-            if long not in chosen:
-                chosen[long] = choose_mark(self.policy, position.qty, *parsed)
-            result.valued.append(value_position(position, chosen[long], now))
+            mark = chosen.get(long, _UNCHOSEN)
+            if mark is _UNCHOSEN:
+                mark = chosen[long] = choose_mark(self.policy, position.qty, *parsed)
+            valued.append(value_position(position, mark, now))  # type: ignore[arg-type]
 
     def _value(self, position: Position, entry: Json, now: str) -> PositionValuation:
-        return value_position(position, choose_mark(self.policy, position.qty, *_parse_marks(entry)), now)
+        return value_position(position, choose_mark(self.policy, position.qty, *self._parsed(position.symbol, entry)),
+                              now)
+
+    def _parsed(self, symbol: str, entry: Json) -> ParsedMarks:
+        """A marks entry as models, parsed once per stored entry (entries are replaced on change, never mutated)."""
+        cached = self._parsed_marks.get(symbol)
+        if cached is not None and cached[0] is entry:
+            return cached[1]
+        parsed = _parse_marks(entry)
+        self._parsed_marks[symbol] = (entry, parsed)
+        return parsed
+
+    def _book(self, symbol: str, pending: dict[str, Json]) -> list[Position]:
+        """The Positions of ``symbol``'s book, parsed once per stored book (table values are replaced on change)."""
+        book = self._positions(symbol, pending)
+        cached = self._parsed_books.get(symbol)
+        if cached is not None and cached[0] is book:
+            return cached[1]
+        parsed = [self._position(symbol, account, raw) for account, raw in book.items()]
+        self._parsed_books[symbol] = (book, parsed)
+        return parsed
 
     def _position(self, symbol: str, account: str, raw: Json) -> Position:
         """The Position of a table entry, parsed once per stored value (kept while the stored dict is the same)."""
@@ -191,6 +216,7 @@ class PnLJoiner:
         return self.marks_by_symbol.get(symbol) or {}
 
 
+_UNCHOSEN = object()
 ParsedMarks = tuple[PriceSnapshot | None, LastTrade | None, PreviousClose | None]
 
 
@@ -201,12 +227,13 @@ def _parse_marks(entry: Json) -> ParsedMarks:
     return price, trade, close
 
 
-def _mark_moved(policy: MarkPolicy, stored: Json | None, price: PriceEvent) -> bool:
+def _mark_moved(policy: MarkPolicy, stored: PriceSnapshot | None, price: PriceEvent) -> bool:
     """Whether a new quote moves the mark a position is valued at (the mid, or the bid or ask)."""
     if stored is None:
         return True
-    fields = ("mid",) if policy == "mid" else ("bid", "ask")
-    return any(Decimal(stored[name]) != getattr(price, name) for name in fields)
+    if policy == "mid":
+        return stored.mid != price.mid
+    return (stored.bid, stored.ask) != (price.bid, price.ask)
 
 
 def _decode_or_text(value: bytes) -> Any:

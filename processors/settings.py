@@ -24,7 +24,11 @@ class ProcessorSettings(TickwireSettings):
         description="most quotes the price stage takes from one fetch (it takes whatever the fetch returned)")
     fetch_wait_s: float = Field(
         0.01, gt=0, validation_alias="TICKWIRE_FETCH_WAIT_SECONDS",
-        description="how long a fetch may wait at the broker for new records (low = low latency)")
+        description="how long the price stage's fetch may wait at the broker for new records (low = low latency)")
+    pnl_fetch_wait_s: float = Field(
+        0.03, gt=0, validation_alias="TICKWIRE_PNL_FETCH_WAIT_SECONDS",
+        description="the same for the P&L stage: its inputs are bounded in rate and it polls four topics, so "
+                    "each empty fetch costs it more")
     fetch_wait_max_s: float = Field(
         1.0, gt=0, validation_alias="TICKWIRE_FETCH_WAIT_MAX_SECONDS",
         description="widest fetch wait when the embedded broker returns nothing though records exist")
@@ -63,6 +67,7 @@ class ProcessorSettings(TickwireSettings):
 
     @model_validator(mode="after")
     def _wait_range(self) -> ProcessorSettings:
-        if self.fetch_wait_max_s < self.fetch_wait_s:
-            raise ValueError("TICKWIRE_FETCH_WAIT_MAX_SECONDS must not be below TICKWIRE_FETCH_WAIT_SECONDS")
+        if self.fetch_wait_max_s < max(self.fetch_wait_s, self.pnl_fetch_wait_s):
+            raise ValueError("TICKWIRE_FETCH_WAIT_MAX_SECONDS must not be below TICKWIRE_FETCH_WAIT_SECONDS "
+                             "or TICKWIRE_PNL_FETCH_WAIT_SECONDS")
         return self

@@ -100,16 +100,17 @@ def build_processor(settings: ProcessorSettings, registry: CollectorRegistry | N
     if "price" in settings.stages:
         price = PriceStage(settings, PriceProjector(redis, ttl_seconds=settings.price_ttl_s), outputs, metrics)
         topics = [QUOTES_RAW.name] + ([TRADES_RAW.name] if settings.mark_policy == "last" else [])
-        batch = _batch_consumer(settings, price, topics, settings.processor_app_id, "price")
-        guard = _guard(batch, settings, metrics, "price")
+        batch = _batch_consumer(settings, price, topics, settings.processor_app_id, "price", settings.fetch_wait_s)
+        guard = _guard(batch, settings, metrics, "price", settings.fetch_wait_s)
         reporter = ProgressReporter(redis, batch.consumer, batch.done, settings.processor_app_id, QUOTES_RAW.name,
                                     metrics, "price",
                                     health=lambda: (guard.wait_s, guard.detail))
         stages.append(Stage("price", batch, price, [price.release_due_marks, _reporting(reporter)]))
     if "pnl" in settings.stages:
         pnl = PnLStage(settings, PnLProjector(redis, trade_ttl_seconds=settings.price_ttl_s), outputs, metrics)
-        batch = _batch_consumer(settings, pnl, pnl_input_topics(settings), f"{settings.processor_app_id}-pnl", "pnl")
-        _guard(batch, settings, metrics, "pnl")
+        batch = _batch_consumer(settings, pnl, pnl_input_topics(settings), f"{settings.processor_app_id}-pnl", "pnl",
+                                settings.pnl_fetch_wait_s)
+        _guard(batch, settings, metrics, "pnl", settings.pnl_fetch_wait_s)
         stages.append(Stage("pnl", batch, pnl, [pnl.release_held, pnl.reassert_projection]))
     async def read_all_again(since_ns: int) -> None:
         for stage in stages:
@@ -123,12 +124,12 @@ def build_processor(settings: ProcessorSettings, registry: CollectorRegistry | N
 
 
 def _batch_consumer(settings: ProcessorSettings, handler: BatchHandler, topics: list[str], group: str,
-                    name: str) -> BatchConsumer:
+                    name: str, fetch_wait_s: float) -> BatchConsumer:
     assert settings.kafka_bootstrap_servers
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap_list(settings.kafka_bootstrap_servers), group_id=group,
         enable_auto_commit=False, auto_offset_reset="earliest",
-        fetch_max_wait_ms=round(settings.fetch_wait_s * 1000),
+        fetch_max_wait_ms=round(fetch_wait_s * 1000),
         session_timeout_ms=SESSION_TIMEOUT_MS, heartbeat_interval_ms=HEARTBEAT_MS,
         # Range gives a member the same partition numbers of every topic: the P&L join's co-partitioning.
         partition_assignment_strategy=(RangePartitionAssignor,),
@@ -138,8 +139,9 @@ def _batch_consumer(settings: ProcessorSettings, handler: BatchHandler, topics: 
                          commit_interval_s=settings.commit_interval_s, name=name)
 
 
-def _guard(batch: BatchConsumer, settings: ProcessorSettings, metrics: ProcessorMetrics, stage: str) -> FetchGuard:
-    guard = FetchGuard(batch.consumer, batch.position, base_wait_s=settings.fetch_wait_s,
+def _guard(batch: BatchConsumer, settings: ProcessorSettings, metrics: ProcessorMetrics, stage: str,
+           base_wait_s: float) -> FetchGuard:
+    guard = FetchGuard(batch.consumer, batch.position, base_wait_s=base_wait_s,
                        max_wait_s=settings.fetch_wait_max_s, name=stage,
                        on_widen=metrics.fetch_widened.labels(stage).inc)
     batch.after_fetch = guard

@@ -9,10 +9,12 @@ import pytest
 from domain.positions import validate_position
 from domain.quotes import Rejection
 from domain.records import SourceRecord
+from domain.valuation import PositionValuation
 from processors.pnl_conflation import PnLConflator
 from processors.pnl_join import PnLJoiner
+from processors.pnl_payloads import PnLPayloads
 from processors.subscription_keeper import SubscriptionKeeper
-from schemas.events import Position, PositionPnL, PriceEvent
+from schemas.events import Position, PriceEvent
 from schemas.topics import DAILY_BARS_RAW, POSITIONS_BY_SYMBOL, PRICES
 
 
@@ -93,10 +95,10 @@ def test_apply_given_garbage_mark_dead_letters_it() -> None:
     assert result.rejected and result.rejected[0].value.source_offset == 9
 
 
-def valued(pnl: str, qty: str = "10") -> PositionPnL:
-    return PositionPnL(account="a", symbol="AAPL", qty=Decimal(qty), avg_entry_price=Decimal(100),
-                       mark_price=Decimal(100), unrealized_pnl=Decimal(pnl), price_source="real-time",
-                       price_timestamp="t", updated_at="t")
+def valued(pnl: str, qty: str = "10") -> PositionValuation:
+    return PositionValuation(account="a", symbol="AAPL", qty=Decimal(qty), avg_entry_price=Decimal(100),
+                             mark_price=Decimal(100), unrealized_pnl=Decimal(pnl), price_source="real-time",
+                             price_timestamp="t", updated_at="t")
 
 
 def test_conflator_given_thresholds_holds_small_moves_until_max_delay() -> None:
@@ -165,3 +167,20 @@ def test_validate_position_given_numbers_and_default_account_accepts_them() -> N
     assert isinstance(outcome, Position)
     assert (outcome.account, outcome.qty, outcome.avg_entry_price) == ("default", Decimal(-5), Decimal("150.25"))
 
+
+
+def test_pnl_payloads_given_repeated_changed_and_closed_positions_write_to_json_bytes() -> None:
+    """Test that cached heads and marks never leak into a revaluation they do not belong to."""
+    # Arrange
+    payloads = PnLPayloads()
+    first = valued("10.00")
+    same_position_new_mark = first._replace(mark_price=Decimal("101"), unrealized_pnl=Decimal("10.00"))
+    changed_qty = first._replace(qty=Decimal("20"))  # new Decimal objects: the head is written again
+    equal_but_other_text = first._replace(qty=Decimal("10.0"))  # equal to 10, but not the same text
+    closed = first._replace(qty=Decimal(0), mark_price=None, unrealized_pnl=None, price_source="none")
+    other_account = first._replace(account="b\"quoted")
+    batches = [[first, same_position_new_mark], [changed_qty, equal_but_other_text], [closed, other_account, first]]
+    # Act
+    written = [payloads(batch) for batch in batches]
+    # Assert
+    assert written == [[pnl.to_json() for pnl in batch] for batch in batches]
