@@ -22,7 +22,7 @@ from processors.pnl_payloads import PnLPayloads
 from processors.pnl_projection import PnLProjector
 from processors.subscription_keeper import SubscriptionKeeper
 from schemas.timestamps import now_ns
-from schemas.topics import PNL, POSITIONS_REJECTED, SUBSCRIPTIONS, position_key
+from schemas.topics import PNL, POSITIONS_REJECTED, SUBSCRIPTIONS
 
 log = structlog.get_logger(__name__)
 
@@ -62,8 +62,7 @@ class PnLEmitter:
 
     async def _emit(self, valued: list[PositionValuation], result: PnLBatchResult | None) -> None:
         payloads = self.payloads(valued)  # one serialisation for Kafka and Redis
-        await self.outputs.send_many(PNL.name, [(position_key(pnl.account, pnl.symbol).encode(), payload)
-                                                for pnl, payload in zip(valued, payloads, strict=True)])
+        await self.outputs.send_many(PNL.name, zip(self.payloads.keys(valued), payloads, strict=True))
         if result is None:
             await self.projector.project(valued, payloads=payloads)
         else:

@@ -11,15 +11,29 @@ from collections.abc import Sequence
 from decimal import Decimal
 
 from domain.valuation import PositionValuation
+from schemas.topics import position_key
 
 
 class PnLPayloads:
-    """``PositionValuation.to_json`` for many revaluations, byte for byte, with cached heads."""
+    """``PositionValuation.to_json`` for many revaluations, byte for byte, with cached heads; and their keys."""
 
     def __init__(self) -> None:
         # (account, symbol) -> (qty, entry price, head): valid while the valuation carries the same Decimal
         # objects, which the join keeps for as long as the position is unchanged.
         self._heads: dict[tuple[str, str], tuple[Decimal, Decimal, bytes]] = {}
+        self._keys: dict[tuple[str, str], bytes] = {}
+
+    def keys(self, valued: Sequence[PositionValuation]) -> list[bytes]:
+        """The ``pnl`` record key of each revaluation (``position_key``), in order."""
+        keys = self._keys
+        out: list[bytes] = []
+        for pnl in valued:
+            pair = (pnl.account, pnl.symbol)
+            key = keys.get(pair)
+            if key is None:
+                key = keys[pair] = position_key(pnl.account, pnl.symbol).encode()
+            out.append(key)
+        return out
 
     def __call__(self, valued: Sequence[PositionValuation]) -> list[bytes]:
         """The JSON of each revaluation, in order."""

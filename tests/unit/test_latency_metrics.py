@@ -3,9 +3,11 @@
 from decimal import Decimal
 
 import pytest
-from prometheus_client import CollectorRegistry
+from hypothesis import given
+from hypothesis import strategies as st
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
-from processors.latency import LatencyMetrics, timestamp_ns
+from processors.latency import BUCKETS, LatencyMetrics, observe_many, timestamp_ns
 from schemas.events import PositionPnL, PriceEvent
 from schemas.timestamps import format_ns, parse_ns
 
@@ -82,3 +84,19 @@ def test_observe_pnl_given_positions_sharing_a_mark_observes_the_mark_once_and_s
     assert sample(registry, "pnl", "end_to_end", "sum") == pytest.approx(0.004)
     assert sample(registry, "pnl", "valued", "sum") == pytest.approx(0.003)
     assert sample(registry, "pnl", "redis", "sum") == pytest.approx(0.001)
+
+
+@given(st.lists(st.sampled_from(BUCKETS) | st.floats(min_value=0, max_value=100, allow_nan=False)))
+def test_observe_many_given_any_values_exposes_what_observe_each_would(values: list[float]) -> None:
+    """Test that the batched observe fills the same buckets, count and sum as prometheus_client's own."""
+    # Arrange
+    registries = CollectorRegistry(), CollectorRegistry()
+    one, many = (Histogram("h", "h", buckets=BUCKETS, registry=registry) for registry in registries)
+    # Act
+    for value in values:
+        one.observe(value)
+    observe_many(many, values)
+    # Assert
+    lines = [[line for line in generate_latest(registry).splitlines() if b"_created" not in line]
+             for registry in registries]
+    assert lines[0] == lines[1]
