@@ -58,20 +58,22 @@ def render_markdown(results: dict[str, Any]) -> str:
             lat = step["latency"]
             lost = ("?" if step["lost"] is None else f"{step['lost']}") + (
                 f" (ingest overflow {step['overflow']})" if step["overflow"] else "")
-            verdict = "yes" if step["sustained"] else f"**no**: {step['note']}"
+            verdict = (f"yes{': ' if step['note'] else ''}{step['note']}" if step["sustained"]
+                       else f"**no**: {step['note']}")
             lines.append(f"| {name} | {step['rate']} | {step['generated_per_s']:.0f} | {step['throughput_per_s']:.0f} "
                          f"| {_triple(lat.get('tick_to_kafka'))} | {_triple(lat.get('tick_to_redis'))} "
                          f"| {_triple(lat.get('tick_to_pnl'))} | {lost} | {verdict} |")
     lines += ["", "## Bursts (the rate x factor for the burst, on top of the steady rate)", "",
-              "| design | rate/s | burst | peak backlog | back to normal after (s) | tick→Redis p99 / max "
-              "| tick→P&L p99 / max |", "|---|---:|---|---:|---:|---|---|"]
+              "| design | rate/s | burst | peak backlog | ingest overflow | back to normal after (s) "
+              "| tick→Redis p99 / max | tick→P&L p99 / max |", "|---|---:|---|---:|---:|---:|---|---|"]
     for name, design in designs.items():
         for step in design.get("steps", []):
             burst = step.get("burst")
             if burst:
                 recovered = "not within 10" if burst["recovered_s"] is None else f"{burst['recovered_s']:.2f}"
                 lines.append(f"| {name} | {step['rate']} | {burst['factor']:g}x {burst['seconds']:g} s "
-                             f"| {burst['peak_backlog']} | {recovered} | {_pair(burst.get('tick_to_redis'))} "
+                             f"| {burst['peak_backlog']} | {burst.get('overflow', 0)} | {recovered} "
+                             f"| {_pair(burst.get('tick_to_redis'))} "
                              f"| {_pair(burst.get('tick_to_pnl'))} |")
     lines += ["", "## CPU (% of one core) and peak RSS (MiB) per process, during the measured window", "",
               "| design | rate/s | CPU % | peak RSS MiB |", "|---|---:|---|---|"]
@@ -94,8 +96,11 @@ def _summary(results: dict[str, Any]) -> list[str]:
     designs, lines = results["designs"], ["## Summary", ""]
     pipeline, direct = designs.get("pipeline"), designs.get("direct")
     for name, design in designs.items():
+        fresh = (" each rate on a fresh stack: the embedded broker slows down as it stores batches, so rates on "
+                 "one broker measure its history (`--one-stack` runs them on one)" if design.get("fresh_stack_per_rate")
+                 else "")
         lines.append(f"- **{name}**: highest sustained rate **{design['max_sustained_per_s']} quotes/s** "
-                     f"(ready in {design['ready_s']} s)")
+                     f"(ready in {design['ready_s']} s{';' if fresh else ''}{fresh})")
     ceilings = results.get("ceilings")
     if ceilings:
         feed = ceilings["feed"]

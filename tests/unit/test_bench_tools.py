@@ -10,6 +10,7 @@ from bench import probe
 from bench.hops import difference, quantile_ms
 from bench.positions import build_book, probe_symbols
 from bench.stats import latency_summary, percentile, slope
+from bench.steps import StepResult, judge, run_series
 
 
 def test_percentile_given_sorted_values_uses_nearest_rank() -> None:
@@ -106,3 +107,38 @@ def test_redis_work_given_commandstats_reports_calls_and_ms_per_thousand_quotes_
     after = {"cmdstat_evalsha": {"calls": 30, "usec": 201_000}, "cmdstat_get": {"calls": 2_005, "usec": 4_005},
              "cmdstat_ping": {"calls": 0, "usec": 0}}
     assert redis_work(before, after, 2_000) == "evalsha 10 calls 100 ms, get 1000 calls 2 ms"
+
+
+async def test_run_series_given_a_failing_rate_stops_there_and_tries_one_between() -> None:
+    """Test that the series climbs until a rate fails, then refines between the last pass and it."""
+    # Arrange
+    tried: list[int] = []
+
+    async def step(rate: int) -> StepResult:
+        tried.append(rate)
+        return StepResult("pipeline", rate, sustained=rate <= 12_000)
+
+    # Act
+    results = await run_series((1_000, 5_000, 20_000, 40_000), 1, step)
+    # Assert
+    assert tried == [1_000, 5_000, 20_000, 10_000]
+    assert [r.rate for r in results] == [1_000, 5_000, 10_000, 20_000]
+
+
+@pytest.mark.parametrize(("steady_overflow", "burst_overflow", "lost", "sustained"), [
+    (0, 0, 0, True),
+    (0, 5_000, 4_000, True),  # only the burst overflowed (some of it backfilled)
+    (10, 5_000, 4_000, False),  # the steady rate overflowed too
+    (0, 5_000, 6_000, False),  # more lost than the burst overflowed
+])
+def test_judge_given_losses_fails_the_rate_only_for_what_its_steady_window_lost(
+        steady_overflow: int, burst_overflow: int, lost: int, sustained: bool) -> None:
+    """Test that a rate is judged by its steady window; its burst's overflow is the burst's."""
+    # Arrange
+    result = StepResult("pipeline", 10_000, generated_per_s=10_000, throughput_per_s=10_000, lost=lost,
+                        overflow=steady_overflow + burst_overflow, steady_overflow=steady_overflow,
+                        burst={"overflow": burst_overflow})
+    # Act
+    judge(result)
+    # Assert
+    assert result.sustained is sustained
