@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
@@ -79,16 +80,18 @@ async def committed(bootstrap: str, group: str, topic: str) -> dict[int, int | N
         await consumer.stop()
 
 
-async def running(batch: BatchConsumer) -> tuple[asyncio.Event, asyncio.Task[None]]:
+@contextlib.asynccontextmanager
+async def consuming(batch: BatchConsumer) -> AsyncIterator[BatchConsumer]:
+    """``batch`` running for the block; then stopped (its last commit made) and disconnected."""
     await batch.consumer.start()
     stop = asyncio.Event()
-    return stop, asyncio.create_task(batch.run(stop))
-
-
-async def stopped(batch: BatchConsumer, stop: asyncio.Event, task: asyncio.Task[None]) -> None:
-    stop.set()
-    await task
-    await batch.consumer.stop()
+    task = asyncio.create_task(batch.run(stop))
+    try:
+        yield batch
+    finally:
+        stop.set()
+        await task
+        await batch.consumer.stop()
 
 
 async def test_batch_consumer_given_finished_batches_commits_exactly_what_the_handler_finished(
@@ -96,15 +99,10 @@ async def test_batch_consumer_given_finished_batches_commits_exactly_what_the_ha
     topic = await new_topic_with(kafka_bootstrap, 20)
     group = f"g-{uuid.uuid4().hex[:6]}"
     handler = RecordingHandler()
-    batch = member(kafka_bootstrap, group, topic, handler)
-
-    stop, task = await running(batch)
-    try:
+    async with consuming(member(kafka_bootstrap, group, topic, handler)):
         await eventually(lambda: _true(len(handler.seen) == 20), 60, "all 20 records handled")
         await eventually(lambda: _equal(committed(kafka_bootstrap, group, topic), {0: 10, 1: 10}), 30,
                          "offsets committed after the batch")
-    finally:
-        await stopped(batch, stop, task)
 
     assert sorted(handler.seen) == sorted((n % 2, n // 2) for n in range(20))  # each record once
     assert handler.before_commits >= 1  # outputs were confirmed before the commit
@@ -115,13 +113,9 @@ async def test_batch_consumer_given_lost_outputs_commits_nothing_and_processes_t
     topic = await new_topic_with(kafka_bootstrap, 6)
     group = f"g-{uuid.uuid4().hex[:6]}"
     handler = RecordingHandler(fail_commits=1)
-    batch = member(kafka_bootstrap, group, topic, handler)
-    stop, task = await running(batch)
-    try:
+    async with consuming(member(kafka_bootstrap, group, topic, handler)):
         await eventually(lambda: _equal(committed(kafka_bootstrap, group, topic), {0: 3, 1: 3}), 60,
                          "the records processed again, then committed")
-    finally:
-        await stopped(batch, stop, task)
 
     # Nothing was committed on the failed attempt: every record came again from the start.
     assert sorted(handler.seen) == sorted([(n % 2, n // 2) for n in range(6)] * 2)
@@ -133,22 +127,14 @@ async def test_batch_consumer_given_outputs_never_delivered_commits_nothing_so_t
     topic = await new_topic_with(kafka_bootstrap, 6)
     group = f"g-{uuid.uuid4().hex[:6]}"
     failing = RecordingHandler(fail_commits=10**9)
-    batch = member(kafka_bootstrap, group, topic, failing)
-    stop, task = await running(batch)
-    try:
+    async with consuming(member(kafka_bootstrap, group, topic, failing)):
         await eventually(lambda: _true(len(failing.seen) >= 6 and failing.before_commits >= 1), 60,
                          "records handled and a commit attempted")
-    finally:
-        await stopped(batch, stop, task)
 
     assert await committed(kafka_bootstrap, group, topic) == {0: None, 1: None}
     again = RecordingHandler()
-    batch = member(kafka_bootstrap, group, topic, again)
-    stop, task = await running(batch)
-    try:
+    async with consuming(member(kafka_bootstrap, group, topic, again)):
         await eventually(lambda: _true(len(again.seen) == 6), 60, "the uncommitted records delivered again")
-    finally:
-        await stopped(batch, stop, task)
 
 
 async def test_batch_consumer_given_committed_offset_past_the_end_reads_the_recreated_partition_from_its_start(
@@ -166,12 +152,8 @@ async def test_batch_consumer_given_committed_offset_past_the_end_reads_the_recr
     finally:
         await setter.stop()
     handler = RecordingHandler()
-    batch = member(kafka_bootstrap, group, topic, handler)
-    stop, task = await running(batch)
-    try:
+    async with consuming(member(kafka_bootstrap, group, topic, handler)):
         await eventually(lambda: _true(len(handler.seen) == 6), 60, "the partitions read from their start")
-    finally:
-        await stopped(batch, stop, task)
 
     assert sorted(handler.seen) == sorted((n % 2, n // 2) for n in range(6))
 
@@ -181,19 +163,11 @@ async def test_batch_consumer_given_a_second_member_commits_before_revoking_and_
     topic = await new_topic_with(kafka_bootstrap, 10)
     group = f"g-{uuid.uuid4().hex[:6]}"
     first, second = RecordingHandler(), RecordingHandler()
-    one = member(kafka_bootstrap, group, topic, first)
-    stop_one, task_one = await running(one)
-    two = member(kafka_bootstrap, group, topic, second)
-    stop_two: asyncio.Event | None = None
-    try:
+    async with consuming(member(kafka_bootstrap, group, topic, first)):
         await eventually(lambda: _true(len(first.seen) == 10), 60, "the first member handled everything")
-        stop_two, task_two = await running(two)
-        await eventually(lambda: _true(bool(first.revoked) and bool(second.assigned)), 60, "a rebalance")
-        handed = second.assigned[-1]
-    finally:
-        if stop_two is not None:
-            await stopped(two, stop_two, task_two)
-        await stopped(one, stop_one, task_one)
+        async with consuming(member(kafka_bootstrap, group, topic, second)):
+            await eventually(lambda: _true(bool(first.revoked) and bool(second.assigned)), 60, "a rebalance")
+            handed = second.assigned[-1]
 
     (moved,) = [tp for tp in handed[0]]  # range: one partition each
     assert first.revoked[-1] >= {moved}
