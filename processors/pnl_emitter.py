@@ -61,8 +61,8 @@ class PnLEmitter:
             await self._emit(self.conflator.due(), None)
 
     async def _emit(self, valued: list[PositionValuation], result: PnLBatchResult | None) -> None:
-        payloads = self.payloads(valued)  # one serialisation for Kafka and Redis
-        await self.outputs.send_many(PNL.name, zip(self.payloads.keys(valued), payloads, strict=True))
+        keys, payloads = self.payloads(valued)  # one serialisation for Kafka and Redis
+        await self.outputs.send_many(PNL.name, zip(keys, payloads, strict=True))
         if result is None:
             await self.projector.project(valued, payloads=payloads)
         else:

@@ -168,10 +168,9 @@ class PnLJoiner:
         valued = result.valued
         for position in self._book(symbol, positions):
             long = position.qty > 0
-            mark = chosen.get(long, _UNCHOSEN)
-            if mark is _UNCHOSEN:
-                mark = chosen[long] = choose_mark(self.policy, position.qty, *parsed)
-            valued.append(value_position(position, mark, now))  # type: ignore[arg-type]
+            if long not in chosen:
+                chosen[long] = choose_mark(self.policy, position.qty, *parsed)
+            valued.append(value_position(position, chosen[long], now))
 
     def _value(self, position: Position, entry: Json, now: str) -> PositionValuation:
         return value_position(position, choose_mark(self.policy, position.qty, *self._parsed(position.symbol, entry)),
@@ -216,7 +215,6 @@ class PnLJoiner:
         return self.marks_by_symbol.get(symbol) or {}
 
 
-_UNCHOSEN = object()
 ParsedMarks = tuple[PriceSnapshot | None, LastTrade | None, PreviousClose | None]
 
 

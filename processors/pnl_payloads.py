@@ -15,45 +15,34 @@ from schemas.topics import position_key
 
 
 class PnLPayloads:
-    """``PositionValuation.to_json`` for many revaluations, byte for byte, with cached heads; and their keys."""
+    """The ``pnl`` record key and ``PositionValuation.to_json`` (byte for byte) of many revaluations, each
+    position's key and head written once."""
 
     def __init__(self) -> None:
-        # (account, symbol) -> (qty, entry price, head): valid while the valuation carries the same Decimal
-        # objects, which the join keeps for as long as the position is unchanged.
-        self._heads: dict[tuple[str, str], tuple[Decimal, Decimal, bytes]] = {}
-        self._keys: dict[tuple[str, str], bytes] = {}
+        # (account, symbol) -> (key, qty, entry price, head): the head is valid while the valuation carries the
+        # same Decimal objects, which the join keeps for as long as the position is unchanged.
+        self._positions: dict[tuple[str, str], tuple[bytes, Decimal, Decimal, bytes]] = {}
 
-    def keys(self, valued: Sequence[PositionValuation]) -> list[bytes]:
-        """The ``pnl`` record key of each revaluation (``position_key``), in order."""
-        keys = self._keys
-        out: list[bytes] = []
-        for pnl in valued:
-            pair = (pnl.account, pnl.symbol)
-            key = keys.get(pair)
-            if key is None:
-                key = keys[pair] = position_key(pnl.account, pnl.symbol).encode()
-            out.append(key)
-        return out
-
-    def __call__(self, valued: Sequence[PositionValuation]) -> list[bytes]:
-        """The JSON of each revaluation, in order."""
-        heads = self._heads
-        out: list[bytes] = []
+    def __call__(self, valued: Sequence[PositionValuation]) -> tuple[list[bytes], list[bytes]]:
+        """The key and the JSON of each revaluation, in order."""
+        positions = self._positions
+        keys: list[bytes] = []
+        payloads: list[bytes] = []
         mark: Decimal | None = None
         mark_text: str | None = None
         for pnl in valued:
-            key = (pnl.account, pnl.symbol)
-            cached = heads.get(key)
-            if cached is not None and cached[0] is pnl.qty and cached[1] is pnl.avg_entry_price:
-                head = cached[2]
-            elif pnl.qty == 0:
-                heads.pop(key, None)  # closed: nothing to keep
-                head = pnl.json_head()
-            else:
-                head = pnl.json_head()
-                heads[key] = (pnl.qty, pnl.avg_entry_price, head)
+            pair = (pnl.account, pnl.symbol)
+            cached = positions.get(pair)
+            if cached is None or cached[1] is not pnl.qty or cached[2] is not pnl.avg_entry_price:
+                key = cached[0] if cached is not None else position_key(pnl.account, pnl.symbol).encode()
+                cached = (key, pnl.qty, pnl.avg_entry_price, pnl.json_head())
+                if pnl.qty == 0:
+                    positions.pop(pair, None)  # closed: nothing to keep
+                else:
+                    positions[pair] = cached
             if pnl.mark_price is not mark:  # a symbol's revaluations share one mark object: format it once
                 mark = pnl.mark_price
                 mark_text = None if mark is None else format(mark, "f")
-            out.append(head + pnl.json_tail(mark_text))
-        return out
+            keys.append(cached[0])
+            payloads.append(cached[3] + pnl.json_tail(mark_text))
+        return keys, payloads

@@ -15,7 +15,7 @@ from processors.pnl_join import PnLJoiner
 from processors.pnl_payloads import PnLPayloads
 from processors.subscription_keeper import SubscriptionKeeper
 from schemas.events import Position, PriceEvent
-from schemas.topics import DAILY_BARS_RAW, POSITIONS_BY_SYMBOL, PRICES
+from schemas.topics import DAILY_BARS_RAW, POSITIONS_BY_SYMBOL, PRICES, position_key
 
 
 def price_record(symbol: str, bid: str, ask: str, ts: str) -> SourceRecord:
@@ -169,7 +169,7 @@ def test_validate_position_given_numbers_and_default_account_accepts_them() -> N
 
 
 
-def test_pnl_payloads_given_repeated_changed_and_closed_positions_write_to_json_bytes() -> None:
+def test_pnl_payloads_given_repeated_changed_and_closed_positions_write_to_json_bytes_and_keys() -> None:
     """Test that cached heads and marks never leak into a revaluation they do not belong to."""
     # Arrange
     payloads = PnLPayloads()
@@ -183,4 +183,6 @@ def test_pnl_payloads_given_repeated_changed_and_closed_positions_write_to_json_
     # Act
     written = [payloads(batch) for batch in batches]
     # Assert
-    assert written == [[pnl.to_json() for pnl in batch] for batch in batches]
+    assert [payload for _, payload in written] == [[pnl.to_json() for pnl in batch] for batch in batches]
+    assert [keys for keys, _ in written] == [[position_key(pnl.account, pnl.symbol).encode() for pnl in batch]
+                                            for batch in batches]
