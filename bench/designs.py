@@ -61,7 +61,7 @@ async def run_design(cfg: BenchConfig, design: str, soak: bool = False) -> dict[
 @contextlib.asynccontextmanager
 async def _started(cfg: BenchConfig, design: str, book: list, sampled: list[str],  # type: ignore[type-arg]
                    ready: list[float]) -> AsyncIterator[StepRunner]:
-    """A started, ready stack of ``design`` with its probe and sampler; appends its seconds to ready to ``ready``."""
+    """A started, ready stack of ``design`` with its probe and sampler; appends how long it took to ``ready``."""
     started = time.monotonic()
     async with BenchStack(cfg, design) as stack:
         await make_ready(stack, cfg, book)
