@@ -52,6 +52,11 @@ class PnLConflator:
         ready = [key for key, (since, _) in self._held.items() if now - since >= self.max_delay_s]
         return [self._emit(key, self._held[key][1]) for key in ready]
 
+    @property
+    def held(self) -> int:
+        """Positions with a revaluation held back."""
+        return len(self._held)
+
     def _emit(self, key: PositionId, pnl: PositionValuation) -> PositionValuation:
         self._held.pop(key, None)
         if pnl.qty == 0:

@@ -53,6 +53,10 @@ class PnLEmitter:
                 await self.outputs.send(SUBSCRIPTIONS.name, request.symbol.encode(), request.to_json())
             await self._emit(self.conflator.offer(result.valued), result)
 
+    def holding(self) -> bool:
+        """Whether revaluations or unsubscribes are held back (:meth:`flush_held` has work)."""
+        return bool(self.conflator.held or self.keeper.pending)
+
     async def flush_held(self) -> None:
         """Emit conflated revaluations that waited long enough, and unsubscribes past their grace period."""
         async with self._lock:

@@ -23,6 +23,7 @@ from redis.exceptions import RedisError
 from domain.positions import validate_position
 from domain.quotes import Rejection
 from domain.records import SourceRecord, dead_letter
+from processors.hold_timer import HoldTimer
 from processors.metrics import ProcessorMetrics
 from processors.output_producer import OutputProducer
 from processors.pnl_conflation import PnLConflator
@@ -70,6 +71,9 @@ class PnLStage:
             SubscriptionKeeper(settings.unsubscribe_grace_s), projector, outputs, metrics)
         self.marks_topic = marks_topic(settings.processor_app_id)
         self.changelog_topic = latest_price_changelog(settings.processor_app_id)
+        # Held revaluations and unsubscribes go out at most half their delay late.
+        self.release_timer = HoldTimer(max(settings.pnl_max_delay_s / 2, 0.05), self.emitter.holding,
+                                       self.emitter.flush_held)
 
     # --- BatchHandler ----------------------------------------------------------------------------
 
@@ -85,6 +89,8 @@ class PnLStage:
                     self.partition_of[r.key.decode("utf-8", "replace")] = r.partition
         if joined:
             await self.emitter.apply(joined)
+            if self.emitter.holding():
+                self.release_timer.wake()
 
     async def before_commit(self) -> None:
         """Every output sent so far is acknowledged (re-keyed positions, dead letters, pnl, subscriptions)."""
@@ -140,11 +146,8 @@ class PnLStage:
     # --- timers and re-keying --------------------------------------------------------------------
 
     async def release_held(self, stop: asyncio.Event) -> None:
-        """Emit conflated revaluations and unsubscribes once due, until ``stop``."""
-        interval = max(self.settings.pnl_max_delay_s / 2, 0.05)
-        while not stop.is_set():
-            await asyncio.sleep(interval)  # the conflator's timer: held changes go out at most this late
-            await self.emitter.flush_held()
+        """Emit conflated revaluations and unsubscribes once due (cancelled at ``stop``)."""
+        await self.release_timer.run()
 
     async def reassert_projection(self, stop: asyncio.Event) -> None:
         """Every REASSERT_EVERY_S, write the owned positions, accounts and closes to Redis again."""

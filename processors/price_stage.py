@@ -20,6 +20,7 @@ from aiokafka import ConsumerRecord, TopicPartition
 
 from domain.quotes import QuoteValidator
 from domain.records import SourceRecord
+from processors.hold_timer import HoldTimer
 from processors.latest_prices import LatestPrices
 from processors.metrics import ProcessorMetrics
 from processors.output_producer import OutputProducer
@@ -47,6 +48,9 @@ class PriceStage:
                                     settings.mark_policy, settings.pnl_mark_interval_s, self.latest)
         self.marks_topic = marks_topic(settings.processor_app_id)
         self.changelog_topic = latest_price_changelog(settings.processor_app_id)
+        # Held marks are due at most half an interval late.
+        self.mark_timer = HoldTimer(max(settings.pnl_mark_interval_s / 2, 0.005), lambda: self.handler.cadence.held > 0,
+                                    self._release_due_marks)
 
     # --- BatchHandler ----------------------------------------------------------------------------
 
@@ -56,6 +60,8 @@ class PriceStage:
                    for r in records]
         batch = self.handler.handle(sources, time.monotonic())
         processed_ns = now_ns()
+        if self.handler.cadence.held:
+            self.mark_timer.wake()
         outputs = self.outputs
         if batch.rejected:
             for dead in batch.rejected:
@@ -111,11 +117,11 @@ class PriceStage:
     # --- marks -----------------------------------------------------------------------------------
 
     async def release_due_marks(self, stop: asyncio.Event) -> None:
-        """Send held marks once their symbol's interval has passed, until ``stop``."""
-        interval = max(self.settings.pnl_mark_interval_s / 2, 0.005)
-        while not stop.is_set():
-            await asyncio.sleep(interval)  # the cadence's timer: held marks are due at most this late
-            await self._send_marks(self.handler.due_marks(time.monotonic()))
+        """Send held marks once their symbol's interval has passed (cancelled at ``stop``)."""
+        await self.mark_timer.run()
+
+    async def _release_due_marks(self) -> None:
+        await self._send_marks(self.handler.due_marks(time.monotonic()))
 
     async def _send_marks(self, marks: list[Mark]) -> None:
         if marks:

@@ -42,6 +42,11 @@ class SubscriptionKeeper:
             del self._pending[symbol]
         return [_request(symbol, "unsubscribe") for symbol in ready]
 
+    @property
+    def pending(self) -> int:
+        """Unsubscribes waiting out their grace period."""
+        return len(self._pending)
+
 
 def _request(symbol: str, action: str) -> SubscriptionRequest:
     return SubscriptionRequest(symbol=symbol, action=action, source=SOURCE,
