@@ -1,4 +1,4 @@
-"""The embedded broker's large-partition limit: with tickwire's fetch settings the newest records still come.
+"""The embedded broker's large-partition limit: with tickwire's FetchGuard the newest records still come.
 
 On Tansu a fetch lists every stored batch of the partition from the start and stops when its wait runs
 out, so once a partition holds tens of thousands of batches a 10 ms fetch returns nothing, for good
@@ -23,6 +23,7 @@ from tickwire.topic_admin import ensure_topics
 pytestmark = pytest.mark.integration
 
 BATCHES = 50_000
+BASE_WAIT_S = 0.01  # shorter than the default wait, so that 50k batches are past the limit: unguarded, this fails
 
 
 async def test_consumer_given_50k_single_record_batches_reads_the_last_10_records_within_5s(
@@ -33,11 +34,11 @@ async def test_consumer_given_50k_single_record_batches_reads_the_last_10_record
     settings = ProcessorSettings()
     tp = TopicPartition(topic, 0)
     consumer = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=None, enable_auto_commit=False,
-                                fetch_max_wait_ms=round(settings.fetch_wait_s * 1000))
+                                fetch_max_wait_ms=round(BASE_WAIT_S * 1000))
     await consumer.start()
     got: list[int] = []
     position = {"next": last - 9}
-    guard = FetchGuard(consumer, lambda _: position["next"], base_wait_s=settings.fetch_wait_s,
+    guard = FetchGuard(consumer, lambda _: position["next"], base_wait_s=BASE_WAIT_S,
                        max_wait_s=settings.fetch_wait_max_s, name="limit-test")
     try:
         consumer.assign([tp])
