@@ -9,6 +9,7 @@ import pytest
 from bench import probe
 from bench.hops import difference, quantile_ms
 from bench.positions import build_book, probe_symbols
+from bench.report import checks
 from bench.stats import latency_summary, percentile, slope
 from bench.steps import StepResult, judge, run_series
 
@@ -142,3 +143,18 @@ def test_judge_given_losses_fails_the_rate_only_for_what_its_steady_window_lost(
     judge(result)
     # Assert
     assert result.sustained is sustained
+
+
+def test_checks_cpu_line_given_both_designs_sums_the_processor_and_names_the_direct_design_beside_it() -> None:
+    """Test that the CPU check adds up the processor's processes, is met only at or under 150 ms per 1,000
+    quotes, and quotes the direct design's own figure from the same run."""
+    def design(cpu_percent: dict[str, float]) -> dict[str, Any]:
+        step = {"rate": 1000, "cpu_percent": cpu_percent, "lost": 0, "latency": {}}
+        return {"max_sustained_per_s": 1000, "steps": [step]}
+
+    over = checks(design({"processor": 10.0, "processor-2": 6.0, "broker": 50.0}), design({"direct": 26.0}))
+    text, met = next(line for line in over if line[0].startswith("processor CPU"))
+    assert (text, met) == ("processor CPU ≤ 150 ms per 1,000 quotes at 1000/s: 160 ms "
+                           "(the direct design's process: 260 ms in the same run)", False)
+    under = checks(design({"processor": 15.0}), design({}))
+    assert next(line for line in under if line[0].startswith("processor CPU"))[1] is True
