@@ -17,8 +17,8 @@ from functools import lru_cache
 
 from prometheus_client import CollectorRegistry, Histogram
 
+from domain.pricing import Price
 from domain.valuation import PositionValuation
-from schemas.events import PriceEvent
 from schemas.timestamps import NS_PER_SECOND, parse_ns
 
 # 0.5 ms .. 30 s: the targets (10, 25, 50, 100 ms) are bucket bounds, so their quantiles are exact enough.
@@ -52,7 +52,7 @@ class LatencyMetrics:
         self._price = {hop: self.histogram.labels("price", hop) for hop in PRICE_HOPS}
         self._pnl = {hop: self.histogram.labels("pnl", hop) for hop in PNL_HOPS}
 
-    def observe_prices(self, prices: Sequence[PriceEvent], appended_ns: Sequence[int], processed_ns: int,
+    def observe_prices(self, prices: Sequence[Price], appended_ns: Sequence[int], processed_ns: int,
                        projected_ns: int) -> None:
         """One batch of accepted prices; ``appended_ns[i]`` is the Kafka time of ``prices[i]``'s quote (0 = unknown)."""
         if not prices:

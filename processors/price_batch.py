@@ -8,20 +8,19 @@ from typing import Any
 
 import orjson
 
-from domain.pricing import price_event
+from domain.pricing import Price, price_of
 from domain.quotes import QuoteValidator, Rejection
 from domain.records import DeadLetter, SourceRecord, dead_letter
-from schemas.events import PriceEvent, RejectReason
+from schemas.events import RejectReason
 
 
 @dataclass(slots=True)
 class BatchResult:
     """What a batch produced, in input order."""
 
-    prices: list[PriceEvent] = field(default_factory=list)
+    prices: list[Price] = field(default_factory=list)
     rejected: list[DeadLetter] = field(default_factory=list)
     appended_ns: list[int] = field(default_factory=list)  # Kafka time of each price's quote, as prices
-    fields: list[dict[str, Any]] = field(default_factory=list)  # each price's JSON fields, as prices
 
 
 def price_batch(
@@ -32,7 +31,7 @@ def price_batch(
     """Validate each record and accept it only if it is not older than the symbol's latest price.
 
     ``latest_by_symbol`` (:class:`~processors.latest_prices.LatestPrices` in the price stage) holds
-    ``PriceEvent`` JSON dicts (the same dicts as ``fields``); it is written once per symbol per batch.
+    ``PriceEvent`` JSON dicts (the prices' ``fields``); it is written once per symbol per batch.
     """
     result = BatchResult()
     changed: dict[str, dict[str, Any]] = {}
@@ -41,18 +40,17 @@ def price_batch(
         if isinstance(outcome, Rejection):
             result.rejected.append(dead_letter(record, outcome))
             continue
-        event = price_event(outcome)
-        stored = changed.get(event.symbol) or latest_by_symbol.get(event.symbol)
+        price = price_of(outcome)
+        stored = changed.get(price.symbol) or latest_by_symbol.get(price.symbol)
         # Fixed-width RFC 3339 text sorts in time order.
-        if stored is not None and stored["timestamp"] > event.timestamp:
-            detail = f"quote time {event.timestamp} is older than the latest price's {stored['timestamp']}"
+        if stored is not None and stored["timestamp"] > price.timestamp:
+            detail = f"quote time {price.timestamp} is older than the latest price's {stored['timestamp']}"
             result.rejected.append(
-                dead_letter(record, Rejection(RejectReason.OUT_OF_ORDER, detail, event.symbol, _payload(record)))
+                dead_letter(record, Rejection(RejectReason.OUT_OF_ORDER, detail, price.symbol, _payload(record)))
             )
             continue
-        changed[event.symbol] = fields = event.model_dump(mode="json")
-        result.prices.append(event)
-        result.fields.append(fields)
+        changed[price.symbol] = price.fields
+        result.prices.append(price)
         result.appended_ns.append(record.appended_ns)
     for symbol, value in changed.items():
         latest_by_symbol[symbol] = value

@@ -16,13 +16,14 @@ from dataclasses import dataclass, field
 import orjson
 
 from domain.marks import last_trade
+from domain.pricing import Price
 from domain.quotes import QuoteValidator, Rejection
 from domain.records import DeadLetter, SourceRecord, dead_letter
 from processors.latest_prices import LatestPrices
 from processors.mark_cadence import MarkCadence
 from processors.price_batch import price_batch
 from processors.price_payloads import PricePayloads, price_payloads
-from schemas.events import PriceEvent, RejectReason
+from schemas.events import RejectReason
 from schemas.topics import TRADES_RAW
 from tickwire.settings import MarkPolicy
 
@@ -33,7 +34,7 @@ Mark = tuple[bytes, bytes]  # (symbol key, PriceEvent or LastTrade JSON): a reco
 class PriceBatch:
     """What one batch produced, in input order (``payloads[i]`` is ``prices[i]`` serialised for its outputs)."""
 
-    prices: list[PriceEvent] = field(default_factory=list)
+    prices: list[Price] = field(default_factory=list)
     payloads: list[PricePayloads] = field(default_factory=list)
     appended_ns: list[int] = field(default_factory=list)
     rejected: list[DeadLetter] = field(default_factory=list)
@@ -59,8 +60,8 @@ class PriceHandler:
         result = price_batch(quotes, self.latest, self.validator)
         batch = PriceBatch(prices=result.prices, appended_ns=result.appended_ns, rejected=result.rejected)
         newest: dict[str, Mark] = {}
-        for price, fields in zip(result.prices, result.fields, strict=True):
-            payloads = price_payloads(fields)
+        for price in result.prices:
+            payloads = price_payloads(price.fields)
             batch.payloads.append(payloads)
             if self.policy != "last" and self._moves_mark(price):
                 newest[price.symbol] = (price.symbol.encode(), payloads.event)
@@ -87,7 +88,7 @@ class PriceHandler:
             self._marked.pop(symbol, None)
             self.newest_marks.pop(symbol, None)
 
-    def _moves_mark(self, price: PriceEvent) -> bool:
+    def _moves_mark(self, price: Price) -> bool:
         key = price.mid if self.policy == "mid" else (price.bid, price.ask)
         marked = self._marked.get(price.symbol)
         if marked is not None and marked[0] == key:

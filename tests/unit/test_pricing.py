@@ -5,7 +5,7 @@ from decimal import Decimal
 from hypothesis import given
 from hypothesis import strategies as st
 
-from domain.pricing import mid_price, price_event, spread_bps
+from domain.pricing import mid_price, price_event, price_of, spread_bps
 from domain.quotes import ValidQuote
 from schemas.timestamps import format_ns
 
@@ -48,3 +48,18 @@ def test_mid_price_given_any_uncrossed_market_lies_between_bid_and_ask(bid: Deci
     mid = mid_price(bid, ask)
     assert bid <= mid <= ask
     assert mid * 2 == bid + ask  # exact, no rounding
+
+
+@given(bid=prices, extra=prices, sizes=st.tuples(st.integers(0, 10**6), st.integers(0, 10**6)),
+       times=st.tuples(st.integers(0, 4 * 10**18), st.none() | st.integers(0, 4 * 10**18)),
+       exchange=st.none() | st.sampled_from(["V", "Q"]))
+def test_price_of_given_any_valid_quote_has_the_fields_price_event_dumps(
+        bid: Decimal, extra: Decimal, sizes: tuple[int, int], times: tuple[int, int | None],
+        exchange: str | None) -> None:
+    """Test that the firehose's price (no pydantic model) writes exactly PriceEvent's JSON fields."""
+    quote = ValidQuote("AAPL", bid, bid + extra, sizes[0], sizes[1], times[0], times[1], exchange)
+    price, event = price_of(quote), price_event(quote)
+    assert price.fields == event.model_dump(mode="json")
+    assert list(price.fields) == list(event.model_dump(mode="json"))  # same order: the same JSON bytes
+    assert (price.symbol, price.bid, price.ask, price.mid, price.timestamp, price.received_at) == (
+        event.symbol, event.bid, event.ask, event.mid, event.timestamp, event.received_at)
