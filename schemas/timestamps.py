@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import time
 from datetime import UTC, datetime
+from functools import lru_cache
 
 NS_PER_SECOND = 1_000_000_000
 
@@ -25,15 +26,21 @@ def now_ns() -> int:
 def format_ns(ns: int) -> str:
     """Format nanoseconds since the epoch as RFC 3339 UTC with nine fractional digits."""
     seconds, fraction = divmod(ns, NS_PER_SECOND)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{fraction:09d}Z"
+    return f"{_whole_seconds(seconds)}.{fraction:09d}Z"
 
 
 def format_ns_trimmed(ns: int) -> str:
     """RFC 3339 UTC with trailing fractional zeros trimmed, the way Alpaca's JSON feed writes it."""
     seconds, fraction = divmod(ns, NS_PER_SECOND)
-    base = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+    base = _whole_seconds(seconds)
     digits = f"{fraction:09d}".rstrip("0")
     return f"{base}.{digits}Z" if digits else f"{base}Z"
+
+
+@lru_cache(maxsize=1024)
+def _whole_seconds(seconds: int) -> str:
+    # Consecutive events share their second: strftime once per second, not per event.
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
 
 
 def parse_ns(text: str) -> int:
@@ -42,9 +49,14 @@ def parse_ns(text: str) -> int:
     if match is None:
         raise ValueError(f"not an RFC 3339 timestamp: {text!r}")
     day, clock, fraction, offset = match.groups()
+    return _epoch_seconds(day, clock, offset) * NS_PER_SECOND + int((fraction or "").ljust(9, "0") or 0)
+
+
+@lru_cache(maxsize=1024)
+def _epoch_seconds(day: str, clock: str, offset: str) -> int:
+    # Consecutive events share their second: the calendar arithmetic once per second, not per event.
     offset = "+00:00" if offset in ("Z", "z") else offset
-    whole = datetime.fromisoformat(f"{day}T{clock}{offset}")
-    return int(whole.timestamp()) * NS_PER_SECOND + int((fraction or "").ljust(9, "0") or 0)
+    return int(datetime.fromisoformat(f"{day}T{clock}{offset}").timestamp())
 
 
 def ns_to_datetime(ns: int) -> datetime:
