@@ -139,7 +139,8 @@ class PnLJoiner:
                 stored = before.get("price")
                 if stored is not None and stored["timestamp"] > price.timestamp:
                     return None  # marks only ever carry newer quotes per symbol; a replay may not
-                entry = {**before, "price": price.model_dump(mode="json", exclude={"received_at"})}
+                # The validated JSON as it came (the price stage writes canonical fields), less received_at.
+                entry = {**before, "price": {k: v for k, v in raw.items() if k != "received_at"}}
                 marks[price.symbol] = entry
                 previous = self._parsed(price.symbol, before)
                 self._parsed_marks[price.symbol] = (entry, (price, *previous[1:]))  # no need to parse it back
