@@ -5,8 +5,9 @@ from decimal import Decimal
 from hypothesis import given
 from hypothesis import strategies as st
 
-from domain.pricing import mid_price, price_event, price_of, spread_bps
+from domain.pricing import mid_price, price_of, spread_bps
 from domain.quotes import ValidQuote
+from schemas.events import PriceEvent
 from schemas.timestamps import format_ns
 
 prices = st.decimals(min_value=Decimal("0.0001"), max_value=Decimal("100000"), places=4)
@@ -26,19 +27,28 @@ def test_spread_bps_given_two_cent_spread_at_150_26_rounds_to_four_places() -> N
     assert spread_bps(Decimal("150.25"), Decimal("150.27")) == Decimal("1.3310")
 
 
-def test_price_event_given_quote_serialises_exact_decimal_strings() -> None:
+def price_event(quote: ValidQuote) -> PriceEvent:
+    """The reference: the pydantic model built from the quote's figures (what price_of's fields must equal)."""
+    return PriceEvent(
+        symbol=quote.symbol, bid=quote.bid, ask=quote.ask, mid=mid_price(quote.bid, quote.ask),
+        spread=quote.ask - quote.bid, spread_bps=spread_bps(quote.bid, quote.ask), bid_size=quote.bid_size,
+        ask_size=quote.ask_size, timestamp=format_ns(quote.timestamp_ns), exchange=quote.exchange,
+        received_at=format_ns(quote.received_ns) if quote.received_ns is not None else None,
+    )
+
+
+def test_price_of_given_quote_writes_exact_decimal_strings() -> None:
     quote = ValidQuote("AAPL", Decimal("150.25"), Decimal("150.27"), 3, 5, 1_700_000_000_123_456_789, None, "V")
-    event = price_event(quote)
-    assert event.model_dump(mode="json") == {
+    assert price_of(quote).fields == {
         "symbol": "AAPL", "bid": "150.25", "ask": "150.27", "mid": "150.26", "spread": "0.02",
         "spread_bps": "1.3310", "bid_size": 3, "ask_size": 5, "timestamp": format_ns(1_700_000_000_123_456_789),
         "exchange": "V", "received_at": None,
     }
 
 
-def test_price_event_given_tiny_price_never_uses_exponent_notation() -> None:
+def test_price_of_given_tiny_price_never_uses_exponent_notation() -> None:
     quote = ValidQuote("PENNY", Decimal("0.00001"), Decimal("0.00003"), 1, 1, 0, None, None)
-    dumped = price_event(quote).model_dump(mode="json")
+    dumped = price_of(quote).fields
     assert dumped["bid"] == "0.00001" and dumped["mid"] == "0.00002"
 
 
