@@ -23,13 +23,14 @@ class ProcessorSettings(TickwireSettings):
         500, gt=0, validation_alias="TICKWIRE_PROCESSOR_BATCH_SIZE",
         description="most quotes the price stage takes from one fetch (it takes whatever the fetch returned)")
     fetch_wait_s: float = Field(
-        0.03, gt=0, validation_alias="TICKWIRE_FETCH_WAIT_SECONDS",
+        0.01, gt=0, validation_alias="TICKWIRE_FETCH_WAIT_SECONDS",
         description="how long the price stage's fetch may wait at the broker for new records (Kafka and Redpanda "
-                    "answer as soon as one arrives; the embedded broker holds part of the wait: lower = lower "
-                    "latency there, but more empty fetches, each a wake-up and CPU)")
+                    "answer as soon as one arrives; the embedded broker holds part of the wait, so there lower "
+                    "= lower latency, but more empty fetches, each a wake-up and CPU)")
     pnl_fetch_wait_s: float = Field(
         0.03, gt=0, validation_alias="TICKWIRE_PNL_FETCH_WAIT_SECONDS",
-        description="the same for the P&L stage (its inputs are bounded in rate; it polls four topics)")
+        description="the same for the P&L stage: its inputs are bounded in rate and it polls four topics, so "
+                    "each empty fetch costs it more")
     fetch_wait_max_s: float = Field(
         1.0, gt=0, validation_alias="TICKWIRE_FETCH_WAIT_MAX_SECONDS",
         description="widest fetch wait when the embedded broker returns nothing though records exist")

@@ -23,7 +23,7 @@ from tickwire.topic_admin import ensure_topics
 pytestmark = pytest.mark.integration
 
 BATCHES = 50_000
-BASE_WAIT_S = 0.01  # shorter than the default wait, so that 50k batches are past the limit: unguarded, this fails
+BASE_WAIT_S = 0.01  # the price stage's default: 50k batches are past its limit, so unguarded this fails
 
 
 async def test_consumer_given_50k_single_record_batches_reads_the_last_10_records_within_5s(
