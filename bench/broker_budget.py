@@ -18,11 +18,11 @@ from pathlib import Path
 
 import psutil
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from tickwire.fetch_guard import FetchGuard
 
 from deploy.embedded.broker import EmbeddedBroker
 from processors.settings import ProcessorSettings
 from schemas.topics import TopicSpec
-from tickwire.fetch_guard import FetchGuard
 from tickwire.topic_admin import ensure_topics
 
 PRODUCERS = 8

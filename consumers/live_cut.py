@@ -16,18 +16,14 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
-from tickwire.fetch_guard import FetchGuard
-
 READ_DEADLINE_S = 60.0
-READ_FETCH_WAIT_S = 0.5  # aiokafka's default; the FetchGuard widens it on a big embedded-broker partition
-MAX_FETCH_WAIT_S = 4.0
+READ_FETCH_WAIT_S = 0.5  # aiokafka's default
 
 
 class TopicCursor:
     """Reads one topic (or some partitions of it) on from the last cut; :meth:`read_to_end` returns what is new.
 
-    Each read uses a fresh group-less consumer seeked to the cut: a consumer's known high watermark is only
-    fresh after its first fetch, and a stale one would end a read before records appended since.
+    Each read uses a fresh group-less consumer seeked to the cut, and reads to the end offsets of that moment.
     """
 
     def __init__(self, bootstrap: str, topic: str, keys: set[bytes] | None = None,
@@ -67,38 +63,32 @@ class TopicCursor:
         """Nothing stays open between reads (kept so callers can treat the cursor as a resource)."""
 
     async def read_to_end(self, deadline_s: float = READ_DEADLINE_S) -> list[ConsumerRecord]:
-        """Records (``keys`` filtered) from the last cut to the fetch high watermark seen now, per partition in
-        offset order; the new cut is that high watermark (ListOffsets is wrong on the embedded broker)."""
+        """Records (``keys`` filtered) from the last cut to the partitions' end offsets now, per partition in offset
+        order; the new cut is that end."""
         tps = [TopicPartition(self.topic, p) for p in sorted(self.cut)]
         if not tps:
             return []
         consumer = self._consumer()
         try:
             await consumer.start()
+            ends = await consumer.end_offsets(tps)
             consumer.assign(tps)
             for tp in tps:
                 consumer.seek(tp, self.cut[tp.partition])
-            ends: dict[TopicPartition, int] = {}
             out: list[ConsumerRecord] = []
-            next_offset = {tp: self.cut[tp.partition] for tp in tps}
-            guard = FetchGuard(consumer, next_offset.get, base_wait_s=READ_FETCH_WAIT_S, max_wait_s=MAX_FETCH_WAIT_S,
-                               name=f"read {self.topic}")
+            pending = {tp for tp in tps if self.cut[tp.partition] < ends[tp]}
             stop_at = time.monotonic() + deadline_s
-            while True:
-                batch = await consumer.getmany(*tps, timeout_ms=200)
-                guard(batch)  # the embedded broker answers a big partition's short fetches with nothing
+            while pending:
+                batch = await consumer.getmany(*pending, timeout_ms=200)
                 for tp, records in batch.items():
-                    if records:
-                        next_offset[tp] = records[-1].offset + 1
-                    out.extend(r for r in records if self.keys is None or r.key in self.keys)
-                for tp in tps:
-                    if tp not in ends and consumer.highwater(tp) is not None:
-                        ends[tp] = consumer.highwater(tp)
-                if len(ends) == len(tps) and all([await consumer.position(tp) >= ends[tp] for tp in tps]):
-                    self.cut = {tp.partition: await consumer.position(tp) for tp in tps}
-                    return out
-                if time.monotonic() > stop_at:
+                    out.extend(r for r in records if r.offset < ends[tp] and (self.keys is None or r.key in self.keys))
+                for tp in list(pending):
+                    if await consumer.position(tp) >= ends[tp]:  # offsets may skip (compaction, transaction markers)
+                        pending.discard(tp)
+                if pending and time.monotonic() > stop_at:
                     raise TimeoutError(f"could not read {self.topic} to its end within {deadline_s}s")
+            self.cut = {tp.partition: max(self.cut[tp.partition], ends[tp]) for tp in tps}
+            return out
         finally:
             await consumer.stop()
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -42,14 +41,16 @@ def _run_until_signalled(main: Callable[[asyncio.Event], Coroutine[Any, Any, int
 
 
 @app.command(cls=reads("deploy.settings:RunSettings"))
-def run() -> None:
+def run(fresh: bool = typer.Option(False, "--fresh", help="start the embedded Kafka broker empty (its data from "
+                                                          "earlier runs, in TICKWIRE_RUN_DIR/kafka, is deleted)")
+        ) -> None:
     """Run the whole pipeline in the foreground until Ctrl-C (embedded servers when none configured)."""
     from deploy.settings import RunSettings
     from deploy.stack import run_stack
 
     settings = load_settings(RunSettings)
     configure_logging("WARNING", settings.log_format)
-    raise typer.Exit(_run_until_signalled(lambda stop: run_stack(settings, stop)))
+    raise typer.Exit(_run_until_signalled(lambda stop: run_stack(settings, stop, fresh)))
 
 
 @app.command(cls=reads("producers.settings:IngestSettings"))
@@ -148,24 +149,6 @@ def position_set(
         raise typer.Exit(1) from None
     typer.echo(f"published {position.symbol} qty={position.qty} avg_entry_price={position.avg_entry_price} "
                f"account={position.account}")
-
-
-@app.command(cls=reads("consumers.tools.settings:ToolSettings"),
-             context_settings={"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []})
-def kcat(ctx: typer.Context) -> None:
-    """Run kcat (all arguments passed through) with a librdkafka that works on the embedded broker and -b set.
-
-    `make kcat` installs what it needs. On the embedded broker end offsets are unreliable (-o end,
-    -o -N, -Q ...:-1): use `tickwire tail TOPIC --from-time 5m` instead.
-    """
-    from consumers.tools.settings import ToolSettings
-    from deploy.kcat import kcat_command
-    from tickwire.endpoints import with_running_stack
-
-    with reported_errors():
-        settings = with_running_stack(ToolSettings()) if "-b" not in ctx.args else ToolSettings()
-        argv, env = kcat_command(ctx.args, settings.kafka_bootstrap_servers, settings.run_dir)
-    os.execve(argv[0], argv, env)  # kcat's own exit code and output are the command's
 
 
 app.add_typer(position_app, name="position")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field
 
 from consumers.api.settings import ApiSettings
@@ -14,3 +16,6 @@ class RunSettings(IngestSettings, ProcessorSettings, ApiSettings):
 
     feed_rate_per_symbol: float = Field(5.0, ge=0, validation_alias="TICKWIRE_FEED_RATE",
                                         description="local feed: quotes per second per symbol")
+    cache_dir: Path | None = Field(None, validation_alias="TICKWIRE_CACHE_DIR",
+                                   description="where the embedded Kafka broker's jars are kept once fetched "
+                                               "(unset: ~/.cache/tickwire)")

@@ -1,6 +1,7 @@
 """``tickwire run``: the whole pipeline in the foreground, starting only what is not configured.
 
-Unset KAFKA_BOOTSTRAP_SERVERS -> embedded Tansu broker; unset REDIS_URL -> embedded redis-server;
+Unset KAFKA_BOOTSTRAP_SERVERS -> the embedded Kafka broker, its data kept in ``$TICKWIRE_RUN_DIR/kafka`` from
+one run to the next (``tickwire run --fresh`` starts it empty); unset REDIS_URL -> embedded redis-server;
 no ALPACA_STREAM_URL and no credentials -> the local Alpaca feed. Then the processor and the ingest,
 and a once-a-second price line. Ctrl-C (or SIGTERM) stops everything it started in dependency
 order (:data:`STOP_ORDER`, then Redis, then the broker), each with a bounded wait.
@@ -26,10 +27,9 @@ from deploy.embedded.process import ManagedProcess
 from deploy.settings import RunSettings
 from tickwire.endpoints import remove_endpoints
 from tickwire.errors import TickwireError
-from tickwire.kafka import aiokafka_security
 from tickwire.logging import quiet_library_logs
 from tickwire.settings import redact_url
-from tickwire.topic_admin import ensure_topics
+from tickwire.topic_admin import ensure_topics_of
 
 log = structlog.get_logger(__name__)
 
@@ -82,20 +82,14 @@ async def stop_in_order(children: list[ManagedProcess], timeout: float = CHILD_S
         await child.stop(timeout=timeout)
 
 
-# Measured (docs/embedded-broker.md, "Measured budget"): memory grows with every record, fetches slow with
-# every stored batch.
-EMBEDDED_BUDGET = ("tickwire: embedded broker (memory only, for development): real-time for about 30 min at a slow "
-                   "feed (60 quotes/s) and 4 min at 1,000/s (later, prices arrive late); 4 GiB after about 1 h at "
-                   "1,000 quotes/s; for a trading day, use docker-compose (Redpanda)")
-
-
 async def _stop_server(name: str, server: EmbeddedBroker | EmbeddedRedis) -> None:
     print(f"tickwire: stopping {name}", flush=True)
     await server.stop()
 
 
-async def run_stack(settings: RunSettings, stop: asyncio.Event) -> int:
-    """Run until ``stop`` is set or a component dies; returns the process exit code."""
+async def run_stack(settings: RunSettings, stop: asyncio.Event, fresh: bool = False) -> int:
+    """Run until ``stop`` is set or a component dies; returns the process exit code. ``fresh``: the embedded
+    broker starts with no data (what earlier runs left is deleted)."""
     log_dir = settings.run_dir / "logs"
     shutil.rmtree(log_dir, ignore_errors=True)
     log_dir.mkdir(parents=True)
@@ -105,10 +99,15 @@ async def run_stack(settings: RunSettings, stop: asyncio.Event) -> int:
         # Exits run last-in first-out: endpoints file, children (in STOP_ORDER), then Redis, then the broker.
         bootstrap = settings.kafka_bootstrap_servers
         if not bootstrap:
-            broker = await EmbeddedBroker(log_dir).start()
+            data_dir = settings.run_dir / "kafka"
+            if fresh:
+                shutil.rmtree(data_dir, ignore_errors=True)
+            broker = EmbeddedBroker(data_dir, log_dir, cache=settings.cache_dir)
+            print(f"tickwire: starting Kafka ({'the data of earlier runs' if broker.formatted else 'no data yet'} in "
+                  f"{data_dir}{'' if broker.libs.is_dir() else '; fetching its jars with Maven, once'})", flush=True)
+            await broker.start()
             stack.push_async_callback(_stop_server, "broker", broker)
             bootstrap = broker.bootstrap
-            print(EMBEDDED_BUDGET, flush=True)
         redis_url = settings.redis_url
         if not redis_url:
             redis = await EmbeddedRedis(log_dir).start()
@@ -127,8 +126,7 @@ async def run_stack(settings: RunSettings, stop: asyncio.Event) -> int:
         stream_url = env.get("ALPACA_STREAM_URL") or settings.stream_url
         # The same TLS/SASL options as every other client: a managed Kafka refuses a plaintext admin client.
         with quiet_library_logs("aiokafka"):  # a closed port: one line from the CLI, not one per attempt
-            await ensure_topics(bootstrap, settings.topic_partitions, replication=settings.topic_replication,
-                                **aiokafka_security(settings))
+            await ensure_topics_of(settings.model_copy(update={"kafka_bootstrap_servers": bootstrap}))
 
         python = sys.executable
         processor = ManagedProcess(

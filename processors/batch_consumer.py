@@ -11,8 +11,7 @@ flight finishes) and when the consumer stops. On assignment the handler restores
 new partitions before any of their records is processed.
 
 When outputs are lost (``before_commit`` raised) nothing is committed: every owned partition is read again from
-its last commit and the handler is told (``on_outputs_lost``). When the broker lost every topic (an embedded
-broker restarted; :mod:`tickwire.topic_keeper`) every partition is read from its start (``read_all_again``).
+its last commit and the handler is told (``on_outputs_lost``).
 """
 
 from __future__ import annotations
@@ -20,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Protocol
 
 import structlog
@@ -30,11 +29,8 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 log = structlog.get_logger(__name__)
 
-IDLE_POLL_MS = 100  # getmany returns at the first records; when none come, the FetchGuard sees it this often
-REWIND_AFTER_S = 1.0  # a partition shorter than this member's position for this long was recreated
-REWIND_CHECK_S = 0.25  # how often partitions are checked for that (not on every fetch: it is the hot loop)
+IDLE_POLL_MS = 100  # getmany returns at the first records; when none come, the loop checks its commit timer
 COMMIT_TIMEOUT_S = 10.0  # aiokafka retries a retriable commit error forever; the next commit tries again
-DISTRUST_COMMITS_S = 30.0  # after a topic loss, a rebalance under way may still commit offsets of the old topics
 
 
 class BatchHandler(Protocol):
@@ -63,22 +59,17 @@ class BatchConsumer(ConsumerRebalanceListener):
     """Runs ``handler`` over ``consumer``'s records until stopped; owns the consumer's commits."""
 
     def __init__(self, consumer: AIOKafkaConsumer, handler: BatchHandler, *, topics: Sequence[str],
-                 max_records: int, commit_interval_s: float, name: str,
-                 after_fetch: Callable[[dict[TopicPartition, list[ConsumerRecord]]], None] | None = None) -> None:
+                 max_records: int, commit_interval_s: float, name: str) -> None:
         self.consumer = consumer
         self.handler = handler
         self.topics = list(topics)
         self.max_records = max_records
         self.commit_interval_s = commit_interval_s
         self.name = name
-        self.after_fetch = after_fetch  # e.g. a FetchGuard watching for the embedded broker's empty fetches
         self.done: dict[TopicPartition, int] = {}  # next offset to commit, per owned partition
         self._committed: dict[TopicPartition, int] = {}
         self._turn = asyncio.Lock()  # held while a batch is handled or state restored: rebalances wait for it
         self._last_commit = time.monotonic()
-        self._short_since: dict[TopicPartition, float] = {}  # partitions ending before our position, since when
-        self._next_rewind_check = 0.0
-        self._distrust_commits_until = 0.0  # monotonic time; see read_all_again
         self.batches = 0
         self.records = 0
 
@@ -101,9 +92,6 @@ class BatchConsumer(ConsumerRebalanceListener):
                         await fetch
                     break
                 batches = fetch.result()
-                await self._rewind_recreated(batches)
-                if self.after_fetch is not None:
-                    self.after_fetch(batches)
                 if batches:
                     async with self._turn:
                         await self._handle(batches)
@@ -115,49 +103,11 @@ class BatchConsumer(ConsumerRebalanceListener):
             async with self._turn:
                 await self.commit()
 
-    async def read_all_again(self) -> None:
-        """The broker lost every topic (an embedded broker restarted): offsets committed before mean nothing.
-
-        Every owned partition is read from its start, and for DISTRUST_COMMITS_S newly assigned partitions are
-        too, whatever offset they have committed: a rebalance under way may have committed old offsets onto
-        the recreated topics, and an old offset that the new partition has already passed would skip records."""
-        self._distrust_commits_until = time.monotonic() + DISTRUST_COMMITS_S
-        async with self._turn:
-            for tp in self.consumer.assignment():
-                with contextlib.suppress(IllegalStateError):
-                    await self._read_from_start(tp)
-        log.warning("reading every partition from its start: the broker lost its topics", consumer=self.name)
-
     async def _read_from_start(self, tp: TopicPartition) -> None:
         """Forget what this member did or committed of ``tp``, and consume it from its first offset."""
         self.done.pop(tp, None)
         self._committed.pop(tp, None)
-        self._short_since.pop(tp, None)
         await self.consumer.seek_to_beginning(tp)
-
-    async def _rewind_recreated(self, batches: dict[TopicPartition, list[ConsumerRecord]]) -> None:
-        """Read a partition that ends before this member's position from its start: it was recreated.
-
-        Kafka answers such a fetch with OffsetOutOfRange (aiokafka then resets by itself); the embedded broker
-        answers with no records for good, after a restart that lost every topic. A high watermark can lag the
-        records just returned, so only a partition that stays short for REWIND_AFTER_S is rewound."""
-        now = time.monotonic()
-        if now < self._next_rewind_check:
-            return
-        self._next_rewind_check = now + REWIND_CHECK_S
-        for tp in self.consumer.assignment():
-            highwater, position = self.consumer.highwater(tp), self.position(tp)
-            if batches.get(tp) or highwater is None or position is None or highwater >= position:
-                self._short_since.pop(tp, None)
-                continue
-            since = self._short_since.setdefault(tp, now)
-            if now - since < REWIND_AFTER_S:
-                continue
-            log.warning("partition ends before this consumer's position: the topic was recreated (an embedded "
-                        "broker restart loses every topic); reading it from its start", consumer=self.name,
-                        partition=f"{tp.topic}[{tp.partition}]", position=position, end=highwater)
-            async with self._turn:
-                await self._read_from_start(tp)
 
     async def _reprocess_uncommitted(self, exc: Exception) -> None:
         """Outputs of some finished records were lost: read every owned partition again from its last commit
@@ -235,11 +185,7 @@ class BatchConsumer(ConsumerRebalanceListener):
         assigned = set(assigned)
         async with self._turn:
             new = {tp for tp in assigned if tp not in self.done}
-            distrusted = time.monotonic() < self._distrust_commits_until
             for tp in new:
-                if distrusted:
-                    await self.consumer.seek_to_beginning(tp)
-                    continue
                 with contextlib.suppress(KafkaError):
                     committed = await self.consumer.committed(tp)
                     if committed is not None:

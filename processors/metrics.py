@@ -28,9 +28,6 @@ class ProcessorMetrics:
         self.pnl_rejected = Counter("tickwire_pnl_rejected", "P&L inputs that could not be used", registry=registry)
         self.lag = Gauge("tickwire_consumer_lag_records", "Records between a stage's position and the high watermark",
                          ["stage", "topic", "partition"], registry=registry)
-        self.fetch_widened = Counter(
-            "tickwire_fetch_wait_widened", "Times a stage widened its fetch wait: the broker returned nothing though "
-            "records were waiting (the embedded broker's large-partition limit)", ["stage"], registry=registry)
         self.latency = LatencyMetrics(registry)
 
 

@@ -2,15 +2,13 @@
 
 Each entry holds the next offset to process and the high watermark of the stage's last fetch
 (``schemas.topics.progress_key``): ``/health`` calls prices that stop advancing while quotes wait a stall,
-whatever the cause. The same figures give the consumer lag per partition (valid on the embedded broker,
-whose end offsets are not).
+whatever the cause. The same figures give the consumer lag per partition.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
 
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -33,8 +31,7 @@ class ProgressReporter:
     """Reports ``done`` (next offset per partition) of ``topic`` and sets the lag gauge."""
 
     def __init__(self, redis: Redis, consumer: AIOKafkaConsumer, done: dict[TopicPartition, int], app_id: str,
-                 topic: str, metrics: ProcessorMetrics, stage: str,
-                 health: Callable[[], tuple[float | None, str | None]] = lambda: (None, None)) -> None:
+                 topic: str, metrics: ProcessorMetrics, stage: str) -> None:
         self.redis = redis
         self.consumer = consumer
         self.done = done
@@ -42,7 +39,6 @@ class ProgressReporter:
         self.key = progress_key(app_id, topic)
         self.metrics = metrics
         self.stage = stage
-        self.health = health  # () -> (fetch wait in use, degraded detail)
         self._advanced: dict[int, tuple[int, str]] = {}  # partition -> (offset, when it last advanced)
 
     async def run(self) -> None:
@@ -63,7 +59,6 @@ class ProgressReporter:
     async def report(self) -> None:
         """One report: every owned partition of the topic, and the lag gauge."""
         now = format_ns(now_ns())
-        fetch_wait_s, detail = self.health()
         fields: dict[FieldT, EncodableT] = {}
         owned = [tp for tp in self.consumer.assignment() if tp.topic == self.topic]
         for tp in owned:
@@ -77,8 +72,7 @@ class ProgressReporter:
                 previous = self._advanced[tp.partition] = (offset, now)
             highwater = self.consumer.highwater(tp)
             fields[processed_field(tp.partition)] = PartitionProgress(
-                offset=offset, advanced_at=previous[1], updated_at=now, highwater=highwater,
-                fetch_wait_s=fetch_wait_s, detail=detail).to_json()
+                offset=offset, advanced_at=previous[1], updated_at=now, highwater=highwater).to_json()
             if highwater is not None:
                 self.metrics.lag.labels(self.stage, tp.topic, str(tp.partition)).set(max(highwater - offset, 0))
         if fields:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator
 from pydantic_settings import NoDecode
 
 from tickwire.settings import TickwireSettings
@@ -24,16 +24,11 @@ class ProcessorSettings(TickwireSettings):
         description="most quotes the price stage takes from one fetch (it takes whatever the fetch returned)")
     fetch_wait_s: float = Field(
         0.01, gt=0, validation_alias="TICKWIRE_FETCH_WAIT_SECONDS",
-        description="how long the price stage's fetch may wait at the broker for new records (Kafka and Redpanda "
-                    "answer as soon as one arrives; the embedded broker holds part of the wait, so there lower "
-                    "= lower latency, but more empty fetches, each a wake-up and CPU)")
+        description="how long the price stage's fetch may wait at the broker when no record is there (the "
+                    "broker answers as soon as one arrives: longer = fewer empty fetches, not more latency)")
     pnl_fetch_wait_s: float = Field(
         0.03, gt=0, validation_alias="TICKWIRE_PNL_FETCH_WAIT_SECONDS",
-        description="the same for the P&L stage: its inputs are bounded in rate and it polls four topics, so "
-                    "each empty fetch costs it more")
-    fetch_wait_max_s: float = Field(
-        1.0, gt=0, validation_alias="TICKWIRE_FETCH_WAIT_MAX_SECONDS",
-        description="widest fetch wait when the embedded broker returns nothing though records exist")
+        description="the same for the P&L stage's fetch over its four inputs")
     commit_interval_s: float = Field(
         1.0, gt=0, validation_alias="TICKWIRE_COMMIT_INTERVAL_SECONDS",
         description="how often the price stage commits offsets (and writes its latest-price changelog)")
@@ -66,10 +61,3 @@ class ProcessorSettings(TickwireSettings):
         if not stages:
             raise ValueError("name at least one stage (example: price,pnl)")
         return stages
-
-    @model_validator(mode="after")
-    def _wait_range(self) -> ProcessorSettings:
-        if self.fetch_wait_max_s < max(self.fetch_wait_s, self.pnl_fetch_wait_s):
-            raise ValueError("TICKWIRE_FETCH_WAIT_MAX_SECONDS must not be below TICKWIRE_FETCH_WAIT_SECONDS "
-                             "or TICKWIRE_PNL_FETCH_WAIT_SECONDS")
-        return self

@@ -31,14 +31,13 @@ from processors.redis_projection import PriceProjector
 from processors.settings import ProcessorSettings
 from schemas.topics import ALL_TOPICS, QUOTES_RAW, TRADES_RAW, internal_topics
 from tickwire.errors import ConfigurationError
-from tickwire.fetch_guard import FetchGuard
 from tickwire.kafka import aiokafka_security, bootstrap_list
 from tickwire.logging import quiet_library_logs
-from tickwire.topic_keeper import TopicKeeper
+from tickwire.topic_admin import ensure_topics_of
 
 log = structlog.get_logger(__name__)
 
-# A group join takes session_timeout/2 on the embedded broker: 6 s keeps start-up and failover near 5-10 s.
+# A dead member's partitions move after the session timeout: 6 s keeps failover near 5-10 s.
 SESSION_TIMEOUT_MS = 6_000
 HEARTBEAT_MS = 1_000
 
@@ -62,19 +61,16 @@ class Processor:
     outputs: OutputProducer
     metrics: ProcessorMetrics
     stages: list[Stage]
-    topics: TopicKeeper
 
     async def run(self, stop: asyncio.Event) -> None:
         """Create missing topics, run every stage until ``stop``, then commit, flush and disconnect."""
         settings = self.settings
-        assert settings.kafka_bootstrap_servers
         try:
             with quiet_library_logs("aiokafka"):  # a refused connection is one error line (the CLI's), not three
-                await self.topics.ensure()
+                await ensure_topics_of(settings, (*ALL_TOPICS, *internal_topics(settings.processor_app_id)))
                 for stage in self.stages:
                     await stage.batch.consumer.start()
             async with asyncio.TaskGroup() as tasks:
-                tasks.create_task(self.topics.watch(stop), name="topic keeper")
                 for stage in self.stages:
                     tasks.create_task(stage.batch.run(stop), name=f"{stage.name} consumer")
                     for sidecar in stage.sidecars:
@@ -101,26 +97,15 @@ def build_processor(settings: ProcessorSettings, registry: CollectorRegistry | N
         price = PriceStage(settings, PriceProjector(redis, ttl_seconds=settings.price_ttl_s), outputs, metrics)
         topics = [QUOTES_RAW.name] + ([TRADES_RAW.name] if settings.mark_policy == "last" else [])
         batch = _batch_consumer(settings, price, topics, settings.processor_app_id, "price", settings.fetch_wait_s)
-        guard = _guard(batch, settings, metrics, "price", settings.fetch_wait_s)
         reporter = ProgressReporter(redis, batch.consumer, batch.done, settings.processor_app_id, QUOTES_RAW.name,
-                                    metrics, "price",
-                                    health=lambda: (guard.wait_s, guard.detail))
+                                    metrics, "price")
         stages.append(Stage("price", batch, price, [price.release_due_marks, _reporting(reporter)]))
     if "pnl" in settings.stages:
         pnl = PnLStage(settings, PnLProjector(redis, trade_ttl_seconds=settings.price_ttl_s), outputs, metrics)
         batch = _batch_consumer(settings, pnl, pnl_input_topics(settings), f"{settings.processor_app_id}-pnl", "pnl",
                                 settings.pnl_fetch_wait_s)
-        _guard(batch, settings, metrics, "pnl", settings.pnl_fetch_wait_s)
         stages.append(Stage("pnl", batch, pnl, [pnl.release_held, pnl.reassert_projection]))
-    async def read_all_again(since_ns: int) -> None:
-        for stage in stages:
-            await stage.batch.read_all_again()
-
-    keeper = TopicKeeper(settings.kafka_bootstrap_servers, settings.topic_partitions,
-                         (*ALL_TOPICS, *internal_topics(settings.processor_app_id)), settings.processor_app_id,
-                         replication=settings.topic_replication, on_lost=read_all_again,
-                         **aiokafka_security(settings))
-    return Processor(settings, redis, outputs, metrics, stages, keeper)
+    return Processor(settings, redis, outputs, metrics, stages)
 
 
 def _batch_consumer(settings: ProcessorSettings, handler: BatchHandler, topics: list[str], group: str,
@@ -137,15 +122,6 @@ def _batch_consumer(settings: ProcessorSettings, handler: BatchHandler, topics: 
     )
     return BatchConsumer(consumer, handler, topics=topics, max_records=settings.price_batch_max,
                          commit_interval_s=settings.commit_interval_s, name=name)
-
-
-def _guard(batch: BatchConsumer, settings: ProcessorSettings, metrics: ProcessorMetrics, stage: str,
-           base_wait_s: float) -> FetchGuard:
-    guard = FetchGuard(batch.consumer, batch.position, base_wait_s=base_wait_s,
-                       max_wait_s=settings.fetch_wait_max_s, name=stage,
-                       on_widen=metrics.fetch_widened.labels(stage).inc)
-    batch.after_fetch = guard
-    return guard
 
 
 def _reporting(reporter: ProgressReporter) -> Callable[[asyncio.Event], Awaitable[None]]:

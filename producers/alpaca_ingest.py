@@ -53,10 +53,10 @@ from producers.subscription_manager import (
 )
 from schemas.events import GapReason, IngestStatus, SubscriptionRequest
 from schemas.timestamps import format_ns, now_ns, parse_ns
-from schemas.topics import ALL_TOPICS, INGEST_STATUS_KEY, SUBSCRIPTIONS
+from schemas.topics import INGEST_STATUS_KEY, SUBSCRIPTIONS
 from tickwire.errors import ConfigurationError
 from tickwire.kafka import aiokafka_security, bootstrap_list
-from tickwire.topic_keeper import TopicKeeper
+from tickwire.topic_admin import ensure_topics_of
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -109,9 +109,6 @@ class IngestService:
                                    routing=self.source.routing)
         self.on_frame = self.router.on_frame  # the stream calls these directly (hot path)
         self.on_malformed = self.router.on_malformed
-        self.topics = TopicKeeper(settings.kafka_bootstrap_servers, settings.topic_partitions, ALL_TOPICS, "ingest",
-                                  replication=settings.topic_replication, on_lost=self._on_topics_lost,
-                                  **aiokafka_security(settings))
         self.reader = SubscriptionRequestReader(bootstrap, self._on_request, control_topic,
                                                 **aiokafka_security(settings))
         self.redis = redis
@@ -144,11 +141,10 @@ class IngestService:
             if not await _unless_stopped(self.publisher.start(), stop):
                 return
             try:
-                await self.topics.ensure()
+                await ensure_topics_of(self.settings)
             except KafkaError as exc:  # e.g. no CreateTopics permission: the topics may exist, or be made by hand
-                log.warning("cannot create the topics; create them with `tickwire topics create`",
+                log.warning("cannot create the topics; create them with `tickwire create-topics`",
                             error=f"{type(exc).__name__}: {exc}")
-            background.append(_supervised(lambda: self.topics.watch(stop), "ingest-topics"))
             for symbol in self.settings.symbols:
                 await self._change(functools.partial(self.subscriptions.want, symbol, CONFIG_SOURCE), quiet=True)
             if not await _unless_stopped(self.reader.start(), stop):
@@ -229,15 +225,6 @@ class IngestService:
         reason = GapReason.STALL if failure.kind == "stall" else GapReason.RECONNECT
         started = self.router.last_any_ns or self.connected_since_ns or now_ns()
         self.gaps.lost(reason, sorted(self.subscribed), self.router.last_queued_t, started, failure.describe())
-
-    def _on_topics_lost(self, since_ns: int) -> None:
-        """The broker lost every topic: whatever it held since ``since_ns`` and not yet consumed is gone."""
-        if self.role != "active":
-            return
-        self.gaps.lost(GapReason.BROKER_RESTART, sorted(self.subscribed), self.router.last_queued_t, since_ns,
-                       "the broker lost every topic (an embedded broker restarts empty)")
-        if self.stream is not None and self.stream.connected:
-            self.gaps.resumed(now_ns())  # the socket never dropped: each symbol's next message ends the gap
 
     # --- subscriptions ------------------------------------------------------------------------
 

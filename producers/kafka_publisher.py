@@ -184,9 +184,6 @@ class RawEventPublisher:
                     log.error("kafka send failed; retrying until it is back", error=f"{type(exc).__name__}: {exc}",
                               what=what, records=len(records))
                 self.kafka_ok = False
-                # A non-retriable error (Tansu's UnknownError on a recreated topic) makes aiokafka keep its
-                # metadata: refresh it, so the retry sees the topics as they are now.
-                self._producer.client.force_metadata_update()
                 await asyncio.sleep(delay)  # backoff between retries, not synchronisation
                 delay = min(delay * 2, RETRY_MAX_S)
                 continue

@@ -183,7 +183,6 @@ class GapReason(StrEnum):
     STALL = "stall"  # the socket stayed open but went mute; it was reconnected
     OVERFLOW = "overflow"  # the ingest's queue was full (Kafka slow or down): received messages were dropped
     TAKEOVER = "takeover"  # a standby ingest took over from an active one that stopped or died
-    BROKER_RESTART = "broker_restart"  # the broker came back without its topics (embedded, memory only): all lost
 
 
 class FeedGap(_Frozen):
@@ -286,13 +285,11 @@ class PartitionProgress(_Frozen):
     """The price stage's position in one partition of ``quotes.raw`` (hash ``progress_key(app_id, topic)``).
 
     Written about once a second for each owned partition. ``highwater`` is the high watermark the stage's
-    last fetch reported (correct on the embedded broker too, unlike its end offsets), so ``/health`` can tell
-    "records are waiting and nothing is processed" (a stall) from "nothing to do".
+    last fetch reported, so ``/health`` can tell "records are waiting and nothing is processed" (a stall) from
+    "nothing to do".
     """
 
     offset: int = Field(description="the next offset: every record below it is published (or processed)")
     advanced_at: str = Field(description="when offset last moved forward, RFC 3339")
     updated_at: str = Field(description="when the writer last wrote this entry (about once a second), RFC 3339")
     highwater: int | None = Field(None, description="the partition's high watermark at the last fetch (None: unknown)")
-    fetch_wait_s: float | None = Field(None, description="the fetch wait in use now")
-    detail: str | None = Field(None, description="why the stage is degraded (e.g. a widened fetch wait)")

@@ -102,13 +102,6 @@ def internal_topics(app_id: str) -> tuple[TopicSpec, ...]:
     )
 
 
-def topics_marker(owner: str) -> TopicSpec:
-    """Internal, empty: created with tickwire's topics by ``owner`` (``ingest`` or a processor app id); nothing
-    reads or writes it, so no client auto-creates it, and its absence means the broker lost every topic (an
-    embedded broker restarts empty). See :class:`tickwire.topic_keeper.TopicKeeper`."""
-    return TopicSpec(f"tickwire.topics.{owner}", "none", bytes, "Internal: marker of the topics this owner created")
-
-
 PRICE_CHANNEL_PATTERN = "price.updated.*"
 PROCESSOR_STATS_KEY = "tickwire:stats:processor"
 INGEST_STATUS_KEY = "tickwire:status:ingest"  # IngestStatus JSON, short TTL

@@ -2,7 +2,8 @@
 
 Set TICKWIRE_TEST_KAFKA_BOOTSTRAP / TICKWIRE_TEST_REDIS_URL to use servers of your own (e.g. Redpanda);
 otherwise, once per session, Redpanda and Redis containers when a Docker engine answers, else the embedded
-Tansu broker and a redis-server on free ports (TICKWIRE_TEST_CONTAINERS=auto|on|off, see tests/servers.py).
+Apache Kafka broker (KRaft, its log in the session's temporary directory) and a redis-server on free ports
+(TICKWIRE_TEST_CONTAINERS=auto|on|off, see tests/servers.py).
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ def containers() -> bool:
 
 
 @pytest.fixture(scope="session")
-async def kafka_bootstrap(log_dir: Path, containers: bool) -> AsyncIterator[str]:
+async def kafka_bootstrap(log_dir: Path, containers: bool, tmp_path_factory: pytest.TempPathFactory
+                          ) -> AsyncIterator[str]:
     """bootstrap servers of a running broker with tickwire's topics created."""
     external = os.environ.get("TICKWIRE_TEST_KAFKA_BOOTSTRAP")
     if external:
@@ -54,7 +56,7 @@ async def kafka_bootstrap(log_dir: Path, containers: bool) -> AsyncIterator[str]
             await ensure_topics(bootstrap, TEST_PARTITIONS)
             yield bootstrap
         return
-    async with EmbeddedBroker(log_dir) as broker:
+    async with EmbeddedBroker(tmp_path_factory.mktemp("kafka"), log_dir) as broker:
         await ensure_topics(broker.bootstrap, TEST_PARTITIONS)
         yield broker.bootstrap
 

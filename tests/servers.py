@@ -2,7 +2,7 @@
 
 - ``TICKWIRE_TEST_KAFKA_BOOTSTRAP`` / ``TICKWIRE_TEST_REDIS_URL``: use these servers (e.g. a shared Redpanda).
 - ``TICKWIRE_TEST_CONTAINERS=auto`` (default): Redpanda and Redis containers (testcontainers) when a Docker
-  engine answers, else native processes (the embedded Tansu broker, a redis-server).
+  engine answers, else native processes (the embedded Apache Kafka broker, a redis-server).
 - ``TICKWIRE_TEST_CONTAINERS=on``: containers; the session stops with one clear error when no engine answers.
 - ``TICKWIRE_TEST_CONTAINERS=off``: native processes, even with Docker.
 

@@ -9,9 +9,9 @@
     ├── RangeError                     consumers.tools.topic_range (also a ValueError)
     ├── ReplayError                    consumers.tools.replay (also a RuntimeError)
     ├── DiffError                      consumers.tools.diff (also a ValueError)
-    ├── KcatUnavailableError           deploy.kcat: kcat or the librdkafka it needs is not installed
     ├── StackError                     deploy.stack: a component failed to start or died (also a RuntimeError)
     ├── NotReadyError                  deploy.embedded.readiness (also a RuntimeError)
+    ├── BrokerSetupError               deploy.embedded.broker_libs: no Java or Maven, or the jars cannot be fetched
     ├── ProtocolError                  alpaca_feed.protocol: a request the local feed answers with an error
     ├── RestError                      alpaca_feed.rest
     ├── FaultError                     alpaca_feed.faults (also a ValueError)

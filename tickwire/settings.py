@@ -53,6 +53,13 @@ class TickwireSettings(BaseSettings):
         4, gt=0, validation_alias="TICKWIRE_TOPIC_PARTITIONS", description="partitions of the topics tickwire creates")
     topic_replication: int = Field(
         1, gt=0, validation_alias="TICKWIRE_TOPIC_REPLICATION", description="replicas per partition (3 on a cluster)")
+    topic_retention_hours: float = Field(
+        24.0, gt=0, validation_alias="TICKWIRE_TOPIC_RETENTION_HOURS",
+        description="how long the stream topics tickwire creates keep records (raw feeds, prices, pnl, dead "
+                    "letters, marks); positions, subscriptions, closes and changelogs are compacted instead")
+    topic_retention_mb: int = Field(
+        1024, gt=0, validation_alias="TICKWIRE_TOPIC_RETENTION_MB",
+        description="and at most this many MiB per partition of each stream topic (the older records go first)")
     alpaca_feed: AlpacaFeed = Field(
         "iex", validation_alias="ALPACA_FEED", description="iex, sip, delayed_sip or test")
     symbols: Annotated[tuple[str, ...], NoDecode] = Field(

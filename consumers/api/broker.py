@@ -21,8 +21,6 @@ from tickwire.kafka import bootstrap_list
 
 log = structlog.get_logger(__name__)
 
-TANSU_LAG = "unknown (embedded Tansu broker: its end offsets are unreliable)"
-
 
 @dataclass(frozen=True)
 class BrokerProbe:
@@ -30,7 +28,6 @@ class BrokerProbe:
 
     ok: bool
     detail: str
-    cluster_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -45,11 +42,6 @@ class OutgoingRecord:
 def total_lag(committed: Mapping[TopicPartition, int], end: Mapping[TopicPartition, int]) -> int:
     """Messages not yet consumed over the partitions a group has committed (never negative per partition)."""
     return sum(max(0, end.get(tp, offset) - offset) for tp, offset in committed.items())
-
-
-def is_tansu(cluster_id: str | None) -> bool:
-    """The embedded Tansu broker names its cluster 'tansu_cluster'."""
-    return bool(cluster_id) and "tansu" in cluster_id.lower()  # type: ignore[union-attr]
 
 
 class BrokerGateway:
@@ -88,16 +80,14 @@ class BrokerGateway:
             await self._tcp_reachable()
             admin = await self._started_admin()
             async with asyncio.timeout(2.0):
-                cluster = await admin.describe_cluster()
+                await admin.describe_cluster()
         except (KafkaError, TimeoutError, OSError) as exc:
             await self._drop_admin()
             return BrokerProbe(False, f"unreachable: {'timed out' if isinstance(exc, TimeoutError) else one_line(exc)}")
-        return BrokerProbe(True, "", str(cluster.get("cluster_id") or ""))
+        return BrokerProbe(True, "")
 
-    async def consumer_lag(self, cluster_id: str | None) -> int | str:
+    async def consumer_lag(self) -> int | str:
         """The processor group's lag in messages, or a sentence saying why it is unknown."""
-        if is_tansu(cluster_id):
-            return TANSU_LAG
         try:
             admin = await self._started_admin()
             async with asyncio.timeout(self.timeout_s):

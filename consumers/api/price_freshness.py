@@ -1,8 +1,8 @@
 """Whether prices keep up: the price stage's per-partition progress, judged against the clock.
 
 Stale means "quotes are waiting and none was processed for a while" (or "the stage stopped reporting"),
-whatever the cause: a dead or wedged processor, the embedded broker's empty fetches, Redis trouble in the
-stage. ``/health`` turns it unhealthy while the ingest is publishing, degraded otherwise.
+whatever the cause: a dead or wedged processor, a broker that does not answer, Redis trouble in the stage.
+``/health`` turns it unhealthy while the ingest is publishing, degraded otherwise.
 """
 
 from __future__ import annotations
@@ -19,10 +19,9 @@ STALE_AFTER_S = 15.0  # reports come every second; 15 s without progress is a st
 
 @dataclass(frozen=True, slots=True)
 class Freshness:
-    """``stale``: prices stopped; ``degraded``: they move, but something is off (``detail`` says what)."""
+    """``stale``: prices stopped (``detail`` says where), or they advance."""
 
     stale: bool
-    degraded: bool
     detail: str
 
 
@@ -30,8 +29,8 @@ def price_freshness(progress: Mapping[int, PartitionProgress], now_ns: int,
                     stale_after_s: float = STALE_AFTER_S) -> Freshness:
     """Judge every partition's latest report; no report at all is "not known", not a stall."""
     if not progress:
-        return Freshness(False, False, "no price stage has reported progress yet")
-    stalls, warnings = [], []
+        return Freshness(False, "no price stage has reported progress yet")
+    stalls = []
     for partition, entry in sorted(progress.items()):
         silent_s = (now_ns - parse_ns(entry.updated_at)) / NS_PER_SECOND
         idle_s = (now_ns - parse_ns(entry.advanced_at)) / NS_PER_SECOND
@@ -40,10 +39,6 @@ def price_freshness(progress: Mapping[int, PartitionProgress], now_ns: int,
             stalls.append(f"{QUOTES_RAW.name}[{partition}]: the price stage stopped reporting {silent_s:.0f}s ago")
         elif waiting > 0 and idle_s > stale_after_s:
             stalls.append(f"{QUOTES_RAW.name}[{partition}]: {waiting} quotes waiting, none processed for {idle_s:.0f}s")
-        elif entry.detail:
-            warnings.append(entry.detail)
     if stalls:
-        return Freshness(True, True, "prices stopped: " + "; ".join(stalls))
-    if warnings:
-        return Freshness(False, True, "; ".join(warnings))
-    return Freshness(False, False, f"advancing on {len(progress)} partitions")
+        return Freshness(True, "prices stopped: " + "; ".join(stalls))
+    return Freshness(False, f"advancing on {len(progress)} partitions")

@@ -17,7 +17,6 @@ from consumers.tools.bounds import Bound, TimeField
 from consumers.tools.topic_range import RangeResolver
 from schemas.timestamps import format_ns
 from schemas.topics import BARS_RAW, DAILY_BARS_RAW, PRICES, QUOTES_RAW, TRADES_RAW
-from tickwire.fetch_guard import FetchGuard
 
 TAIL_FETCH_WAIT_S = 0.1  # the fetch wait tail's consumer is built with (consumers/tools/cli.py)
 
@@ -170,25 +169,19 @@ async def tail(
     writer = TableWriter(request.topic, out) if request.output == "table" else None
     pending = {tp for tp in tps if starts[tp] < ends[tp]}
     printed = 0
-    position = dict(starts)
-    # The embedded broker answers nothing for good once a partition holds many batches: widen the wait then.
-    guard = FetchGuard(consumer, position.get, base_wait_s=TAIL_FETCH_WAIT_S, max_wait_s=1.0, name="tail")
     while not stop.is_set():
         if not request.follow and not pending:
             break
         batch = await consumer.getmany(timeout_ms=200, max_records=500)
-        guard(batch)
         rows: list[TailRecord] = []
         for tp, records in batch.items():
-            if records:
-                position[tp] = records[-1].offset + 1
             for record in records:
                 if not request.follow and record.offset >= ends[tp]:
                     break
                 row = TailRecord.of(record)
                 if not request.symbols or row.symbol in request.symbols:
                     rows.append(row)
-            if records and records[-1].offset + 1 >= ends[tp]:
+            if tp in pending and await consumer.position(tp) >= ends[tp]:  # offsets may skip (compaction)
                 pending.discard(tp)
         rows.sort(key=lambda r: (r.timestamp or "", r.partition, r.offset))
         if request.limit is not None:

@@ -1,9 +1,8 @@
 """Turns user bounds (offsets or times) into exact offsets per partition, and says how each was found.
 
-Two broker answers are not trusted blindly, because the embedded Tansu broker gets them wrong:
-``end_offsets`` (ListOffsets latest) is short for multi-record batches, so the end is the fetch high
-watermark; and ``offsets_for_times`` is approximate (or 0 past the end), so its answer is checked
-against the records on both sides of it, and the partition is scanned when the check fails.
+The broker's time index (``offsets_for_times``) is checked against the records on both sides of its answer,
+and the partition is scanned when the check fails: Redpanda versions have answered a batch's base offset
+for a time inside it, and a payload's time field (``received_at``, ``t``) is indexed by no broker.
 """
 
 from __future__ import annotations
@@ -88,25 +87,15 @@ class RangeResolver:
 
     async def partitions(self, topic: str) -> list[TopicPartition]:
         """The topic's partitions; RangeError if the topic does not exist."""
-        # consumer.partitions_for_topic only knows topics assigned so far; ask the cluster for all of them.
-        cluster = await self.consumer._client.fetch_all_metadata()
-        partitions = cluster.partitions_for_topic(topic)
+        await self.consumer.topics()  # a metadata round trip: partitions_for_topic knows every topic after it
+        partitions = self.consumer.partitions_for_topic(topic)
         if not partitions:
             raise RangeError(f"topic {topic!r} does not exist (or has no partitions)")
         return [TopicPartition(topic, p) for p in sorted(partitions)]
 
     async def end_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
-        """The true end (next offset) of each partition: the larger of ListOffsets and the fetch high watermark."""
-        listed = await self.consumer.end_offsets(tps)
-        self.consumer.assign(tps)
-        for tp in tps:
-            self.consumer.seek(tp, listed[tp])
-        deadline = time.monotonic() + FETCH_DEADLINE_S
-        while any(self.consumer.highwater(tp) is None for tp in tps):
-            if time.monotonic() > deadline:
-                raise RangeError(f"the broker sent no fetch response for {tps[0].topic} in {FETCH_DEADLINE_S}s")
-            await self.consumer.getmany(*tps, timeout_ms=200)
-        return {tp: max(listed[tp], self.consumer.highwater(tp) or 0) for tp in tps}
+        """The end (next offset) of each partition."""
+        return dict(await self.consumer.end_offsets(tps))
 
     async def resolve(self, topic: str, start: Bound | None, end: Bound | None) -> TopicRange:
         """Offsets ``[start, end)`` per partition; no start means the beginning, no end means the current end.

@@ -72,6 +72,13 @@ class ManagedProcess:
         self._signal_group(signal.SIGKILL)
         return await self.proc.wait()
 
+    async def kill(self) -> int | None:
+        """SIGKILL the child's group at once, as a crash would, and reap it."""
+        if self.proc is None:
+            return None
+        self._signal_group(signal.SIGKILL)
+        return await self.proc.wait()
+
     def tail(self, lines: int = 20) -> str:
         """The last lines of the child's log, for error messages."""
         try:

@@ -8,7 +8,7 @@ import pytest
 from aiokafka import TopicPartition
 from pydantic import ValidationError
 
-from consumers.api.broker import TANSU_LAG, is_tansu, total_lag
+from consumers.api.broker import total_lag
 from consumers.api.errors import describe_validation_errors, one_line
 from consumers.api.live_stream import Snapshot, SnapshotFilter
 from consumers.api.models import MAX_SYMBOLS_PER_REQUEST, PositionUpdate, SubscribeRequest
@@ -101,11 +101,6 @@ def test_position_record_given_cli_arguments_validates_like_the_api() -> None:
 def test_total_lag_given_committed_and_end_offsets_sums_the_gaps() -> None:
     a, b, c = (TopicPartition("prices", p) for p in range(3))
     assert total_lag({a: 10, b: 5, c: 7}, {a: 15, b: 5, c: 3}) == 5  # c: never negative
-
-
-def test_is_tansu_given_embedded_cluster_id_is_true() -> None:
-    assert is_tansu("tansu_cluster") and not is_tansu("redpanda.8c3f") and not is_tansu(None)
-    assert "unknown" in TANSU_LAG
 
 
 def test_snapshot_filter_given_price_updates_drops_those_the_snapshot_holds() -> None:

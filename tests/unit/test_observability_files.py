@@ -91,10 +91,9 @@ def test_dashboard_given_processor_series_names_only_series_the_processor_export
     metrics = ProcessorMetrics(registry)
     metrics.accepted.inc()
     metrics.rejected_by_reason.labels("stale").inc()
-    metrics.fetch_widened.labels("price").inc()
     metrics.lag.labels("price", "quotes.raw", "0").set(0)
     metrics.latency.histogram.labels("price", "end_to_end").observe(0.01)
     exported = set(re.findall(r"^(tickwire_\w+?)(?:\{| )", generate_latest(registry).decode(), re.MULTILINE))
-    ours = r"tickwire_(?:price|pnl|marks|consumer_lag|latency|fetch)\w*"
+    ours = r"tickwire_(?:price|pnl|marks|consumer_lag|latency)\w*"
     used = {name for e in EXPRESSIONS for name in re.findall(ours, e)}
     assert used and used <= exported, used - exported

@@ -24,13 +24,13 @@ SERVICE_NAME = "market-data-service"
             responses={503: {"model": HealthResponse,
                                     "description": "unhealthy: Redis down, or prices stopped while quotes arrive"}})
 async def health(context: Context) -> JSONResponse:
-    """``healthy``, ``degraded`` (broker down, ingest not running or disconnected, a slowed fetch) or
+    """``healthy``, ``degraded`` (broker down, ingest not running or disconnected) or
     ``unhealthy`` (Redis down, or prices stopped advancing while the ingest publishes), with the reason of
     each problem. 503 when unhealthy."""
     (redis_ok, redis_detail, ingest), broker = await asyncio.gather(_probe_redis(context), context.broker.probe())
     progress = await read_price_progress(context.redis, context.settings.processor_app_id) if redis_ok else {}
     freshness = price_freshness(progress, now_ns())
-    lag: int | str = (await context.broker.consumer_lag(broker.cluster_id) if broker.ok
+    lag: int | str = (await context.broker.consumer_lag() if broker.ok
                       else "unknown (broker unreachable)")
     problems = []
     if not redis_ok:
@@ -40,7 +40,7 @@ async def health(context: Context) -> JSONResponse:
     ingest_health = _ingest_health(ingest, redis_ok)
     if not ingest_health.ok:
         problems.append(f"ingest: {ingest_health.detail}")
-    if freshness.degraded:
+    if freshness.stale:
         problems.append(f"prices: {freshness.detail}")
     publishing = ingest_health.ok
     status = "unhealthy" if not redis_ok or (freshness.stale and publishing) else (
@@ -54,7 +54,7 @@ async def health(context: Context) -> JSONResponse:
         redis=ComponentHealth(ok=redis_ok, detail=redis_detail),
         broker=ComponentHealth(ok=broker.ok, detail=broker.detail),
         ingest=ingest_health,
-        prices=ComponentHealth(ok=redis_ok and not freshness.degraded,
+        prices=ComponentHealth(ok=redis_ok and not freshness.stale,
                                detail=freshness.detail if redis_ok else "unknown (redis unreachable)"),
         problems=problems,
     )
