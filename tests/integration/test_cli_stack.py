@@ -1,4 +1,4 @@
-"""Finding the running stack, stopping it in order, --help, and kcat (issue 15 items 2, 3, 4, 10)."""
+"""Finding the running stack, stopping it in order, --help, and Debian's kcat on the broker (issue 15, issue 25)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import orjson
@@ -16,10 +17,11 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from schemas.timestamps import now_ns
-from schemas.topics import QUOTES_RAW
+from schemas.topics import QUOTES_RAW, TopicSpec
 from tests.helpers import eventually, tickwire_env, tickwire_run_process, unique_symbol
 from tests.integration.tools_support import quote, tickwire
 from tickwire.endpoints import ENDPOINTS_FILE
+from tickwire.topic_admin import ensure_topics
 
 pytestmark = pytest.mark.integration
 
@@ -38,7 +40,7 @@ def write_endpoints_file(run_dir: Path, pid: int, bootstrap: str, redis_url: str
 
 
 @pytest.mark.parametrize("args", [["tail", "quotes.raw"], ["replay"], ["diff", "live", "r1"], ["check"],
-                                  ["status", "--once"], ["position", "set", "AAPL", "1", "2"], ["kcat", "-L"]],
+                                  ["status", "--once"], ["position", "set", "AAPL", "1", "2"]],
                          ids=lambda args: args[0])
 async def test_command_given_a_stale_endpoints_file_reports_it_and_does_not_use_it(args: list[str],
                                                                                  tmp_path: Path) -> None:
@@ -148,35 +150,20 @@ async def test_help_given_a_command_renders_click_style_and_lists_its_environmen
     assert not re.search(r"--help\s+\S+\s+Show", result.out), result.out  # no type next to --help
 
 
-def kcat_available() -> str | None:
-    """Why kcat cannot be tested here, or None (installs Debian's kcat when root, as `make kcat` does)."""
+async def test_kcat_given_the_broker_lists_it_produces_and_consumes(kafka_bootstrap: str) -> None:
     if shutil.which("kcat") is None:
-        if os.geteuid() != 0 or shutil.which("apt-get") is None:
-            return "kcat is not installed and this test is not root with apt-get to install it (`make kcat`)"
-        subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "kcat"],
-                       capture_output=True, check=False, timeout=300, env={**os.environ,
-                                                                           "DEBIAN_FRONTEND": "noninteractive"})
-        if shutil.which("kcat") is None:
-            return "apt-get install kcat failed (no package index? run `apt-get update` or `make kcat`)"
-    try:
-        import confluent_kafka  # noqa: F401  (its wheel's librdkafka is what kcat needs)
-    except ImportError:
-        return "confluent-kafka (whose librdkafka kcat needs) is not installed in .venv: run `make kcat`"
-    return None
+        pytest.skip("kcat is not installed (Debian package kcat; `make test` installs it as root)")
+    topic = f"kcat-{uuid.uuid4().hex[:8]}"
+    await ensure_topics(kafka_bootstrap, 1, [TopicSpec(topic, "symbol", bytes, "kcat test")])
 
+    async def kcat(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        return await asyncio.to_thread(subprocess.run, ["kcat", "-b", kafka_bootstrap, *args], input=stdin,
+                                       capture_output=True, text=True, timeout=30, check=False)
 
-async def test_kcat_given_the_embedded_broker_lists_it_where_debians_librdkafka_fails(
-    kafka_bootstrap: str, redis_url: str, tmp_path: Path
-) -> None:
-    reason = kcat_available()
-    if reason:
-        pytest.skip(reason)
-    write_endpoints_file(tmp_path, os.getpid(), kafka_bootstrap, redis_url)
+    listed = await kcat("-L", "-t", "quotes.raw")
+    produced = await kcat("-P", "-t", topic, "-K", ":", stdin="AAPL:hello\n")
+    consumed = await kcat("-C", "-t", topic, "-o", "beginning", "-e", "-f", "%k=%s\n")
 
-    ours = await tickwire("kcat", "-L", "-t", "quotes.raw", env=tickwire_env(TICKWIRE_RUN_DIR=str(tmp_path)))
-    debians = await asyncio.to_thread(subprocess.run, ["kcat", "-b", kafka_bootstrap, "-L", "-m", "3"],
-                                      capture_output=True, text=True, timeout=30, check=False)
-
-    assert ours.code == 0 and 'topic "quotes.raw" with' in ours.out, ours.err
-    # Why the command exists: Debian's own librdkafka is refused by the embedded broker (Redpanda accepts it).
-    assert debians.returncode == 0 or "ApiVersionRequest failed" in debians.stderr, debians.stderr
+    assert listed.returncode == 0 and 'topic "quotes.raw" with' in listed.stdout, listed.stderr
+    assert produced.returncode == 0, produced.stderr
+    assert (consumed.returncode, consumed.stdout) == (0, "AAPL=hello\n"), consumed.stderr
