@@ -16,6 +16,8 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
+from tickwire.kafka import topic_partitions
+
 READ_DEADLINE_S = 60.0
 READ_FETCH_WAIT_S = 0.5  # aiokafka's default
 
@@ -45,10 +47,9 @@ class TopicCursor:
         consumer = self._consumer()
         try:
             await consumer.start()  # inside the try: a refused start still owns a client to close
-            # Always a metadata round trip: fresh partitions, and aiokafka's group-less consumer raises
-            # CancelledError from stop() when stopped before its background task ever ran.
-            await consumer.topics()
-            parts = consumer.partitions_for_topic(self.topic)
+            # A metadata round trip either way: aiokafka's group-less consumer raises CancelledError from stop()
+            # when stopped before its background task ever ran.
+            parts = await topic_partitions(consumer, self.topic)
             if not parts:
                 raise ValueError(f"no topic {self.topic!r} on the broker")
             if self.from_offsets is not None:

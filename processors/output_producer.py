@@ -79,9 +79,13 @@ class OutputProducer:
         self._lanes: dict[tuple[str, int], _Lane] = {}
         self._lane_of: dict[str, dict[bytes | None, _Lane]] = {}  # keys repeat: symbols, account:symbol
 
-    async def send(self, topic: str, key: bytes | None, value: bytes | None) -> None:
-        """Queue one record (``value`` None is a tombstone); ``flush`` confirms it."""
-        await self.send_many(topic, ((key, value),))
+    async def send(self, topic: str, key: bytes | None, value: bytes | None, partition_key: bytes | None = None
+                   ) -> None:
+        """Queue one record (``value`` None is a tombstone); ``flush`` confirms it. ``partition_key``: hash this
+        instead of ``key`` to choose the partition (a compacted topic keyed finer than it is partitioned)."""
+        producer = self._producer or await self._start()
+        lane = self._lane(topic, key if partition_key is None else partition_key, await self._partitions_of(topic))
+        self._append(lane, producer, key, value)
 
     async def send_many(self, topic: str, records: Iterable[tuple[bytes | None, bytes | None]]) -> None:
         """Queue (key, value) records, each in the partition aiokafka's default partitioner gives its key.
@@ -90,17 +94,11 @@ class OutputProducer:
         partition of each key is computed once: aiokafka's partitioner hashes in pure Python.
         """
         producer = self._producer or await self._start()
-        partitions = self._partitions.get(topic)
-        if partitions is None:
-            partitions = self._partitions[topic] = sorted(await producer.partitions_for(topic))
+        partitions = await self._partitions_of(topic)
         lane_of = self._lane_of.setdefault(topic, {})
+        append = self._append
         for key, value in records:
-            lane = lane_of.get(key)
-            if lane is None:
-                lane = self._lane(topic, key, partitions)
-            builders = lane.builders
-            if not builders or builders[-1].append(timestamp=None, key=key, value=value) is None:
-                self._open_builder(lane, producer).append(timestamp=None, key=key, value=value)
+            append(lane_of.get(key) or self._lane(topic, key, partitions), producer, key, value)
 
     async def flush(self) -> None:
         """Wait for every record sent so far; raise if any of them (since the last flush) was not delivered."""
@@ -120,14 +118,31 @@ class OutputProducer:
             await self._producer.stop()
             self._producer = None
 
+    async def _partitions_of(self, topic: str) -> list[int]:
+        partitions = self._partitions.get(topic)
+        if partitions is None:
+            assert self._producer is not None
+            partitions = self._partitions[topic] = sorted(await self._producer.partitions_for(topic))
+        return partitions
+
     def _lane(self, topic: str, key: bytes | None, partitions: list[int]) -> _Lane:
+        """The lane of the partition ``key`` hashes to (remembered per key: keys repeat)."""
+        lane_of = self._lane_of.setdefault(topic, {})
+        lane = lane_of.get(key) if key is not None else None
+        if lane is not None:
+            return lane
         partition = _PARTITIONER(key, partitions, partitions)  # a None key gets a random partition, as in aiokafka
         lane = self._lanes.get((topic, partition))
         if lane is None:
             lane = self._lanes[(topic, partition)] = _Lane(topic, partition)
         if key is not None:
-            self._lane_of[topic][key] = lane
+            lane_of[key] = lane
         return lane
+
+    def _append(self, lane: _Lane, producer: AIOKafkaProducer, key: bytes | None, value: bytes | None) -> None:
+        builders = lane.builders
+        if not builders or builders[-1].append(timestamp=None, key=key, value=value) is None:
+            self._open_builder(lane, producer).append(timestamp=None, key=key, value=value)
 
     def _open_builder(self, lane: _Lane, producer: AIOKafkaProducer) -> BatchBuilder:
         """A new open builder for ``lane`` (the previous one, if any, is full), and a shipping task if none runs."""

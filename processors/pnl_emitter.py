@@ -22,7 +22,7 @@ from processors.pnl_payloads import PnLPayloads
 from processors.pnl_projection import PnLProjector
 from processors.subscription_keeper import SubscriptionKeeper
 from schemas.timestamps import now_ns
-from schemas.topics import PNL, POSITIONS_REJECTED, SUBSCRIPTIONS
+from schemas.topics import PNL, POSITIONS_REJECTED, SUBSCRIPTIONS, subscription_key
 
 log = structlog.get_logger(__name__)
 
@@ -50,7 +50,8 @@ class PnLEmitter:
                 log.warning("P&L input rejected", topic=dead.value.source_topic, detail=dead.value.detail)
                 await self.outputs.send(POSITIONS_REJECTED.name, dead.key, dead.value.to_json())
             for request in self.keeper.update(result.opened_symbols, result.emptied_symbols):
-                await self.outputs.send(SUBSCRIPTIONS.name, request.symbol.encode(), request.to_json())
+                await self.outputs.send(SUBSCRIPTIONS.name, subscription_key(request.source, request.symbol).encode(),
+                                        request.to_json())
             await self._emit(self.conflator.offer(result.valued), result)
 
     def holding(self) -> bool:
@@ -61,7 +62,8 @@ class PnLEmitter:
         """Emit conflated revaluations that waited long enough, and unsubscribes past their grace period."""
         async with self._lock:
             for request in self.keeper.due():
-                await self.outputs.send(SUBSCRIPTIONS.name, request.symbol.encode(), request.to_json())
+                await self.outputs.send(SUBSCRIPTIONS.name, subscription_key(request.source, request.symbol).encode(),
+                                        request.to_json())
             await self._emit(self.conflator.due(), None)
 
     async def _emit(self, valued: list[PositionValuation], result: PnLBatchResult | None) -> None:

@@ -2,12 +2,14 @@
 
 A :class:`~processors.batch_consumer.BatchConsumer` hands it batches of four bounded-rate inputs, all but the
 first keyed by symbol and so co-partitioned (the range assignor gives a member the same partition numbers of
-every topic): ``positions`` (keyed account:symbol; validated and re-keyed by symbol to ``positions.by_symbol``
-or dead-lettered), ``positions.by_symbol``, the price stage's conflated marks and ``bars.daily.raw`` (closes).
+every topic): ``positions`` (keyed account:symbol; validated and re-partitioned by symbol to
+``positions.by_symbol``, or dead-lettered), ``positions.by_symbol``, the price stage's conflated marks and
+``bars.daily.raw`` (closes).
 The join state (positions and marks per symbol) lives in plain dicts for the partitions this member owns;
-when it takes a partition over it rebuilds them from the inputs up to the committed offsets (positions and
-closes folded from the start, prices from the price stage's latest-price changelog, trades from the marks
-topic's recent tail), so a restart or rebalance values every position exactly as before.
+when it takes a partition over it rebuilds them from compacted topics up to the committed offsets (positions
+and closes from the start of ``positions.by_symbol`` and ``bars.daily.raw``, prices from the price stage's
+latest-price changelog; trades from the marks topic's recent tail), so a restart or rebalance values every
+position as before, however long ago it last changed.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from schemas.topics import (
     POSITIONS_REJECTED,
     latest_price_changelog,
     marks_topic,
+    position_key,
 )
 
 log = structlog.get_logger(__name__)
@@ -86,7 +89,7 @@ class PnLStage:
             else:
                 joined.append(SourceRecord(r.key, r.value or b"", r.topic, r.partition, r.offset))
                 if r.key:
-                    self.partition_of[r.key.decode("utf-8", "replace")] = r.partition
+                    self.partition_of[_symbol_of(r.key)] = r.partition
         if joined:
             await self.emitter.apply(joined)
             if self.emitter.holding():
@@ -128,7 +131,7 @@ class PnLStage:
                 records.extend(SourceRecord(r.key, r.value or b"", r.topic, r.partition, r.offset) for r in state[tp])
         for record in records:
             if record.key:
-                self.partition_of[record.key.decode("utf-8", "replace")] = record.partition
+                self.partition_of[_symbol_of(record.key)] = record.partition
         restored = self.emitter.joiner.apply(records)  # state only: what it values is emitted on the next change
         log.info("P&L state restored", partitions=sorted({tp.partition for tp in state}), records=len(records),
                  positions=sum(len(book) for book in self.positions_by_symbol.values()),
@@ -163,7 +166,7 @@ class PnLStage:
                 log.warning("cannot re-assert positions and closes in Redis, will retry", error=str(exc))
 
     async def _rekey(self, record: ConsumerRecord) -> None:
-        """positions (key account:symbol) -> positions.by_symbol (key symbol), so the join sees it by symbol."""
+        """positions -> positions.by_symbol (same key, partitioned by symbol), so the join sees it by symbol."""
         outcome = validate_position(record.key, record.value)
         if isinstance(outcome, Rejection):
             source = SourceRecord(record.key, record.value or b"", record.topic, record.partition, record.offset)
@@ -171,4 +174,10 @@ class PnLStage:
             log.warning("position rejected", key=record.key, reason=str(outcome.reason), detail=outcome.detail)
             await self.outputs.send(POSITIONS_REJECTED.name, dead.key, dead.value.to_json())
             return
-        await self.outputs.send(POSITIONS_BY_SYMBOL.name, outcome.symbol.encode(), outcome.to_json())
+        await self.outputs.send(POSITIONS_BY_SYMBOL.name, position_key(outcome.account, outcome.symbol).encode(),
+                                outcome.to_json(), partition_key=outcome.symbol.encode())
+
+
+def _symbol_of(key: bytes) -> str:
+    """The symbol of an input's key: a symbol, or ``account:symbol`` on positions.by_symbol."""
+    return key.decode("utf-8", "replace").rpartition(":")[2]

@@ -44,19 +44,27 @@ QUOTES_REJECTED = TopicSpec(
 )
 PRICES = TopicSpec("prices", "symbol", PriceEvent, "Validated quotes that became the latest price")
 SUBSCRIPTIONS = TopicSpec(
-    "subscriptions", "symbol", SubscriptionRequest, "Control topic: which sources want which symbols streamed"
+    "subscriptions", "{source}:{symbol}", SubscriptionRequest,
+    "Control topic: which sources want which symbols streamed (compacted: each source's last request per symbol)",
+    compacted=True,
 )
 FEED_GAPS = TopicSpec(
     "feed.gaps", "symbol", FeedGap, "Windows the ingest may have missed (reconnect, stall, overflow), then backfilled"
 )
 
-DAILY_BARS_RAW = TopicSpec("bars.daily.raw", "symbol", RawBar, "Alpaca daily bars (dailyBars channel) as received")
+DAILY_BARS_RAW = TopicSpec(
+    "bars.daily.raw", "symbol", RawBar,
+    "Alpaca daily bars (dailyBars channel) as received (compacted: each symbol's latest bar, its last close)",
+    compacted=True,
+)
 POSITIONS = TopicSpec(
     "positions", "{account}:{symbol}", Position, "Positions reported by other services; qty 0 or null closes",
     compacted=True,
 )
 POSITIONS_BY_SYMBOL = TopicSpec(
-    "positions.by_symbol", "symbol", Position, "Internal: positions re-keyed by symbol, co-partitioned with prices"
+    "positions.by_symbol", "{account}:{symbol}", Position,
+    "Internal: validated positions, partitioned by symbol (co-partitioned with prices), compacted per position",
+    compacted=True,
 )
 POSITIONS_REJECTED = TopicSpec(
     "positions.rejected", "{account}:{symbol}", RejectedQuote, "Position records that could not be used, + reason"
@@ -132,6 +140,11 @@ PNL_CHANNEL_PATTERN = "pnl.updated.*"
 def position_key(account: str, symbol: str) -> str:
     """Kafka key of a ``positions`` / ``pnl`` record."""
     return f"{account}:{symbol}"
+
+
+def subscription_key(source: str, symbol: str) -> str:
+    """Kafka key of a ``subscriptions`` record: one per source and symbol, so compaction keeps each source's last."""
+    return f"{source}:{symbol}"
 
 
 def split_position_key(key: str) -> tuple[str, str]:

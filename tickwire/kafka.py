@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from aiokafka import AIOKafkaConsumer
+
     from tickwire.settings import TickwireSettings
 
 
@@ -32,3 +34,13 @@ def aiokafka_security(settings: TickwireSettings) -> dict[str, Any]:
         options["sasl_plain_username"] = settings.kafka_sasl_username
         options["sasl_plain_password"] = settings.kafka_sasl_password.get_secret_value()  # type: ignore[union-attr]
     return options
+
+
+async def topic_partitions(consumer: AIOKafkaConsumer, topic: str) -> list[int]:
+    """The partition ids of ``topic`` (empty when there is no such topic), from a metadata round trip.
+
+    aiokafka's consumer has no public call for a topic it is not assigned yet: ``topics()`` drops the
+    partitions and ``partitions_for_topic`` knows only tracked topics. So this reads the client's own metadata
+    call, the one private use of aiokafka in tickwire's readers."""
+    cluster = await consumer._client.fetch_all_metadata()
+    return sorted(cluster.partitions_for_topic(topic) or ())

@@ -2,8 +2,8 @@
 and its previous session's close from ``bars.daily.raw``.
 
 The topic is keyed by symbol with aiokafka's default partitioner, so only the symbol's partition is read,
-from the broker's offset for the window's start. The embedded broker's end offsets are unreliable, so the
-read ends when a fetch comes back empty (caught up) or at a deadline, never at a "last offset".
+from the broker's offset for the window's start to the partition's end offset when the request came (or at most
+MAX_RECORDS_SCANNED records, or until half the request's time is spent: what was read is kept).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from consumers.api.errors import one_line
 from schemas.timestamps import parse_ns
 from schemas.topics import DAILY_BARS_RAW, PRICES
+from tickwire.kafka import topic_partitions
 
 log = structlog.get_logger(__name__)
 
@@ -33,9 +34,8 @@ NEW_YORK = "America/New_York"
 
 CENT = Decimal("0.01")
 MAX_RECORDS_SCANNED = 50_000  # bounds the work of one request on a busy partition
-FETCH_TIMEOUT_MS = 300  # an empty fetch this long means the read caught up
+FETCH_TIMEOUT_MS = 500
 CLOSE_LOOKBACK_S = 5 * 86400  # a long weekend back: where yesterday's last daily bar was published
-FIRST_FETCH_TIMEOUT_MS = 1500  # the first fetch also connects to the partition's leader
 
 
 def session_start_ns(at_ns: int) -> int:
@@ -126,8 +126,7 @@ class PriceHistoryReader:
 
     async def _read(self, consumer: AIOKafkaConsumer, topic: str, key: bytes, since_ms: int,
                     keep: Callable[[int, dict[str, Any]], None]) -> None:
-        await consumer.topics()  # loads the cluster metadata, so the topic's partitions are known
-        partitions = sorted(consumer.partitions_for_topic(topic) or ())
+        partitions = await topic_partitions(consumer, topic)
         if not partitions:
             return
         tp = TopicPartition(topic, self._partitioner(key, partitions, partitions))
@@ -135,18 +134,16 @@ class PriceHistoryReader:
         found = (await consumer.offsets_for_times({tp: since_ms}))[tp]
         if found is None:  # nothing written since the window opened
             return
+        end = (await consumer.end_offsets([tp]))[tp]
         consumer.seek(tp, found.offset)
         scanned = 0
         scan_until = time.monotonic() + self.timeout_s / 2  # keep what was read rather than time out with nothing
-        while scanned < MAX_RECORDS_SCANNED and time.monotonic() < scan_until:
-            wait_ms = FETCH_TIMEOUT_MS if scanned else FIRST_FETCH_TIMEOUT_MS
-            batch = (await consumer.getmany(tp, timeout_ms=wait_ms, max_records=5000)).get(tp, [])
-            if not batch:
-                break
+        while scanned < MAX_RECORDS_SCANNED and time.monotonic() < scan_until and await consumer.position(tp) < end:
+            batch = (await consumer.getmany(tp, timeout_ms=FETCH_TIMEOUT_MS, max_records=5000)).get(tp, [])
             scanned += len(batch)
             for record in batch:
                 if record.key != key or record.value is None or record.timestamp < since_ms:
-                    continue  # another symbol of the partition, or before the window (offsets are approximate)
+                    continue  # another symbol of the partition, or before the window (out-of-order record times)
                 value = orjson.loads(record.value)
                 if isinstance(value, dict):
                     keep(record.timestamp, value)

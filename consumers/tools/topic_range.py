@@ -17,6 +17,7 @@ from aiokafka.structs import ConsumerRecord
 from consumers.tools.bounds import Bound, OffsetBound, TimeBound, TimeField, named_partitions
 from schemas.timestamps import format_ns, parse_ns
 from tickwire.errors import TickwireError
+from tickwire.kafka import topic_partitions
 
 FETCH_DEADLINE_S = 15.0
 
@@ -87,8 +88,7 @@ class RangeResolver:
 
     async def partitions(self, topic: str) -> list[TopicPartition]:
         """The topic's partitions; RangeError if the topic does not exist."""
-        await self.consumer.topics()  # a metadata round trip: partitions_for_topic knows every topic after it
-        partitions = self.consumer.partitions_for_topic(topic)
+        partitions = await topic_partitions(self.consumer, topic)
         if not partitions:
             raise RangeError(f"topic {topic!r} does not exist (or has no partitions)")
         return [TopicPartition(topic, p) for p in sorted(partitions)]

@@ -16,7 +16,7 @@ from consumers.api.models import SubscribeRequest, SubscribeResponse, Subscripti
 from consumers.api.status_reads import read_ingest_status
 from schemas.events import SubscriptionRequest
 from schemas.timestamps import format_ns, now_ns
-from schemas.topics import API_SUBSCRIPTIONS_KEY, SUBSCRIPTIONS
+from schemas.topics import API_SUBSCRIPTIONS_KEY, SUBSCRIPTIONS, subscription_key
 from tickwire.redis_values import as_text
 
 router = APIRouter(prefix="/api/v1", tags=["subscriptions"])
@@ -26,7 +26,7 @@ API_SOURCE = "api"
 def subscription_record(symbol: str, action: Literal["subscribe", "unsubscribe"]) -> OutgoingRecord:
     """The ``subscriptions`` record asking the ingest to (un)subscribe ``symbol`` on the API's behalf."""
     request = SubscriptionRequest(symbol=symbol, action=action, source=API_SOURCE, requested_at=format_ns(now_ns()))
-    return OutgoingRecord(SUBSCRIPTIONS.name, symbol, request.to_json())
+    return OutgoingRecord(SUBSCRIPTIONS.name, subscription_key(request.source, symbol), request.to_json())
 
 
 @router.post("/subscribe", status_code=201, response_model=SubscribeResponse, dependencies=[Authorized],
