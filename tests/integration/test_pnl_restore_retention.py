@@ -8,25 +8,24 @@ after a rebalance; it is compacted now (key account:symbol), so retention never 
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, ConfigResource, ConfigResourceType
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from redis.asyncio import Redis
 
 from schemas.timestamps import now_ns
-from schemas.topics import POSITIONS, POSITIONS_BY_SYMBOL, QUOTES_RAW, pnl_channel, position_key
-from tests.helpers import processor_process, tickwire_env, unique_symbol
+from schemas.topics import POSITIONS, POSITIONS_BY_SYMBOL, QUOTES_RAW, TopicSpec, pnl_channel, position_key
+from tests.helpers import eventually, processor_process, tickwire_env, unique_symbol
 from tests.integration.test_pnl_processor import next_update, position_value, quote_value
+from tickwire.topic_admin import Retention, ensure_topics
 
 pytestmark = pytest.mark.integration
 
 SHORT_RETENTION_MS = 1_000
-# The embedded broker checks retention every 10 s (deploy/embedded/broker.py): past that, a deletable record is gone.
-RETENTION_CHECK_S = 10.0
 TOPIC_CONFIG_SOURCE = 1  # DescribeConfigs' config_source of a value set on the topic itself
 
 
@@ -48,6 +47,25 @@ async def set_retention(bootstrap: str, topics: list[str], retention_ms: int | N
         await admin.alter_configs(resources)
     finally:
         await admin.close()
+
+
+async def retention_pass(bootstrap: str, producer: AIOKafkaProducer) -> None:
+    """Return once the broker's retention pass deleted a record written now to a topic of short retention."""
+    canary = TopicSpec(f"retention-canary-{uuid.uuid4().hex[:8]}", "none", bytes, "retention canary")
+    await ensure_topics(bootstrap, 1, [canary], retention=Retention(hours=SHORT_RETENTION_MS / 3_600_000))
+    await producer.send_and_wait(canary.name, b"canary")
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await consumer.start()
+    try:
+        tp = TopicPartition(canary.name, 0)
+
+        async def deleted() -> bool:
+            return bool((await consumer.beginning_offsets([tp]))[tp] > 0)
+
+        # Kafka checks retention every log.retention.check.interval.ms, the first time 30 s after it started.
+        await eventually(deleted, 90, "the broker's retention pass")
+    finally:
+        await consumer.stop()
 
 
 async def test_pnl_restore_given_a_position_older_than_the_retention_still_values_it_after_a_takeover(
@@ -73,10 +91,11 @@ async def test_pnl_restore_given_a_position_older_than_the_retention_still_value
         await next_update(pubsub, {"symbol": symbol, "unrealized_pnl": "100.00"}, first)
         await first.stop()
 
-        # Act: the positions topics get a retention far shorter than the position's age, a retention check
-        # passes, the price moves, and a second processor takes the partitions over.
+        # Act: the positions topics get a retention far shorter than the position's age, the broker's retention
+        # pass deletes a younger record of a canary topic with the same retention (so it ran over the positions
+        # too), the price moves, and a second processor takes the partitions over.
         await set_retention(kafka_bootstrap, topics, SHORT_RETENTION_MS)
-        await asyncio.sleep(RETENTION_CHECK_S + SHORT_RETENTION_MS / 1000)  # the position must outlive the check
+        await retention_pass(kafka_bootstrap, producer)
         await producer.send_and_wait(QUOTES_RAW.name, quote_value(symbol, 100.99, 101.01, now_ns()),
                                      key=symbol.encode())
         await second.start()
