@@ -37,9 +37,6 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
     parser.add_argument("--no-ceilings", action="store_true", help="skip the raw ceilings")
     parser.add_argument("--refine", type=int, default=cfg.refine,
                         help="extra rates tried between the last sustained and the first unsustained rate")
-    parser.add_argument("--one-stack", action="store_true",
-                        help="run the pipeline's rates on one stack, as the direct design's (default: a fresh stack "
-                             "per rate, since the embedded broker slows down as it stores batches)")
     parser.add_argument("--soak", type=float, default=0.0, metavar="SECONDS",
                         help="instead of the series: run the pipeline at --soak-rate this long, memory over time")
     parser.add_argument("--soak-rate", type=int, default=cfg.soak_rate)
@@ -62,7 +59,6 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
         designs=tuple(d for d in args.designs.split(",") if d),
         ceilings=not args.no_ceilings and not args.soak,
         refine=args.refine,
-        one_stack=args.one_stack,
         soak_s=args.soak,
         soak_rate=args.soak_rate,
         out_dir=args.out,

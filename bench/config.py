@@ -27,7 +27,6 @@ class BenchConfig:
     designs: tuple[str, ...] = DESIGNS
     ceilings: bool = True
     refine: int = 1  # extra rates tried between the last sustained and the first unsustained one
-    one_stack: bool = False  # the pipeline's rates on one stack (default: a fresh stack, and broker, per rate)
     soak_s: float = 0.0  # > 0: a soak of this long at soak_rate instead of the rate series
     soak_rate: int = 500
     soak_sample_s: float = 10.0

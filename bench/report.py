@@ -96,11 +96,8 @@ def _summary(results: dict[str, Any]) -> list[str]:
     designs, lines = results["designs"], ["## Summary", ""]
     pipeline, direct = designs.get("pipeline"), designs.get("direct")
     for name, design in designs.items():
-        fresh = (" each rate on a fresh stack: the embedded broker slows down as it stores batches, so rates on "
-                 "one broker measure its history (`--one-stack` runs them on one)" if design.get("fresh_stack_per_rate")
-                 else "")
         lines.append(f"- **{name}**: highest sustained rate **{design['max_sustained_per_s']} quotes/s** "
-                     f"(ready in {design['ready_s']} s{';' if fresh else ''}{fresh})")
+                     f"(ready in {design['ready_s']} s)")
     ceilings = results.get("ceilings")
     if ceilings:
         feed = ceilings["feed"]

@@ -10,6 +10,7 @@ from bench import probe
 from bench.hops import difference, quantile_ms
 from bench.positions import build_book, probe_symbols
 from bench.report import checks
+from bench.stack import Counts
 from bench.stats import latency_summary, percentile, slope
 from bench.steps import StepResult, judge, run_series
 
@@ -110,20 +111,29 @@ def test_redis_work_given_commandstats_reports_calls_and_ms_per_thousand_quotes_
     assert redis_work(before, after, 2_000) == "evalsha 10 calls 100 ms, get 1000 calls 2 ms"
 
 
-async def test_run_series_given_a_failing_rate_stops_there_and_tries_one_between() -> None:
-    """Test that the series climbs until a rate fails, then refines between the last pass and it."""
+@pytest.mark.parametrize(("drained", "drains"), [(True, []), (False, [90.0])])
+async def test_run_series_given_a_failing_rate_stops_there_and_tries_one_between(drained: bool,
+                                                                                 drains: list[float]) -> None:
+    """Test that the series climbs until a rate fails, then refines between the last pass and it, on the same
+    stack: first draining what the failed rate left, if it did not drain by itself."""
     # Arrange
     tried: list[int] = []
+    drained_for: list[float] = []
 
     async def step(rate: int) -> StepResult:
         tried.append(rate)
-        return StepResult("pipeline", rate, sustained=rate <= 12_000)
+        return StepResult("pipeline", rate, sustained=rate <= 12_000, drained=drained or rate <= 12_000)
+
+    async def drain(timeout_s: float) -> tuple[Counts, bool]:
+        drained_for.append(timeout_s)
+        return Counts(0, 0), True
 
     # Act
-    results = await run_series((1_000, 5_000, 20_000, 40_000), 1, step)
+    results = await run_series((1_000, 5_000, 20_000, 40_000), 1, step, drain)
     # Assert
     assert tried == [1_000, 5_000, 20_000, 10_000]
     assert [r.rate for r in results] == [1_000, 5_000, 10_000, 20_000]
+    assert drained_for == drains
 
 
 @pytest.mark.parametrize(("steady_overflow", "burst_overflow", "lost", "sustained"), [
