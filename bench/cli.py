@@ -15,7 +15,7 @@ from typing import Any
 import psutil
 
 from bench.ceilings import measure_ceilings
-from bench.config import DESIGNS, BenchConfig
+from bench.config import DESIGNS, FEED_SHAPES, BenchConfig
 from bench.designs import run_design
 from bench.report import write_results, write_soak
 from tickwire.logging import configure_logging
@@ -37,6 +37,9 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
     parser.add_argument("--no-ceilings", action="store_true", help="skip the raw ceilings")
     parser.add_argument("--refine", type=int, default=cfg.refine,
                         help="extra rates tried between the last sustained and the first unsustained rate")
+    parser.add_argument("--feed-shape", choices=FEED_SHAPES, default=cfg.feed_shape,
+                        help="realistic: each symbol's quotes at its own random times in 5 ms frames (judged); "
+                             "bursty: every symbol at once each tick, an extra (default %(default)s)")
     parser.add_argument("--soak", type=float, default=0.0, metavar="SECONDS",
                         help="instead of the series: run the pipeline at --soak-rate this long, memory over time")
     parser.add_argument("--soak-rate", type=int, default=cfg.soak_rate)
@@ -59,6 +62,7 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
         designs=tuple(d for d in args.designs.split(",") if d),
         ceilings=not args.no_ceilings and not args.soak,
         refine=args.refine,
+        feed_shape=args.feed_shape,
         soak_s=args.soak,
         soak_rate=args.soak_rate,
         out_dir=args.out,
@@ -88,7 +92,8 @@ async def run(cfg: BenchConfig) -> dict[str, Any]:
             results["ceilings"] = await measure_ceilings(cfg)
             print(f"  {results['ceilings']}", flush=True)
         for design in cfg.designs:
-            print(f"{design}: rates {', '.join(map(str, cfg.rates))} quotes/s over {cfg.symbols} symbols", flush=True)
+            print(f"{design}: rates {', '.join(map(str, cfg.rates))} quotes/s over {cfg.symbols} symbols, "
+                  f"{cfg.feed_shape} feed", flush=True)
             results["designs"][design] = await run_design(cfg, design)
     results["machine"]["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     results["duration_s"] = round(time.monotonic() - began, 1)
@@ -112,4 +117,5 @@ def _config_dict(cfg: BenchConfig) -> dict[str, Any]:
     return {"rates": list(cfg.rates), "symbols": cfg.symbols, "positions": cfg.positions,
             "sample_symbols": cfg.sample_symbols, "warmup_s": cfg.warmup_s, "measure_s": cfg.measure_s,
             "burst": f"{cfg.burst_factor:g}x for {cfg.burst_s:g}s", "designs": list(cfg.designs),
+            "feed_shape": cfg.feed_shape,
             "env": cfg.env, "workers": cfg.workers}

@@ -7,6 +7,9 @@ from pathlib import Path
 
 DEFAULT_RATES = (200, 500, 1_000, 2_000, 5_000, 10_000, 20_000, 40_000)
 DESIGNS = ("pipeline", "direct")
+# realistic: each symbol's quotes at its own random times in 5 ms frames, every quote moving the mid (the one
+# judged); bursty: every symbol at once each tick (every 100 ms at 1,000/s), the shape before, as an extra.
+FEED_SHAPES = ("realistic", "bursty")
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,7 @@ class BenchConfig:
     designs: tuple[str, ...] = DESIGNS
     ceilings: bool = True
     refine: int = 1  # extra rates tried between the last sustained and the first unsustained one
+    feed_shape: str = FEED_SHAPES[0]
     soak_s: float = 0.0  # > 0: a soak of this long at soak_rate instead of the rate series
     soak_rate: int = 500
     soak_sample_s: float = 10.0

@@ -1,6 +1,6 @@
 """Runs one design end to end: start its stack, make it ready (and load the book), run the rate series.
 
-Both designs see the same feed (seed, symbols) and rates, each on one stack for all its rates; the
+Both designs see the same feed (shape, seed, symbols) and rates, each on one stack for all its rates; the
 pipeline also carries the book of positions, so its P&L is timed too.
 """
 

@@ -115,7 +115,8 @@ class BenchStack:
 
     async def _start_feed(self) -> str:
         feed = ManagedProcess("feed", [sys.executable, "-m", "bench.feed_driver", "--symbols", str(self.cfg.symbols),
-                                       "--redis", self.redis_url, "--seed", str(self.cfg.seed)],
+                                       "--redis", self.redis_url, "--seed", str(self.cfg.seed),
+                                       "--shape", self.cfg.feed_shape],
                               self.log_dir / "feed.log")
         await feed.start(stdout=asyncio.subprocess.PIPE)
         self._exit.push_async_callback(feed.stop)
