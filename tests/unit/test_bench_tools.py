@@ -1,4 +1,4 @@
-"""The benchmark's own arithmetic: percentiles, slopes, histogram quantiles, and the book's layout."""
+"""The benchmark's own arithmetic: percentiles, slopes, histogram quantiles, the book's layout, the checks."""
 
 import asyncio
 import multiprocessing
@@ -155,16 +155,55 @@ def test_judge_given_losses_fails_the_rate_only_for_what_its_steady_window_lost(
     assert result.sustained is sustained
 
 
+def _design(rate: int = 1_000, cpu_percent: dict[str, float] | None = None, redis: tuple[float, float] = (0, 0),
+            pnl_p99: float | None = None, lost: int | None = 0, sustained: int = 1_000) -> dict[str, Any]:
+    """A design's results with one step at ``rate`` (and the same latency at 200 and 500/s)."""
+    latency = {"tick_to_redis": {"count": 10, "p50_ms": redis[0], "p99_ms": redis[1]}}
+    if pnl_p99 is not None:
+        latency["tick_to_pnl"] = {"count": 10, "p50_ms": pnl_p99 / 2, "p99_ms": pnl_p99}
+    steps = [{"rate": r, "cpu_percent": cpu_percent or {}, "lost": lost, "latency": latency,
+              "burst": {"factor": 10, "recovered_s": 0.1} if r == rate else None} for r in (200, 500, rate)]
+    return {"max_sustained_per_s": sustained, "steps": steps}
+
+
+def _check(lines: list[tuple[str, bool]], start: str) -> tuple[str, bool]:
+    return next(line for line in lines if line[0].startswith(start))
+
+
 def test_checks_cpu_line_given_both_designs_sums_the_processor_and_names_the_direct_design_beside_it() -> None:
     """Test that the CPU check adds up the processor's processes, is met only at or under 150 ms per 1,000
     quotes, and quotes the direct design's own figure from the same run."""
-    def design(cpu_percent: dict[str, float]) -> dict[str, Any]:
-        step = {"rate": 1000, "cpu_percent": cpu_percent, "lost": 0, "latency": {}}
-        return {"max_sustained_per_s": 1000, "steps": [step]}
+    over = checks(_design(cpu_percent={"processor": 10.0, "processor-2": 6.0, "broker": 50.0}),
+                  _design(cpu_percent={"direct": 26.0}))
+    assert _check(over, "processor CPU") == (
+        "processor CPU (both stages) ≤ 150 ms per 1,000 quotes at 1000/s: 160 ms "
+        "(the direct design's process: 260 ms in the same run)", False)
+    under = checks(_design(cpu_percent={"processor": 15.0}), _design())
+    assert _check(under, "processor CPU")[1] is True
 
-    over = checks(design({"processor": 10.0, "processor-2": 6.0, "broker": 50.0}), design({"direct": 26.0}))
-    text, met = next(line for line in over if line[0].startswith("processor CPU"))
-    assert (text, met) == ("processor CPU ≤ 150 ms per 1,000 quotes at 1000/s: 160 ms "
-                           "(the direct design's process: 260 ms in the same run)", False)
-    under = checks(design({"processor": 15.0}), design({}))
-    assert next(line for line in under if line[0].startswith("processor CPU"))[1] is True
+
+@pytest.mark.parametrize(("ours", "met"), [((13.0, 30.0), True), ((13.1, 30.0), False), ((13.0, 30.1), False)])
+def test_checks_redis_line_given_the_direct_design_allows_3_ms_at_p50_and_10_ms_at_p99(
+        ours: tuple[float, float], met: bool) -> None:
+    """Test the tick→Redis margins over the direct design in the same run (10/20 ms there): +3 ms p50, +10 ms p99,
+    at 200, 500 and 1,000/s, each pipeline figure printed beside the direct design's."""
+    text, passed = _check(checks(_design(redis=ours), _design(redis=(10.0, 20.0))), "tick→Redis")
+    assert passed is met
+    assert f"1000/s {ours[0]:.1f}/{ours[1]:.1f} vs 10.0/20.0" in text
+
+
+@pytest.mark.parametrize(("pnl_p99", "met"), [(50.0, True), (50.1, False), (None, False)])
+def test_checks_pnl_line_given_p99_at_1000_per_s_is_met_at_or_under_50_ms(pnl_p99: float | None, met: bool) -> None:
+    """Test the tick→P&L target: p99 ≤ 50 ms at 1,000/s, not met when it was not measured."""
+    assert _check(checks(_design(pnl_p99=pnl_p99), _design()), "tick→P&L")[1] is met
+
+
+@pytest.mark.parametrize(("lost", "sustained", "burst_met", "ratio_met"),
+                         [(0, 4_000, True, True), (3, 3_900, False, False), (None, 4_000, False, True)])
+def test_checks_burst_and_ratio_lines_given_losses_and_sustained_rates(lost: int | None, sustained: int,
+                                                                       burst_met: bool, ratio_met: bool) -> None:
+    """Test that the 10x burst at 1,000/s must lose nothing (an undrained step's unknown loss fails it) and the
+    pipeline must sustain at least 4x the direct design."""
+    lines = checks(_design(lost=lost, sustained=sustained), _design(sustained=1_000))
+    assert _check(lines, "10x burst")[1] is burst_met
+    assert _check(lines, "sustained")[1] is ratio_met
