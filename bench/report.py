@@ -227,28 +227,6 @@ def plot(results: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
-def write_soak(results: dict[str, Any], out_dir: Path) -> str:
-    """``soak.md`` and ``soak.json``: memory of each process over time and its growth rate."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    soak = results["designs"]["pipeline"]["soak"]
-    names = list(soak["growth_mib_per_min"])
-    lines = ["# tickwire soak", "",
-             f"Pipeline at {soak['rate']} quotes/s for {soak['seconds']:.0f} s; RSS in MiB every "
-             f"{soak['sample_s']:g} s. Growth is the least-squares slope over the second half.", "",
-             "| t (s) | done/s | tick→Redis p99 ms | " + " | ".join(names) + " |",
-             "|---:|---:|---:|" + "---:|" * len(names)]
-    for row in soak["samples"]:
-        lines.append(f"| {row['t']:.0f} | {row['done_per_s']:.0f} | {row['tick_to_redis_p99_ms']} | "
-                     + " | ".join(f"{row['rss_mib'].get(n, 0):.0f}" for n in names) + " |")
-    lines += ["", "| process | growth MiB/min (second half) |", "|---|---:|"]
-    lines += [f"| {n} | {g:+.2f} |" for n, g in soak["growth_mib_per_min"].items()]
-    lines += ["", f"Lost: {soak['lost']}; {soak['verdict']}"]
-    markdown = "\n".join(lines) + "\n"
-    (out_dir / "soak.md").write_text(markdown)
-    (out_dir / "soak.json").write_text(json.dumps(results, indent=1) + "\n")
-    return markdown
-
-
 def _triple(summary: dict[str, Any] | None) -> str:
     if not summary or not summary.get("count"):
         return "-"

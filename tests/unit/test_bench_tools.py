@@ -2,17 +2,23 @@
 
 import asyncio
 import multiprocessing
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bench import probe
+from bench.disk import retention_bound_bytes, topic_bytes
 from bench.hops import difference, quantile_ms
 from bench.positions import build_book, probe_symbols
 from bench.report import checks
+from bench.soak import counted, row_ends, scaled
+from bench.soak_report import soak_checks
 from bench.stack import Counts
 from bench.stats import latency_summary, percentile, slope
 from bench.steps import StepResult, judge, run_series
+from schemas.topics import ALL_TOPICS
+from tickwire.topic_admin import Retention
 
 
 def test_percentile_given_sorted_values_uses_nearest_rank() -> None:
@@ -207,3 +213,74 @@ def test_checks_burst_and_ratio_lines_given_losses_and_sustained_rates(lost: int
     lines = checks(_design(lost=lost, sustained=sustained), _design(sustained=1_000))
     assert _check(lines, "10x burst")[1] is burst_met
     assert _check(lines, "sustained")[1] is ratio_met
+
+
+def test_scaled_and_row_ends_given_an_hour_or_a_smoke_test_keep_the_shares_of_an_hour() -> None:
+    """Test that an hour's soak takes RSS at 10 minutes and p99 over 5-minute windows, a 2-minute one at 20 s and
+    over 10 s, and that rows come every interval and at the very end."""
+    assert scaled(3_600) == (600, 300)
+    assert scaled(120) == (20, 10)
+    assert row_ends(120, 30) == [30, 60, 90, 120]
+    assert row_ends(100, 30) == [30, 60, 90, 100]
+
+
+def test_counted_given_the_processor_stats_hash_sums_every_rejection_reason() -> None:
+    """Test the soak's totals from tickwire:stats:processor: accepted, prices out (published), all rejections."""
+    stats = {b"accepted": b"90", b"published": b"80", b"rejected.crossed": b"3", b"rejected.stale": b"2"}
+    assert counted(stats) == {"accepted": 90, "prices_out": 80, "rejected": 5}
+    assert counted({}) == {"accepted": 0, "prices_out": 0, "rejected": 0}
+
+
+def _soak(broker_rss: float = 600.0, stream_mib: float = 100.0, p99_last: float = 24.0,
+          mismatches: int = 0) -> dict[str, Any]:
+    """A soak whose baseline RSS is broker 600 / processor 100 MiB, first-window p99 20 ms, bound 200 MiB."""
+    rows = [{"t_s": t, "rss_mib": {"broker": rss, "processor": 100.0, "feed": 500.0}, "stream_disk_mib": stream_mib}
+            for t, rss in ((10, 300.0), (30, 600.0), (60, broker_rss))]  # before the baseline: not judged
+    return {"baseline_s": 20, "window_s": 10, "rows": rows, "rss_baseline_mib": {"broker": 600.0, "processor": 100.0},
+            "retention": {"hours": 0.25, "mb_per_partition": 16, "partitions": 4, "bound_mib": 200.0},
+            "disk_end": {"total_mib": 150.0, "stream_mib": stream_mib},
+            "tick_to_redis_first": {"p99_ms": 20.0}, "tick_to_redis_last": {"p99_ms": p99_last},
+            "oracle": {"mismatches": mismatches, "summary": "mismatches 0"}}
+
+
+@pytest.mark.parametrize(("soak", "met"), [
+    (_soak(), [True, True, True, True]),
+    (_soak(broker_rss=691.0), [False, True, True, True]),  # +15.2 % after the baseline
+    (_soak(stream_mib=201.0, p99_last=14.9), [True, False, False, True]),  # -25.5 %: a drop counts too
+    (_soak(mismatches=1), [True, True, True, False]),
+])
+def test_soak_checks_given_rows_judge_rss_after_10_min_disk_against_retention_p99_drift_and_the_oracle(
+        soak: dict[str, Any], met: list[bool]) -> None:
+    """Test the soak's four checks: broker and processor RSS within ±15 % of the baseline at every row after it
+    (the feed, a tool, is not judged), the stream topics' peak disk within the retention bound, the last window's
+    p99 within 25 % of the first's, and 0 oracle mismatches."""
+    assert [passed for _, passed in soak_checks(soak)] == met
+
+
+def test_retention_bound_given_16_mib_counts_a_segment_more_per_partition_of_every_stream_topic() -> None:
+    """Test the disk bound: each stream topic's partitions may hold retention.bytes plus one segment (an eighth
+    of it, at least 1 MiB); compacted topics are not bounded by retention."""
+    streams = [spec for spec in ALL_TOPICS if not spec.compacted]
+    assert len(streams) < len(ALL_TOPICS)
+    assert retention_bound_bytes(ALL_TOPICS, 4, Retention(24.0, 16)) == len(streams) * 4 * (16 + 2) * 2**20
+
+
+def test_topic_bytes_given_a_kafka_log_directory_adds_up_each_topics_partitions(tmp_path: Path) -> None:
+    """Test the per-topic disk reading: partition folders ``<topic>-<n>`` (topic names with dashes too) add up
+    per topic; files and folders that are not partitions are left out."""
+    for folder, size in (("quotes.raw-0", 8192), ("quotes.raw-1", 8192), ("tickwire-bench-marks-0", 4096),
+                         ("not-a-partition-x", 4096)):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "00000000000000000000.log").write_bytes(b"x" * size)
+    (tmp_path / "meta.properties").write_bytes(b"x" * 4096)
+    sizes = topic_bytes(tmp_path)
+    assert set(sizes) == {"quotes.raw", "tickwire-bench-marks"}
+    assert sizes["quotes.raw"] >= 2 * 8192 and sizes["quotes.raw"] > sizes["tickwire-bench-marks"] >= 4096
+
+
+def test_forget_before_given_samples_keeps_those_stamped_from_the_cut_on() -> None:
+    """Test that a soak can drop the latency samples it has reported, and keep the rest."""
+    latency_probe = probe.LatencyProbe("redis://unused", ["S000"])
+    latency_probe.samples["tick_to_redis"] = [(10, 1), (20, 2), (30, 3)]
+    latency_probe.forget_before(20)
+    assert latency_probe.samples["tick_to_redis"] == [(20, 2), (30, 3)]
