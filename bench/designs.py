@@ -17,7 +17,7 @@ import orjson
 
 from bench.config import BenchConfig
 from bench.hops import scrape
-from bench.positions import account_name, build_book, probe_symbols, publish_book
+from bench.positions import BenchPosition, account_name, build_book, probe_symbols, publish_book
 from bench.probe import LatencyProbe
 from bench.resources import ResourceSampler
 from bench.soak import run_soak
@@ -45,8 +45,8 @@ async def run_design(cfg: BenchConfig, design: str, soak: bool = False) -> dict[
 
 
 @contextlib.asynccontextmanager
-async def started(cfg: BenchConfig, design: str, book: list, sampled: list[str],  # type: ignore[type-arg]
-                  ) -> AsyncIterator[tuple[StepRunner, float]]:
+async def started(cfg: BenchConfig, design: str, book: list[BenchPosition],
+                  sampled: list[str]) -> AsyncIterator[tuple[StepRunner, float]]:
     """A started, ready stack of ``design`` with its probe and sampler, and the seconds it took to be ready."""
     began = time.monotonic()
     async with BenchStack(cfg, design) as stack:
