@@ -50,6 +50,9 @@ test-tools:
 bench: $(STAMP) broker-runtime ## benchmark the pipeline against the direct design on the embedded stack (bench/results/)
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
+soak: $(STAMP) broker-runtime ## the pipeline at 1,000 quotes/s for an hour on the embedded stack, then its checks (bench/results/soak.md)
+	$(BIN)/python -m bench --soak 3600 --soak-rate 1000 $(BENCH_ARGS)
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 

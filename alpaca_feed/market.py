@@ -38,6 +38,8 @@ LULD_INDICATOR = "B"
 PAUSE_REASON = "LUDP"
 _N_EXCHANGES = len(EXCHANGES)
 _BID_STEPS = (-1, 0, 0, 1)  # a drift-free walk that stays put half the time
+# moving_mid: the bid steps a cent every quote, and with the spread moving by at most a cent the mid always moves.
+_MOVING_BID_STEPS = (-1, -1, 1, 1)
 BAD_QUOTE_KINDS = ("crossed", "locked", "zero", "negative", "out_of_order")
 
 
@@ -141,12 +143,16 @@ class MarketModel:
         seed: fixes every price path, previous close and rare event.
         events: rates of the rarer message types (default: realistic, rare).
         hours: the session calendar (default ``always``: open around the clock).
+        moving_mid: every quote moves the mid (the bid steps a cent each quote; by default it stays put half
+            the time, and about one quote in six leaves the mid where it was).
     """
 
-    def __init__(self, seed: int = 0, *, events: EventRates | None = None, hours: MarketHours | None = None) -> None:
+    def __init__(self, seed: int = 0, *, events: EventRates | None = None, hours: MarketHours | None = None,
+                 moving_mid: bool = False) -> None:
         self.seed = seed
         self.events = events or EventRates()
         self.hours = hours or MarketHours()
+        self.moving_mid = moving_mid
         self._states: dict[str, _SymbolState] = {}
 
     # --- state --------------------------------------------------------------------------------
@@ -285,12 +291,13 @@ class MarketModel:
         append = out.append
         amend = self.events.correction or self.events.cancel
         min_spread, max_spread = state.min_spread, state.max_spread
+        steps = _MOVING_BID_STEPS if self.moving_mid else _BID_STEPS  # as many draws either way: paths stay seeded
         for _ in range(count):
             if state.paused_until:
                 if now_ns < state.paused_until:
                     return
                 append(self._resume(symbol, state, now_ns))
-            bid = state.bid + _BID_STEPS[int(draw() * 4)]
+            bid = state.bid + steps[int(draw() * 4)]
             state.bid = bid = bid if bid > 1 else 1
             spread = state.spread + int(draw() * 3) - 1
             spread = min_spread if spread < min_spread else (max_spread if spread > max_spread else spread)

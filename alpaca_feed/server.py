@@ -69,6 +69,9 @@ class AlpacaFeedServer:
         control: serve ``POST /_control/faults/{name}`` (fault injection over HTTP).
         bursts: planned bursts of the synthetic rate (``BurstPlan`` or specs such as ``"10x1@open"``).
         simulate: symbols the synthetic market moves from the start, subscribed or not (so REST has data).
+        realistic: synthetic quotes shaped like a real feed's: each symbol's at its own random (Poisson) times,
+            sent in a frame every 5 ms, every quote moving the mid. Default: every subscribed symbol quotes at
+            the same ticks (every 10-100 ms), and about one quote in six leaves the mid where it was.
 
     Besides the stream, the same port serves Alpaca's market-data REST API (``/v2/stocks/...``,
     for ``StockHistoricalDataClient(url_override=server.http_url())``) from what was published.
@@ -97,6 +100,7 @@ class AlpacaFeedServer:
         control: bool = True,
         bursts: Iterable[BurstPlan | str] = (),
         simulate: Iterable[str] = (),
+        realistic: bool = False,
     ) -> None:
         if rate_per_symbol < 0:
             raise ValueError("rate_per_symbol must be >= 0")
@@ -107,7 +111,8 @@ class AlpacaFeedServer:
         self._bursts = tuple(plan if isinstance(plan, BurstPlan) else BurstPlan.parse(plan) for plan in bursts)
         self._simulate = tuple(simulate)
         self._symbol_limits = dict(DEFAULT_SYMBOL_LIMITS if symbol_limits is None else symbol_limits)
-        self.model = MarketModel(seed, events=events, hours=MarketHours(calendar))
+        self._realistic = realistic
+        self.model = MarketModel(seed, events=events, hours=MarketHours(calendar), moving_mid=realistic)
         self._hub = FeedHub(
             key=key,
             secret=secret,
@@ -158,6 +163,7 @@ class AlpacaFeedServer:
                 lambda events: self._publish(events, synthetic=True),
                 bursts=self._bursts,
                 always=self._simulate,
+                staggered=self._realistic,
             )
             self._synthetic.start()
             self.faults.burst_target = self._synthetic.burst

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -17,6 +18,7 @@ log = logging.getLogger(__name__)
 
 MIN_TICK_SECONDS = 0.01
 MAX_TICK_SECONDS = 0.1
+STAGGERED_FRAME_SECONDS = 0.005  # staggered arrivals: a frame every few ms, as a real feed sends them
 # After a stall (a busy machine, a long GC) the generator catches up at most this much time, so an
 # overloaded feed slows down rather than dumping a burst; and no tick makes more quotes than this
 # (a backlog is worked off over the following ticks).
@@ -29,7 +31,10 @@ _MARK_SLACK_SECONDS = 0.001
 class SyntheticFeed:
     """Emits ``rate_per_symbol`` quotes/s for every subscribed symbol, plus everything the model derives.
 
-    ``publish`` takes each tick's messages (the server's path: history, then the sessions).
+    ``publish`` takes each tick's messages (the server's path: history, then the sessions). By default every
+    symbol quotes at the same ticks (all of them together, every 10-100 ms); ``staggered`` gives each symbol
+    its own random (Poisson) arrival times instead, sent in a frame every ``STAGGERED_FRAME_SECONDS``, so a
+    frame carries the few symbols whose quotes fell due in it.
     """
 
     def __init__(
@@ -41,6 +46,7 @@ class SyntheticFeed:
         *,
         bursts: Sequence[BurstPlan] = (),
         always: Iterable[str] = (),
+        staggered: bool = False,
     ) -> None:
         if rate_per_symbol <= 0:
             raise ValueError("rate_per_symbol must be positive (use no SyntheticFeed to disable data)")
@@ -50,7 +56,13 @@ class SyntheticFeed:
         self._publish = publish or (lambda events: hub.publish(events, synthetic=True))
         # Tick often enough for the rate, but batch many quotes per tick at high rates.
         self._tick = min(MAX_TICK_SECONDS, max(MIN_TICK_SECONDS, 1.0 / rate_per_symbol))
-        self._credits: dict[str, float] = {}
+        self._credits: dict[str, float] = {}  # quotes owed per symbol (staggered: only which symbols it has seen)
+        # Staggered: one Poisson process over all symbols, in units of its mean gap (see _staggered).
+        self._arrivals = random.Random(f"tickwire-feed-arrivals:{model.seed}") if staggered else None
+        self._owed = 0.0
+        self._gap = 1.0
+        if staggered:
+            self._tick = STAGGERED_FRAME_SECONDS
         self._burst_factor = 1.0
         self._burst_until = 0.0  # loop time
         self._plans = tuple(bursts)
@@ -105,6 +117,9 @@ class SyntheticFeed:
         if rate <= 0:  # the market is closed: only the clock's events
             self._credits.clear()
             return events
+        if self._arrivals is not None:
+            self._staggered(sorted(symbols), halted, rate, elapsed, now, events)
+            return events
         generate = self._model.generate
         for symbol in sorted(symbols):
             if symbol in halted:  # a halted symbol neither quotes nor trades
@@ -118,6 +133,34 @@ class SyntheticFeed:
                 generate(symbol, now, due, events)
             self._credits[symbol] = credit - due
         return events
+
+    def _staggered(self, symbols: list[str], halted: set[str], rate: float, elapsed: float, now: int,
+                   events: list[dict[str, Any]]) -> None:
+        """The quotes due in this frame: arrivals of one Poisson process at ``rate`` x symbols, each for a symbol
+        drawn uniformly, so every symbol's own quotes arrive as a Poisson process at ``rate``."""
+        assert self._arrivals is not None
+        if not symbols:
+            return
+        due: dict[str, int] = {}
+        for symbol in symbols:
+            if symbol not in self._credits:  # a newly subscribed symbol gets its first quote immediately
+                self._credits[symbol] = 0.0
+                due[symbol] = 1
+        total = rate * len(symbols)
+        # Owed arrivals grow with time; after a stall at most CATCH_UP_SECONDS' worth are caught up.
+        self._owed = min(self._owed + total * elapsed, self._gap + total * CATCH_UP_SECONDS)
+        draw = self._arrivals
+        arrivals = 0
+        while self._owed >= self._gap and arrivals < MAX_QUOTES_PER_TICK:  # the rest waits for the next frame
+            self._owed -= self._gap
+            self._gap = draw.expovariate(1.0)
+            symbol = symbols[int(draw.random() * len(symbols))]
+            due[symbol] = due.get(symbol, 0) + 1
+            arrivals += 1
+        generate = self._model.generate
+        for symbol, count in due.items():
+            if symbol not in halted:  # a halted symbol neither quotes nor trades
+                generate(symbol, now, count, events)
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()

@@ -96,7 +96,7 @@ async def measure_ceilings(cfg: BenchConfig) -> dict[str, Any]:
     async with BenchStack(cfg, "ceilings") as stack:
         out["feed"] = await feed_alone(stack, cfg.symbol_names())
         out["redis_set_publish_pipelined_per_s"] = await redis_alone(stack.redis_url)
-        async with EmbeddedBroker(stack.log_dir) as broker:
+        async with EmbeddedBroker(stack.broker_dir, stack.log_dir) as broker:
             out["broker_produce_per_s"] = await produce_alone(broker.bootstrap, PRODUCE_RECORDS, linger_ms=1)
             out["broker_produce_one_record_batches_per_s"] = await produce_alone(
                 broker.bootstrap, PRODUCE_ONE_PER_BATCH_RECORDS, max_batch_size=1)

@@ -15,9 +15,10 @@ from typing import Any
 import psutil
 
 from bench.ceilings import measure_ceilings
-from bench.config import DESIGNS, BenchConfig
+from bench.config import DESIGNS, FEED_SHAPES, SOAK_RETENTION_HOURS, BenchConfig
 from bench.designs import run_design
-from bench.report import write_results, write_soak
+from bench.report import write_results
+from bench.soak_report import write_soak
 from tickwire.logging import configure_logging
 
 
@@ -37,19 +38,26 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
     parser.add_argument("--no-ceilings", action="store_true", help="skip the raw ceilings")
     parser.add_argument("--refine", type=int, default=cfg.refine,
                         help="extra rates tried between the last sustained and the first unsustained rate")
-    parser.add_argument("--one-stack", action="store_true",
-                        help="run the pipeline's rates on one stack, as the direct design's (default: a fresh stack "
-                             "per rate, since the embedded broker slows down as it stores batches)")
+    parser.add_argument("--feed-shape", choices=FEED_SHAPES, default=cfg.feed_shape,
+                        help="realistic: each symbol's quotes at its own random times in 5 ms frames (judged); "
+                             "bursty: every symbol at once each tick, an extra (default %(default)s)")
     parser.add_argument("--soak", type=float, default=0.0, metavar="SECONDS",
-                        help="instead of the series: run the pipeline at --soak-rate this long, memory over time")
-    parser.add_argument("--soak-rate", type=int, default=cfg.soak_rate)
+                        help="instead of the series: run the pipeline at --soak-rate this long, a report row every "
+                             "--soak-report-every, then the checks and the consistency oracle")
+    parser.add_argument("--soak-rate", type=int, default=cfg.soak_rate, help="quotes/s of a soak (default %(default)s)")
+    parser.add_argument("--soak-report-every", type=float, default=cfg.soak_report_s, metavar="SECONDS",
+                        help="seconds between a soak's report rows (default %(default)s)")
     parser.add_argument("--out", type=Path, default=cfg.out_dir, help="results folder (default %(default)s)")
     parser.add_argument("--set", action="append", default=[], metavar="VAR=VALUE",
-                        help="environment for the pipeline's processes, e.g. TICKWIRE_PROCESSOR_BATCH_SIZE=500")
+                        help="environment for the pipeline's processes, e.g. TICKWIRE_PROCESSOR_BATCH_SIZE=500 (a soak "
+                             f"sets TICKWIRE_TOPIC_RETENTION_HOURS={SOAK_RETENTION_HOURS:g} unless given)")
     parser.add_argument("--workers", type=int, default=cfg.workers, help="processor workers of the pipeline")
     parser.add_argument("--profile", default="", help="comma list of processes to run under cProfile "
                         "(processor, ingest, direct); stats go to <run dir>/<design>/<name>.prof")
     args = parser.parse_args(argv)
+    env = dict(item.split("=", 1) for item in args.set)
+    if args.soak:  # retention that deletes within the soak (see SOAK_RETENTION_HOURS)
+        env = {"TICKWIRE_TOPIC_RETENTION_HOURS": f"{SOAK_RETENTION_HOURS:g}", **env}
     return replace(
         cfg,
         rates=tuple(int(r) for r in args.rates.split(",") if r),
@@ -62,11 +70,12 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
         designs=tuple(d for d in args.designs.split(",") if d),
         ceilings=not args.no_ceilings and not args.soak,
         refine=args.refine,
-        one_stack=args.one_stack,
+        feed_shape=args.feed_shape,
         soak_s=args.soak,
         soak_rate=args.soak_rate,
+        soak_report_s=args.soak_report_every,
         out_dir=args.out,
-        env=dict(item.split("=", 1) for item in args.set),
+        env=env,
         profile=tuple(p for p in args.profile.split(",") if p),
         workers=args.workers,
     )
@@ -84,7 +93,8 @@ async def run(cfg: BenchConfig) -> dict[str, Any]:
     began = time.monotonic()
     results: dict[str, Any] = {"machine": machine(), "config": _config_dict(cfg), "designs": {}}
     if cfg.soak_s:
-        print(f"soak: pipeline at {cfg.soak_rate}/s for {cfg.soak_s:.0f}s", flush=True)
+        print(f"soak: pipeline at {cfg.soak_rate}/s for {cfg.soak_s:.0f}s, {cfg.feed_shape} feed, a row every "
+              f"{cfg.soak_report_s:g}s", flush=True)
         results["designs"]["pipeline"] = await run_design(cfg, "pipeline", soak=True)
     else:
         if cfg.ceilings:
@@ -92,7 +102,8 @@ async def run(cfg: BenchConfig) -> dict[str, Any]:
             results["ceilings"] = await measure_ceilings(cfg)
             print(f"  {results['ceilings']}", flush=True)
         for design in cfg.designs:
-            print(f"{design}: rates {', '.join(map(str, cfg.rates))} quotes/s over {cfg.symbols} symbols", flush=True)
+            print(f"{design}: rates {', '.join(map(str, cfg.rates))} quotes/s over {cfg.symbols} symbols, "
+                  f"{cfg.feed_shape} feed", flush=True)
             results["designs"][design] = await run_design(cfg, design)
     results["machine"]["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     results["duration_s"] = round(time.monotonic() - began, 1)
@@ -116,4 +127,5 @@ def _config_dict(cfg: BenchConfig) -> dict[str, Any]:
     return {"rates": list(cfg.rates), "symbols": cfg.symbols, "positions": cfg.positions,
             "sample_symbols": cfg.sample_symbols, "warmup_s": cfg.warmup_s, "measure_s": cfg.measure_s,
             "burst": f"{cfg.burst_factor:g}x for {cfg.burst_s:g}s", "designs": list(cfg.designs),
+            "feed_shape": cfg.feed_shape,
             "env": cfg.env, "workers": cfg.workers}

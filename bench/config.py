@@ -7,6 +7,13 @@ from pathlib import Path
 
 DEFAULT_RATES = (200, 500, 1_000, 2_000, 5_000, 10_000, 20_000, 40_000)
 DESIGNS = ("pipeline", "direct")
+# realistic: each symbol's quotes at its own random times in 5 ms frames, every quote moving the mid (the one
+# judged); bursty: every symbol at once each tick (every 100 ms at 1,000/s), the shape before, as an extra.
+FEED_SHAPES = ("realistic", "bursty")
+# A soak's stream topics keep records this long (unless --set says otherwise), so retention deletes during an
+# hour's soak and the oracle reads at most ~17 minutes of quotes.raw (an hour, 3.6 M quotes, would take it
+# ~90 s and ~4 GiB); the size limit stays the default's.
+SOAK_RETENTION_HOURS = 0.25
 
 
 @dataclass(frozen=True)
@@ -27,10 +34,10 @@ class BenchConfig:
     designs: tuple[str, ...] = DESIGNS
     ceilings: bool = True
     refine: int = 1  # extra rates tried between the last sustained and the first unsustained one
-    one_stack: bool = False  # the pipeline's rates on one stack (default: a fresh stack, and broker, per rate)
+    feed_shape: str = FEED_SHAPES[0]
     soak_s: float = 0.0  # > 0: a soak of this long at soak_rate instead of the rate series
-    soak_rate: int = 500
-    soak_sample_s: float = 10.0
+    soak_rate: int = 1_000
+    soak_report_s: float = 300.0  # a soak's report row every this many seconds
     out_dir: Path = Path("bench/results")
     run_dir: Path = Path(".tickwire/bench")
     seed: int = 0

@@ -1,7 +1,7 @@
 """Runs one design end to end: start its stack, make it ready (and load the book), run the rate series.
 
-Both designs see the same feed, symbols and rates; the pipeline also carries the book of positions,
-so its P&L is timed too.
+Both designs see the same feed (shape, seed, symbols) and rates, each on one stack for all its rates; the
+pipeline also carries the book of positions, so its P&L is timed too.
 """
 
 from __future__ import annotations
@@ -17,56 +17,42 @@ import orjson
 
 from bench.config import BenchConfig
 from bench.hops import scrape
-from bench.positions import account_name, build_book, probe_symbols, publish_book
+from bench.positions import BenchPosition, account_name, build_book, probe_symbols, publish_book
 from bench.probe import LatencyProbe
 from bench.resources import ResourceSampler
+from bench.soak import run_soak
 from bench.stack import BenchStack
-from bench.steps import StepResult, StepRunner, run_series
+from bench.steps import StepRunner
 from schemas.topics import pnl_total_key
 
 READY_TIMEOUT_S = 180.0
 
 
 async def run_design(cfg: BenchConfig, design: str, soak: bool = False) -> dict[str, Any]:
-    """Everything one design measured, JSON-ready.
-
-    The pipeline runs each rate on a fresh stack unless ``cfg.one_stack``: the embedded broker slows down as
-    its partitions store batches (docs/embedded-broker.md), so a rate measured after the others on the same
-    broker measures the broker's history. The direct design has no broker and runs the series on one stack.
-    """
+    """Everything one design measured, JSON-ready: the rate series (or the soak) on one stack."""
     symbols = cfg.symbol_names()
     book = build_book(symbols, cfg.positions, cfg.positions_per_account, cfg.seed)
     sampled = probe_symbols(book)[: cfg.sample_symbols]
     book = book if design == "pipeline" else []
-    ready: list[float] = []
-    if soak or design != "pipeline" or cfg.one_stack:
-        async with _started(cfg, design, book, sampled, ready) as runner:
-            if soak:
-                from bench.soak import run_soak  # only soaks need it
-
-                return {"design": design, "ready_s": ready[0], "soak": await run_soak(runner, cfg)}
-            steps = await runner.series(cfg.rates)
-    else:
-        async def fresh_step(rate: int) -> StepResult:
-            async with _started(cfg, design, book, sampled, ready) as runner:
-                return await runner.step(rate)
-
-        steps = await run_series(cfg.rates, cfg.refine, fresh_step)
-    return {"design": design, "ready_s": ready[0], "sampled_symbols": sampled, "fresh_stack_per_rate":
-            design == "pipeline" and not cfg.one_stack,
+    async with started(cfg, design, book, sampled) as (runner, ready_s):
+        if soak:
+            return {"design": design, "ready_s": ready_s, "sampled_symbols": sampled,
+                    "soak": await run_soak(runner, cfg)}
+        steps = await runner.series(cfg.rates)
+    return {"design": design, "ready_s": ready_s, "sampled_symbols": sampled,
             "max_sustained_per_s": max((s.rate for s in steps if s.sustained), default=0),
             "steps": [s.as_dict() for s in steps]}
 
 
 @contextlib.asynccontextmanager
-async def _started(cfg: BenchConfig, design: str, book: list, sampled: list[str],  # type: ignore[type-arg]
-                   ready: list[float]) -> AsyncIterator[StepRunner]:
-    """A started, ready stack of ``design`` with its probe and sampler; appends how long it took to ``ready``."""
-    started = time.monotonic()
+async def started(cfg: BenchConfig, design: str, book: list[BenchPosition],
+                  sampled: list[str]) -> AsyncIterator[tuple[StepRunner, float]]:
+    """A started, ready stack of ``design`` with its probe and sampler, and the seconds it took to be ready."""
+    began = time.monotonic()
     async with BenchStack(cfg, design) as stack:
         await make_ready(stack, cfg, book)
-        ready.append(round(time.monotonic() - started, 1))
-        print(f"  {design} ready in {ready[-1]}s (pids {stack.pids})", flush=True)
+        ready_s = round(time.monotonic() - began, 1)
+        print(f"  {design} ready in {ready_s}s (pids {stack.pids})", flush=True)
         probe = LatencyProbe(stack.redis_url, sampled, book[0].account if book else None, stack.bootstrap)
         await probe.start()
         sampler = ResourceSampler({**stack.pids, "bench": os.getpid()})
@@ -76,7 +62,7 @@ async def _started(cfg: BenchConfig, design: str, book: list, sampled: list[str]
         if design == "pipeline":
             runner.hop_scraper = lambda: scrape(stack.metrics_port)
         try:
-            yield runner
+            yield runner, ready_s
         finally:
             await sampler.stop()
             await probe.stop()

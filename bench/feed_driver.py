@@ -4,6 +4,11 @@ Runs as its own process (``python -m bench.feed_driver``) so generating quotes n
 GIL with what is measured. It prints the feed's banner line, then obeys commands on the Redis channel
 ``bench:feed:control`` (``rate <total quotes/s>``, ``burst <factor> <seconds>``) and writes how many
 quotes it generated to hash ``bench:feed`` every 50 ms.
+
+``--shape realistic`` (the bench's default) is the local feed's ``realistic`` option: each symbol's quotes at
+its own Poisson times, sent in a frame every 5 ms, every quote moving the mid. ``--shape bursty`` is its
+default: every symbol quotes at the same 10 ms ticks, so at 1,000/s over 100 symbols all 100 arrive together
+every 100 ms and the nine ticks between are empty.
 """
 
 from __future__ import annotations
@@ -20,12 +25,13 @@ from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 
 from alpaca_feed.server import AlpacaFeedServer
+from bench.config import FEED_SHAPES
 
 CONTROL_CHANNEL = "bench:feed:control"
 COUNTS_KEY = "bench:feed"
 REPORT_INTERVAL_S = 0.05
-# The generator's rate is fixed at start; it runs at BASE_RATE x factor. 100/s per symbol makes it tick
-# every 10 ms (its minimum), so quotes leave in small, evenly spaced batches at every rate.
+# The generator's rate is fixed at start; it runs at BASE_RATE x factor. 100/s per symbol makes the bursty
+# shape tick every 10 ms (its minimum); the realistic shape sends a frame every 5 ms whatever the rate.
 BASE_RATE_PER_SYMBOL = 100.0
 FOREVER_S = 10.0 * 365 * 86_400
 PAUSED_FACTOR = 1e-9
@@ -99,9 +105,10 @@ async def obey(pubsub: PubSub, control: RateControl) -> None:
             control.burst(float(args[0]), float(args[1]))
 
 
-async def serve(port: int, symbols: int, redis_url: str, seed: int) -> None:
+async def serve(port: int, symbols: int, redis_url: str, seed: int, shape: str) -> None:
     """Serve the feed, paused, until SIGTERM/SIGINT; the benchmark sets rates through Redis."""
-    server = AlpacaFeedServer(port=port, rate_per_symbol=BASE_RATE_PER_SYMBOL, seed=seed, connections_per_key=None)
+    server = AlpacaFeedServer(port=port, rate_per_symbol=BASE_RATE_PER_SYMBOL, seed=seed, connections_per_key=None,
+                              realistic=shape == "realistic")
     counter = [0]
     count_quotes(server.model, counter)
     redis = Redis.from_url(redis_url)
@@ -133,12 +140,13 @@ def main() -> None:
     parser.add_argument("--symbols", type=int, required=True, help="how many symbols the client subscribes")
     parser.add_argument("--redis", required=True, help="Redis URL for control and counts")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--shape", choices=FEED_SHAPES, default=FEED_SHAPES[0], help="when quotes arrive")
     args = parser.parse_args()
     with contextlib.suppress(ImportError):
         import uvloop  # the feed is the load generator: let it be as fast as it can
 
         uvloop.install()
-    asyncio.run(serve(args.port, args.symbols, args.redis, args.seed))
+    asyncio.run(serve(args.port, args.symbols, args.redis, args.seed, args.shape))
 
 
 if __name__ == "__main__":

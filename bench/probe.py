@@ -115,6 +115,11 @@ class LatencyProbe:
         await self.collect()
         return in_window(self.samples[metric], start_ns, end_ns)
 
+    def forget_before(self, start_ns: int) -> None:
+        """Drop the collected samples stamped before ``start_ns`` (a soak keeps only the ones it still reports)."""
+        for metric, kept in self.samples.items():
+            self.samples[metric] = [sample for sample in kept if sample[0] >= start_ns]
+
     async def stop(self) -> None:
         """Collect what is left, stop the readers and wait for them to exit."""
         async with self._lock:

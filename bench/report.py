@@ -11,27 +11,33 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # after use(): the backend must be chosen first
 
-# The real-time targets, all relative to the direct design measured in the same run where they can be.
-REDIS_RATES = (200, 500, 1_000)  # tick->Redis within +10 ms (p50) and +25 ms (p99) of the direct design here
-REDIS_P50_MARGIN_MS = 10.0
-REDIS_P99_MARGIN_MS = 25.0
+# The real-time targets (the issue's item 4), relative to the direct design measured in the same run where they can be.
+REDIS_RATES = (200, 500, 1_000)  # tick->Redis within +3 ms (p50) and +10 ms (p99) of the direct design here
+REDIS_P50_MARGIN_MS = 3.0
+REDIS_P99_MARGIN_MS = 10.0
 PNL_AT = 1_000
-TARGET_PNL_P99_MS = 100.0
+TARGET_PNL_P99_MS = 50.0
 TARGET_RATIO = 4.0
 CPU_AT = 1_000
 TARGET_CPU_MS_PER_1K = 150.0
 BURST_AT = 1_000
-BURST_RECOVERY_S = 3.0
-TARGET_REDIS_P99_MS = 25.0  # plotted guide lines
+SEEDS_PROMISE_MS = 100.0  # plotted guide line: the seeds' Alpaca -> Redis
+SHAPE_NOTES = {
+    "realistic": "each symbol's quotes at its own random (Poisson) times, sent in 5 ms frames, every quote moving "
+                 "the mid",
+    "bursty": "every symbol at once each tick (10 ms ticks: at 1,000/s all 100 symbols every 100 ms); an extra, "
+              "the checks are judged on the realistic feed",
+}
 
 
 def write_results(results: dict[str, Any], out_dir: Path) -> str:
-    """Write the three files; returns the Markdown."""
+    """Write the three files (``-bursty`` in their names for the bursty feed); returns the Markdown."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    suffix = "" if results["config"]["feed_shape"] == "realistic" else f"-{results['config']['feed_shape']}"
     markdown = render_markdown(results)
-    (out_dir / "results.md").write_text(markdown)
-    (out_dir / "results.json").write_text(json.dumps(results, indent=1) + "\n")
-    plot(results, out_dir / "latency_vs_rate.png")
+    (out_dir / f"results{suffix}.md").write_text(markdown)
+    (out_dir / f"results{suffix}.json").write_text(json.dumps(results, indent=1) + "\n")
+    plot(results, out_dir / f"latency_vs_rate{suffix}.png")
     return markdown
 
 
@@ -39,10 +45,12 @@ def render_markdown(results: dict[str, Any]) -> str:
     """Summary, targets, and one table each for latency, bursts, resources and the processor's hops."""
     designs = results["designs"]
     cfg, machine = results["config"], results["machine"]
+    shape = cfg["feed_shape"]
     lines = [
-        "# tickwire benchmark results", "",
+        "# tickwire benchmark results" + ("" if shape == "realistic" else f" ({shape} feed)"), "",
         f"{cfg['symbols']} symbols, {cfg['positions']} positions, rates {', '.join(map(str, cfg['rates']))} quotes/s, "
         f"{cfg['measure_s']:g} s measured per rate after {cfg['warmup_s']:g} s warm-up, bursts {cfg['burst']}. "
+        f"Feed: **{shape}** ({SHAPE_NOTES[shape]}); both designs read it, each on one stack for all its rates. "
         f"Machine: {machine['cpus']} CPUs, Python {machine['python']}, load average before "
         f"{machine['load_average_before'][0]}, after {machine['load_average_after'][0]}. "
         f"Run took {results['duration_s']:.0f} s." + (f" Pipeline settings: {cfg['env']}." if cfg.get("env") else ""),
@@ -96,28 +104,32 @@ def _summary(results: dict[str, Any]) -> list[str]:
     designs, lines = results["designs"], ["## Summary", ""]
     pipeline, direct = designs.get("pipeline"), designs.get("direct")
     for name, design in designs.items():
-        fresh = (" each rate on a fresh stack: the embedded broker slows down as it stores batches, so rates on "
-                 "one broker measure its history (`--one-stack` runs them on one)" if design.get("fresh_stack_per_rate")
-                 else "")
         lines.append(f"- **{name}**: highest sustained rate **{design['max_sustained_per_s']} quotes/s** "
-                     f"(ready in {design['ready_s']} s{';' if fresh else ''}{fresh})")
+                     f"(ready in {design['ready_s']} s)")
     ceilings = results.get("ceilings")
     if ceilings:
         feed = ceilings["feed"]
         lines.append(f"- **ceilings on this machine**: feed alone {feed['generated_per_s']} quotes/s generated, "
                      f"{feed['received_per_s']}/s received by a bare client; broker produce alone "
-                     f"{ceilings['broker_produce_per_s']}/s (one record per batch, as the processor must: "
+                     f"{ceilings['broker_produce_per_s']}/s (one record per batch: "
                      f"{ceilings['broker_produce_one_record_batches_per_s']}/s); Redis SET+PUBLISH pipelined alone "
                      f"{ceilings['redis_set_publish_pipelined_per_s']}/s")
     if pipeline and direct:
-        lines += ["", "Checks (issue 13, same run as the direct design):", ""]
+        machine, shape = results["machine"], results["config"]["feed_shape"]
+        extra = "" if shape == "realistic" else f" (on the {shape} feed: an extra, not the verdict)"
+        lines += ["", f"Checks{extra}, same run as the direct design, load average "
+                  f"{machine['load_average_before'][0]} before and {machine['load_average_after'][0]} after:", ""]
         lines += [f"- {text} → {_ok(passed)}" for text, passed in checks(pipeline, direct)]
     return lines
 
 
 def checks(pipeline: dict[str, Any], direct: dict[str, Any]) -> list[tuple[str, bool]]:
-    """The five real-time checks as (what was measured, met)."""
-    out = []
+    """The five real-time checks as (what was measured, with the direct design's figure beside it; met)."""
+    return [_redis_check(pipeline, direct), _pnl_check(pipeline), _sustained_check(pipeline, direct),
+            _cpu_check(pipeline, direct), _burst_check(pipeline, direct)]
+
+
+def _redis_check(pipeline: dict[str, Any], direct: dict[str, Any]) -> tuple[str, bool]:
     parts, ok = [], True
     for rate in REDIS_RATES:
         ours, base = _latency(pipeline, rate, "tick_to_redis"), _latency(direct, rate, "tick_to_redis")
@@ -129,32 +141,44 @@ def checks(pipeline: dict[str, Any], direct: dict[str, Any]) -> list[tuple[str, 
                and ours["p99_ms"] <= base["p99_ms"] + REDIS_P99_MARGIN_MS)
         ok = ok and met
         parts.append(f"{rate}/s {ours['p50_ms']:.1f}/{ours['p99_ms']:.1f} vs {base['p50_ms']:.1f}/{base['p99_ms']:.1f}")
-    out.append((f"tick→Redis p50/p99 ≤ direct +{REDIS_P50_MARGIN_MS:g}/+{REDIS_P99_MARGIN_MS:g} ms: "
-                + "; ".join(parts), ok))
+    return (f"tick→Redis p50/p99 ≤ direct +{REDIS_P50_MARGIN_MS:g}/+{REDIS_P99_MARGIN_MS:g} ms (pipeline vs direct): "
+            + "; ".join(parts), ok)
+
+
+def _pnl_check(pipeline: dict[str, Any]) -> tuple[str, bool]:
     pnl = _latency(pipeline, PNL_AT, "tick_to_pnl")
-    pnl_p99 = pnl["p99_ms"] if pnl else None
-    out.append((f"tick→P&L p99 ≤ {TARGET_PNL_P99_MS:g} ms at {PNL_AT}/s: "
-                f"{'not measured' if pnl_p99 is None else f'{pnl_p99} ms'}",
-                pnl_p99 is not None and pnl_p99 <= TARGET_PNL_P99_MS))
-    best, base_rate = pipeline["max_sustained_per_s"], direct["max_sustained_per_s"]
-    ratio = best / base_rate if base_rate else None
-    out.append((f"sustained ≥ {TARGET_RATIO:g}x the direct design: {best} / {base_rate} = "
-                f"{'n/a' if ratio is None else f'{ratio:.1f}x'}", ratio is not None and ratio >= TARGET_RATIO))
+    p99 = pnl["p99_ms"] if pnl else None
+    return (f"tick→P&L p99 ≤ {TARGET_PNL_P99_MS:g} ms at {PNL_AT}/s: {'not measured' if p99 is None else f'{p99} ms'} "
+            "(the direct design keeps no P&L)", p99 is not None and p99 <= TARGET_PNL_P99_MS)
+
+
+def _sustained_check(pipeline: dict[str, Any], direct: dict[str, Any]) -> tuple[str, bool]:
+    best, base = pipeline["max_sustained_per_s"], direct["max_sustained_per_s"]
+    ratio = best / base if base else None
+    return (f"sustained ≥ {TARGET_RATIO:g}x the direct design: {best} vs {base} = "
+            f"{'n/a' if ratio is None else f'{ratio:.1f}x'}", ratio is not None and ratio >= TARGET_RATIO)
+
+
+def _cpu_check(pipeline: dict[str, Any], direct: dict[str, Any]) -> tuple[str, bool]:
     cpu, direct_cpu = _cpu_ms_per_1k(pipeline, "processor"), _cpu_ms_per_1k(direct, "direct")
     # The same code measures up to 1.5x apart on this shared VM from one day to the next: the direct design's
     # own figure in the same run says how fast the machine was.
     beside = "" if direct_cpu is None else f" (the direct design's process: {direct_cpu:.0f} ms in the same run)"
-    out.append((f"processor CPU ≤ {TARGET_CPU_MS_PER_1K:g} ms per 1,000 quotes at {CPU_AT}/s: "
-                f"{'not measured' if cpu is None else f'{cpu:.0f} ms'}{beside}",
-                cpu is not None and cpu <= TARGET_CPU_MS_PER_1K))
-    step = _step(pipeline, BURST_AT)
-    burst = step.get("burst") if step else None
+    return (f"processor CPU (both stages) ≤ {TARGET_CPU_MS_PER_1K:g} ms per 1,000 quotes at {CPU_AT}/s: "
+            f"{'not measured' if cpu is None else f'{cpu:.0f} ms'}{beside}",
+            cpu is not None and cpu <= TARGET_CPU_MS_PER_1K)
+
+
+def _burst_check(pipeline: dict[str, Any], direct: dict[str, Any]) -> tuple[str, bool]:
+    ours, base = _step(pipeline, BURST_AT), _step(direct, BURST_AT)
+    burst = ours.get("burst") if ours else None
+    factor = f"{burst['factor']:g}x" if burst else "the"
+    lost = ours["lost"] if ours and burst else None
     recovered = burst["recovered_s"] if burst else None
-    lost = step["lost"] if step else None
-    out.append((f"10x burst at {BURST_AT}/s loses nothing and recovers ≤ {BURST_RECOVERY_S:g} s: "
-                f"lost {lost}, recovered in {'n/a' if recovered is None else f'{recovered:.2f} s'}",
-                lost == 0 and recovered is not None and recovered <= BURST_RECOVERY_S))
-    return out
+    base_lost = base["lost"] if base and base.get("burst") else None
+    return (f"{factor} burst at {BURST_AT}/s loses nothing: lost {'n/a' if lost is None else lost}, back to normal "
+            f"after {'n/a' if recovered is None else f'{recovered:.2f} s'} (direct design: lost "
+            f"{'n/a' if base_lost is None else base_lost})", lost == 0)
 
 
 def _cpu_ms_per_1k(design: dict[str, Any], process: str) -> float | None:
@@ -189,10 +213,10 @@ def plot(results: dict[str, Any], path: Path) -> None:
         for rate, value, sustained in points:
             ax.plot(rate, value, "o", color=color, markerfacecolor=color if sustained else "white")
     ax.set(xscale="log", yscale="log", xlabel="offered quotes/s (all symbols)", ylabel="latency (ms)",
-           title="tickwire: latency against rate (hollow = rate not sustained)")
+           title=f"tickwire, {results['config']['feed_shape']} feed: latency against rate (hollow = not sustained)")
     ax.set_ylim(bottom=min(10.0, ax.get_ylim()[0]))
-    targets = ((TARGET_REDIS_P99_MS, "25 ms: p99 tick→Redis target"), (TARGET_PNL_P99_MS, "100 ms: P&L target"),
-               (100.0, "100 ms: the seeds' promise"))
+    targets = ((TARGET_PNL_P99_MS, f"{TARGET_PNL_P99_MS:g} ms: tick→P&L p99 target at {PNL_AT}/s"),
+               (SEEDS_PROMISE_MS, f"{SEEDS_PROMISE_MS:g} ms: the seeds' promise (Alpaca → Redis)"))
     for target, text in targets:
         ax.axhline(target, color="grey", linewidth=0.6, linestyle=":")
         ax.text(0.01, target * 1.05, text, fontsize=7, color="grey", transform=ax.get_yaxis_transform())
@@ -201,28 +225,6 @@ def plot(results: dict[str, Any], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
-
-
-def write_soak(results: dict[str, Any], out_dir: Path) -> str:
-    """``soak.md`` and ``soak.json``: memory of each process over time and its growth rate."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    soak = results["designs"]["pipeline"]["soak"]
-    names = list(soak["growth_mib_per_min"])
-    lines = ["# tickwire soak", "",
-             f"Pipeline at {soak['rate']} quotes/s for {soak['seconds']:.0f} s; RSS in MiB every "
-             f"{soak['sample_s']:g} s. Growth is the least-squares slope over the second half.", "",
-             "| t (s) | done/s | tick→Redis p99 ms | " + " | ".join(names) + " |",
-             "|---:|---:|---:|" + "---:|" * len(names)]
-    for row in soak["samples"]:
-        lines.append(f"| {row['t']:.0f} | {row['done_per_s']:.0f} | {row['tick_to_redis_p99_ms']} | "
-                     + " | ".join(f"{row['rss_mib'].get(n, 0):.0f}" for n in names) + " |")
-    lines += ["", "| process | growth MiB/min (second half) |", "|---|---:|"]
-    lines += [f"| {n} | {g:+.2f} |" for n, g in soak["growth_mib_per_min"].items()]
-    lines += ["", f"Lost: {soak['lost']}; {soak['verdict']}"]
-    markdown = "\n".join(lines) + "\n"
-    (out_dir / "soak.md").write_text(markdown)
-    (out_dir / "soak.json").write_text(json.dumps(results, indent=1) + "\n")
-    return markdown
 
 
 def _triple(summary: dict[str, Any] | None) -> str:

@@ -1,8 +1,9 @@
 """BenchStack: one design under test on the embedded stack, with the feed under the benchmark's control.
 
-``pipeline``: Tansu, redis-server, the feed, then ``tickwire processor`` and ``tickwire ingest``,
-exactly as ``tickwire run`` starts them. ``direct``: redis-server, the feed and the seeds' direct design.
-Any other design name: redis-server and the feed only (for the ceilings).
+``pipeline``: the embedded Kafka broker (fresh data in ``<run dir>/pipeline/broker``), redis-server, the
+feed, then ``tickwire processor`` and ``tickwire ingest``, exactly as ``tickwire run`` starts them, on topics
+created with the pipeline's own settings (partitions, retention). ``direct``: redis-server, the feed and the
+seeds' direct design. Any other design name: redis-server and the feed only (for the ceilings).
 Everything runs in its own process on free loopback ports; logs go to ``<run dir>/<design>/logs``.
 """
 
@@ -28,8 +29,9 @@ from bench.feed_driver import COUNTS_KEY as FEED_COUNTS_KEY
 from deploy.embedded import EmbeddedBroker, EmbeddedRedis
 from deploy.embedded.process import ManagedProcess
 from deploy.embedded.readiness import free_port
-from schemas.topics import INGEST_STATUS_KEY, PROCESSOR_STATS_KEY
-from tickwire.topic_admin import ensure_topics
+from schemas.topics import ALL_TOPICS, INGEST_STATUS_KEY, PROCESSOR_STATS_KEY, TopicSpec, internal_topics
+from tickwire.settings import TickwireSettings
+from tickwire.topic_admin import ensure_topics_of
 
 FEED_BANNER = re.compile(rb"listening on ws://([^:/\s]+):(\d+)")
 FEED = "sip"  # no symbol cap on the local feed's sip, unlike iex's 30
@@ -63,7 +65,9 @@ class BenchStack:
         self.cfg = cfg
         self.design = design
         self.log_dir = cfg.run_dir / design / "logs"
+        self.broker_dir = cfg.run_dir / design / "broker"
         self.processes: dict[str, ManagedProcess] = {}
+        self.broker: EmbeddedBroker | None = None
         self.bootstrap: str | None = None
         self.redis_url = ""
         self.feed_url = ""
@@ -74,7 +78,8 @@ class BenchStack:
     # --- life cycle ----------------------------------------------------------------------------
 
     async def __aenter__(self) -> BenchStack:
-        shutil.rmtree(self.log_dir, ignore_errors=True)
+        for old in (self.log_dir, self.broker_dir):  # a run starts from nothing: no topics, offsets or logs
+            shutil.rmtree(old, ignore_errors=True)
         self.log_dir.mkdir(parents=True)
         try:
             await self._start()
@@ -93,10 +98,10 @@ class BenchStack:
         self.redis = Redis.from_url(self.redis_url)
         self._exit.push_async_callback(self.redis.aclose)
         if self.design == "pipeline":
-            broker = await self._exit.enter_async_context(EmbeddedBroker(self.log_dir))
+            broker = self.broker = await self._exit.enter_async_context(EmbeddedBroker(self.broker_dir, self.log_dir))
             self.processes["broker"] = broker.process
             self.bootstrap = broker.bootstrap
-            await ensure_topics(self.bootstrap, int(self._env().get("TICKWIRE_TOPIC_PARTITIONS", "4")))
+            await ensure_topics_of(self.settings, self.topics)
         stream_url = self.feed_url = await self._start_feed()
         if self.design == "pipeline":
             env = self._env(stream_url)
@@ -115,7 +120,8 @@ class BenchStack:
 
     async def _start_feed(self) -> str:
         feed = ManagedProcess("feed", [sys.executable, "-m", "bench.feed_driver", "--symbols", str(self.cfg.symbols),
-                                       "--redis", self.redis_url, "--seed", str(self.cfg.seed)],
+                                       "--redis", self.redis_url, "--seed", str(self.cfg.seed),
+                                       "--shape", self.cfg.feed_shape],
                               self.log_dir / "feed.log")
         await feed.start(stdout=asyncio.subprocess.PIPE)
         self._exit.push_async_callback(feed.stop)
@@ -157,6 +163,16 @@ class BenchStack:
         return env
 
     # --- control and observation ---------------------------------------------------------------
+
+    @property
+    def settings(self) -> TickwireSettings:
+        """The settings the pipeline's processes read (the bench's environment and ``--set``)."""
+        return TickwireSettings(**self._env())
+
+    @property
+    def topics(self) -> tuple[TopicSpec, ...]:
+        """Every topic the pipeline uses: tickwire's and the processors' internal ones."""
+        return (*ALL_TOPICS, *internal_topics(self.settings.processor_app_id))
 
     @property
     def pids(self) -> dict[str, int]:

@@ -186,10 +186,10 @@ Drain = Callable[[float], Awaitable[tuple[Counts, bool]]]
 
 
 async def run_series(rates: tuple[int, ...], refine: int, step: Callable[[int], Awaitable[StepResult]],
-                     drain: Drain | None = None) -> list[StepResult]:
+                     drain: Drain) -> list[StepResult]:
     """Ascending rates until one is not sustained; then ``refine`` rates between the last pass and it.
 
-    ``drain`` (a shared stack's) lets an overloaded step's backlog clear before the in-between rate.
+    ``drain`` (the stack's) lets an overloaded step's backlog clear before the in-between rate.
     """
     results: list[StepResult] = []
     for rate in sorted(rates):
@@ -200,7 +200,7 @@ async def run_series(rates: tuple[int, ...], refine: int, step: Callable[[int], 
             break
     passed = [r.rate for r in results if r.sustained]
     failed = [r.rate for r in results if not r.sustained]
-    if drain is not None and refine and passed and failed and not results[-1].drained:
+    if refine and passed and failed and not results[-1].drained:
         # An overloaded step can leave a long backlog: the in-between rate must start from empty.
         _, drained = await drain(REFINE_DRAIN_S)
         if not drained:

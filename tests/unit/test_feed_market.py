@@ -157,6 +157,16 @@ def test_rare_event_rates_do_not_change_the_quote_path() -> None:
     assert [q["bp"] for q in of(plain, "q")] == [q["bp"] for q in of(busy, "q")]
 
 
+@pytest.mark.parametrize(("moving_mid", "every_quote_moves"), [(True, True), (False, False)])
+def test_moving_mid_given_every_quote_moves_the_mid_and_by_default_some_do_not(
+        moving_mid: bool, every_quote_moves: bool) -> None:
+    """Test that ``moving_mid`` moves the mid with every quote (the realistic feed's P&L worst case), which the
+    default walk does not."""
+    quotes = of(drive(MarketModel(3, events=EventRates.none(), moving_mid=moving_mid), "S001", T0, 200), "q")
+    mids = [round(q["bp"] * 100) + round(q["ap"] * 100) for q in quotes]  # twice the mid, in cents
+    assert all(a != b for a, b in itertools.pairwise(mids)) is every_quote_moves
+
+
 @pytest.mark.parametrize(
     ("moment", "phase"),
     [
