@@ -51,10 +51,7 @@ class SubscriptionRequestReader:
         self._consumer.subscribe([self.topic])
 
     async def catch_up(self, timeout: float) -> bool:
-        """Apply the topic's history; True once every partition is read to its high watermark.
-
-        The high watermark of fetch responses is used, not ListOffsets (wrong on the embedded broker).
-        """
+        """Apply the topic's history; True once every partition is read to the high watermark its fetches report."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while loop.time() < deadline:

@@ -76,8 +76,14 @@ def new_cluster_id() -> str:
             return cluster_id
 
 
+GROUP_COORDINATOR, TRANSACTION_COORDINATOR = 0, 1
+
+
 async def probe_kafka(bootstrap: str) -> None:
-    """Succeeds when the broker answers a metadata request."""
+    """Succeeds when the broker answers a metadata request and has its group and transaction coordinators.
+
+    On a new data directory the first coordinator lookup creates ``__consumer_offsets`` (and
+    ``__transaction_state``); until they are up, clients log GroupCoordinatorNotAvailable errors."""
     host, _, port = bootstrap.rpartition(":")
     # A plain connect first: aiokafka logs an ERROR for every refused connection.
     _, writer = await asyncio.open_connection(host, int(port))
@@ -87,6 +93,8 @@ async def probe_kafka(bootstrap: str) -> None:
     try:
         await admin.start()
         await admin.list_topics()
+        await admin.find_coordinator("tickwire-ready", GROUP_COORDINATOR)
+        await admin.find_coordinator("tickwire-ready", TRANSACTION_COORDINATOR)
     finally:
         await admin.close()
 

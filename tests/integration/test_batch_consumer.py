@@ -139,8 +139,8 @@ async def test_batch_consumer_given_outputs_never_delivered_commits_nothing_so_t
 
 async def test_batch_consumer_given_committed_offset_past_the_end_reads_the_recreated_partition_from_its_start(
         kafka_bootstrap: str) -> None:
-    """What an embedded-broker restart leaves: a commit beyond a (recreated) partition's end; Tansu then answers
-    every fetch with no records instead of OffsetOutOfRange."""
+    """What a deleted and recreated topic leaves: a commit beyond the partition's end. The broker answers
+    OffsetOutOfRange, and the member starts from the beginning (auto_offset_reset=earliest)."""
     topic = await new_topic_with(kafka_bootstrap, 6)
     group = f"g-{uuid.uuid4().hex[:6]}"
     setter = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=group, enable_auto_commit=False)

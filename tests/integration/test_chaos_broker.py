@@ -1,8 +1,8 @@
 """Chaos: the broker stops answering (SIGSTOP) under load, then comes back (SIGCONT).
 
-The embedded Tansu broker keeps its data in memory only, so a real stop/start would lose every topic; a
-frozen process is the outage it can survive. Meanwhile the ingest and the API must report the broker
-problem; afterwards both the ingest and the processor recover by themselves and the oracle holds.
+A frozen broker accepts connections and answers nothing, unlike a dead one (test_chaos_broker_kill.py), so
+clients wait on their timeouts instead of failing fast. Meanwhile the ingest and the API must report the
+broker problem; afterwards both the ingest and the processor recover by themselves and the oracle holds.
 """
 
 from __future__ import annotations
@@ -27,9 +27,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
 
 async def test_chaos_given_broker_frozen_under_load_ingest_and_api_report_it_and_everything_recovers(
-    redis_url: str, redis: Redis, log_dir: Path
+    redis_url: str, redis: Redis, log_dir: Path, tmp_path: Path
 ) -> None:
-    async with EmbeddedBroker(log_dir / "frozen") as broker:
+    async with EmbeddedBroker(tmp_path / "kafka", log_dir / "frozen") as broker:
         await ensure_topics(broker.bootstrap, TEST_PARTITIONS)
         async with pipeline(broker.bootstrap, redis_url, log_dir) as p:
             async def priced() -> bool:

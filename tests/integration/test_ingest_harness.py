@@ -7,6 +7,7 @@ test gets its own symbols, control topic and Redis database, so tests sharing th
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import sys
 import time
 import uuid
@@ -25,7 +26,9 @@ from producers.settings import IngestSettings
 from schemas.events import IngestStatus, SubscriptionRequest
 from schemas.symbols import normalize_symbol
 from schemas.timestamps import format_ns, now_ns
+from schemas.topics import SUBSCRIPTIONS, subscription_key
 from tests.helpers import eventually, read_topic_until
+from tickwire.topic_admin import ensure_topics
 
 # Small timings so failures and recoveries happen in test time (production defaults are in settings).
 FAST: dict[str, Any] = {
@@ -84,9 +87,10 @@ async def running_ingest(
         kafka_bootstrap_servers=kafka_bootstrap, redis_url=redis_url, alpaca_stream_url=feed.url(),
         symbols=",".join(symbols), **{**FAST, **overrides},
     )
+    control_topic = control_topic or f"subscriptions-{uuid.uuid4().hex[:8]}"
+    await ensure_topics(kafka_bootstrap, 1, [dataclasses.replace(SUBSCRIPTIONS, name=control_topic)])
     redis = Redis.from_url(redis_url) if redis_url else None
-    service = IngestService(settings, redis=redis, instance=instance,
-                            control_topic=control_topic or f"subscriptions-{uuid.uuid4().hex[:8]}")
+    service = IngestService(settings, redis=redis, instance=instance, control_topic=control_topic)
     stop = asyncio.Event()
     task = asyncio.create_task(service.run(stop), name=f"ingest-{service.instance}")
     ingest = RunningIngest(service, stop, task, settings)
@@ -142,17 +146,18 @@ async def connected(ingest: RunningIngest, timeout: float = DEADLINE) -> None:
 
 
 async def send_requests(bootstrap: str, topic: str, requests: Iterable[tuple[str, str, str]]) -> None:
-    """Publish (symbol, action, source) control requests to ``topic``, keyed by the normalised symbol."""
+    """Publish (symbol, action, source) control requests to ``topic`` (created if new), keyed source:symbol."""
+    await ensure_topics(bootstrap, 1, [dataclasses.replace(SUBSCRIPTIONS, name=topic)])
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
     await producer.start()
     try:
         for symbol, action, source in requests:
             request = SubscriptionRequest(symbol=symbol, action=action, source=source,  # type: ignore[arg-type]
                                           requested_at=format_ns(now_ns()))
-            try:  # the topic's key is the symbol: one symbol's requests stay in order in one partition
-                key = normalize_symbol(symbol)
+            try:  # one key per source and symbol: its requests stay in order, and compaction keeps the last
+                key = subscription_key(source, normalize_symbol(symbol))
             except ValueError:
-                key = symbol
+                key = subscription_key(source, symbol)
             await producer.send_and_wait(topic, request.to_json(), key=key.encode())
     finally:
         await producer.stop()

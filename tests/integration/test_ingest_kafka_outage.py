@@ -1,7 +1,7 @@
 """Kafka going away under a live stream: a bounded queue, counted overflow, recovery, and the gap repaired.
 
-A dedicated embedded broker on a fixed port is stopped and replaced by a new one on the same port
-(memory-only, so it starts empty), as a broker restart looks to the ingest.
+A dedicated embedded broker is killed (SIGKILL) under the stream and, once the ingest's queue has overflowed,
+started again on its data and ports, as a broker crash and restart looks to the ingest.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from deploy.embedded import EmbeddedBroker
-from deploy.embedded.readiness import free_port
 from schemas.timestamps import format_ns, now_ns
 from schemas.topics import FEED_GAPS, QUOTES_RAW, TRADES_RAW
 from tests.helpers import unique_symbol
@@ -37,38 +36,31 @@ async def test_ingest_given_kafka_outage_bounds_the_queue_counts_overflow_and_re
     overflow gap event per symbol reach it without a restart of the ingest."""
     # Arrange
     a, b = unique_symbol("K"), unique_symbol("K")
-    port = free_port("127.0.0.1")
-    (tmp_path / "first").mkdir()
-    first = await EmbeddedBroker(tmp_path / "first", port=port).start()
-    await ensure_topics(first.bootstrap, 2)
+    broker = await EmbeddedBroker(tmp_path / "kafka").start()
+    await ensure_topics(broker.bootstrap, 2)
     feed = await make_feed(rate_per_symbol=40)
-    second: EmbeddedBroker | None = None
     try:
-        async with running_ingest(first.bootstrap, redis_url, feed, [a, b], ingest_queue_size=QUEUE_SIZE,
+        async with running_ingest(broker.bootstrap, redis_url, feed, [a, b], ingest_queue_size=QUEUE_SIZE,
                                   alpaca_data_url=feed.http_url()) as ingest:
-            await records_of(first.bootstrap, QUOTES_RAW.name, a, 1)
+            await records_of(broker.bootstrap, QUOTES_RAW.name, a, 1)
 
             # Act
-            await first.process.stop(timeout=0)  # a crash: Tansu lingers on SIGTERM while clients are connected
+            await broker.kill()
             outage = await until(lambda: (s := ingest.status).overflow > 100 and not s.healthy and s,
                                  "overflow while kafka is down")
-            (tmp_path / "second").mkdir()
-            second = await EmbeddedBroker(tmp_path / "second", port=port).start()
-            await ensure_topics(second.bootstrap, 2)
+            await broker.start()
             back_ns = now_ns()
-            queued = await records_of(second.bootstrap, QUOTES_RAW.name, a, 1,
+            queued = await records_of(broker.bootstrap, QUOTES_RAW.name, a, 1,
                                       where=lambda q: q["received_at"] < format_ns(back_ns))
-            live = await records_of(second.bootstrap, QUOTES_RAW.name, b, 1,
+            live = await records_of(broker.bootstrap, QUOTES_RAW.name, b, 1,
                                     where=lambda q: q["received_at"] > format_ns(back_ns))
-            gaps = {s: await records_of(second.bootstrap, FEED_GAPS.name, s, 1) for s in (a, b)}
-            repaired = await backfilled(second.bootstrap, TRADES_RAW.name, [a, b])
+            gaps = {s: await records_of(broker.bootstrap, FEED_GAPS.name, s, 1) for s in (a, b)}
+            repaired = await backfilled(broker.bootstrap, TRADES_RAW.name, [a, b])
             recovered = await until(lambda: (s := ingest.status).healthy and s, "healthy again")
             all_gap_ids = {g["gap_id"] for s in (a, b)
-                           for g in await records_of(second.bootstrap, FEED_GAPS.name, s, 1)}
+                           for g in await records_of(broker.bootstrap, FEED_GAPS.name, s, 1)}
     finally:
-        for broker in (first, second):
-            if broker is not None:
-                await broker.stop()
+        await broker.stop()
 
     # Assert
     assert outage.queue_depth <= QUEUE_SIZE and outage.connected, dumps(outage)

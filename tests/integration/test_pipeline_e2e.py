@@ -118,7 +118,7 @@ async def test_run_given_external_servers_streams_known_quotes_into_redis_and_st
     assert f"from {feed.url()}" in output
     started = " ".join(children)
     assert "tickwire processor" in started and "tickwire ingest" in started
-    for server in ("tansu", "redis-server", "alpaca_feed"):
+    for server in ("kafka.Kafka", "redis-server", "alpaca_feed"):
         assert server not in started, f"tickwire run started {server} although one was configured: {children}"
 
 
@@ -143,7 +143,7 @@ async def test_run_given_nothing_configured_shows_prices_and_stops_cleanly_on_ct
 
     # Assert
     print(f"first prices after {first_prices_s:.1f}s; stopped in {stop_s:.1f}s")
-    for component in ("tansu", "redis-server", "alpaca_feed", "tickwire processor", "tickwire ingest"):
+    for component in ("kafka.Kafka", "redis-server", "alpaca_feed", "tickwire processor", "tickwire ingest"):
         assert component in commands, f"{component} not started: {commands}"
     assert code == 0, run.tail(40)
     assert stop_s < 10

@@ -103,7 +103,6 @@ async def test_two_workers_given_one_group_split_partitions_and_survive_a_sigkil
         # (only a table restored from b's changelog knows it is out of order), then a new round
         ends = await end_offsets(kafka_bootstrap, QUOTES_RAW.name)
 
-        # The admin's OffsetFetch does not decode against Tansu; a group-less-joined consumer's does.
         offsets_reader = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=group, enable_auto_commit=False)
         await offsets_reader.start()
 

@@ -92,7 +92,7 @@ async def test_tail_given_no_start_follows_only_new_records_until_stopped(
     kafka_bootstrap: str, redis_url: str, log_dir: Path
 ) -> None:
     """Test that a live tail skips what was already there (even in one multi-record batch) and prints new ones."""
-    # Arrange: old records of our symbol, sent as one batch (Tansu's ListOffsets is short for those)
+    # Arrange: old records of our symbol, sent as one batch
     symbol = unique_symbol("F")
     t0 = now_ns()
     await send(kafka_bootstrap, [(symbol, quote(symbol, 1.0 + i, 1.5 + i, t0 + i), None) for i in range(5)])

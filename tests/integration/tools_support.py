@@ -42,7 +42,7 @@ async def tickwire(*args: str, env: dict[str, str], timeout: float = 90.0) -> Co
 
 
 async def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
-    """The true end offset of each partition (the fetch high watermark: Tansu's ListOffsets is short)."""
+    """The end offset of each partition."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
                                 fetch_max_wait_ms=100)
     await consumer.start()
@@ -161,7 +161,8 @@ async def _commit_ends(bootstrap: str, group: str, topics: list[str]) -> dict[To
     try:
         resolver = RangeResolver(consumer)
         tps = [tp for topic in topics for tp in await resolver.partitions(topic)]
-        ends = await resolver.end_offsets(tps)  # assigns them all, which commit needs
+        ends = await resolver.end_offsets(tps)
+        consumer.assign(tps)  # commit needs the partitions assigned
         await consumer.commit(ends)
         return ends
     finally:
