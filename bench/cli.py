@@ -32,6 +32,8 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
     parser.add_argument("--positions", type=int, default=cfg.positions, help="M positions (default %(default)s)")
     parser.add_argument("--measure", type=float, default=cfg.measure_s, help="seconds measured per rate")
     parser.add_argument("--warmup", type=float, default=cfg.warmup_s, help="seconds at a rate before measuring")
+    parser.add_argument("--first-warmup", type=float, default=cfg.first_warmup_s,
+                        help="extra seconds before the first rate (the broker's JVM warms up)")
     parser.add_argument("--burst-factor", type=float, default=cfg.burst_factor, help="burst multiple; 1 = none")
     parser.add_argument("--burst-seconds", type=float, default=cfg.burst_s)
     parser.add_argument("--designs", default=",".join(cfg.designs), help=f"any of {','.join(DESIGNS)}")
@@ -52,6 +54,9 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
                         help="environment for the pipeline's processes, e.g. TICKWIRE_PROCESSOR_BATCH_SIZE=500 (a soak "
                              f"sets TICKWIRE_TOPIC_RETENTION_HOURS={SOAK_RETENTION_HOURS:g} unless given)")
     parser.add_argument("--workers", type=int, default=cfg.workers, help="processor workers of the pipeline")
+    parser.add_argument("--stages-together", action="store_true",
+                        help="run each worker's price and P&L stages in one process (default: two, processor and "
+                             "processor-pnl, as `tickwire run` does)")
     parser.add_argument("--profile", default="", help="comma list of processes to run under cProfile "
                         "(processor, ingest, direct); stats go to <run dir>/<design>/<name>.prof")
     args = parser.parse_args(argv)
@@ -65,6 +70,7 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
         positions=args.positions,
         measure_s=args.measure,
         warmup_s=args.warmup,
+        first_warmup_s=args.first_warmup,
         burst_factor=args.burst_factor,
         burst_s=args.burst_seconds,
         designs=tuple(d for d in args.designs.split(",") if d),
@@ -78,6 +84,7 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
         env=env,
         profile=tuple(p for p in args.profile.split(",") if p),
         workers=args.workers,
+        stages_apart=not args.stages_together,
     )
 
 
@@ -125,7 +132,8 @@ def main(argv: list[str] | None = None) -> None:
 
 def _config_dict(cfg: BenchConfig) -> dict[str, Any]:
     return {"rates": list(cfg.rates), "symbols": cfg.symbols, "positions": cfg.positions,
-            "sample_symbols": cfg.sample_symbols, "warmup_s": cfg.warmup_s, "measure_s": cfg.measure_s,
+            "sample_symbols": cfg.sample_symbols, "warmup_s": cfg.warmup_s, "first_warmup_s": cfg.first_warmup_s,
+            "measure_s": cfg.measure_s,
             "burst": f"{cfg.burst_factor:g}x for {cfg.burst_s:g}s", "designs": list(cfg.designs),
             "feed_shape": cfg.feed_shape,
-            "env": cfg.env, "workers": cfg.workers}
+            "env": cfg.env, "workers": cfg.workers, "stages_apart": cfg.stages_apart}

@@ -26,6 +26,9 @@ class BenchConfig:
     positions_per_account: int = 10
     sample_symbols: int = 10  # symbols whose every quote the probe times (the rest only count)
     warmup_s: float = 2.0
+    # The first rate runs this much longer first: the broker's JVM compiles its hot paths in its first ~30 s
+    # (its CPU per request falls ~3x), as a broker that has been up a while has.
+    first_warmup_s: float = 30.0
     measure_s: float = 6.0
     burst_factor: float = 10.0
     burst_s: float = 1.0
@@ -43,6 +46,7 @@ class BenchConfig:
     seed: int = 0
     env: dict[str, str] = field(default_factory=dict)  # extra environment for the pipeline's processes
     workers: int = 1  # processor workers of the pipeline (they share the partitions)
+    stages_apart: bool = True  # each worker as two processes, the price stage and the P&L stage (as `tickwire run`)
     profile: tuple[str, ...] = ()  # processes to run under cProfile (stats in <run dir>/<design>/<name>.prof)
 
     def symbol_names(self) -> list[str]:

@@ -1,7 +1,8 @@
 """BenchStack: one design under test on the embedded stack, with the feed under the benchmark's control.
 
 ``pipeline``: the embedded Kafka broker (fresh data in ``<run dir>/pipeline/broker``), redis-server, the
-feed, then ``tickwire processor`` and ``tickwire ingest``, exactly as ``tickwire run`` starts them, on topics
+feed, then ``tickwire processor`` (the price stage and the P&L stage as two processes unless
+``--stages-together``) and ``tickwire ingest``, exactly as ``tickwire run`` starts them, on topics
 created with the pipeline's own settings (partitions, retention). ``direct``: redis-server, the feed and the
 seeds' direct design. Any other design name: redis-server and the feed only (for the ceilings).
 Everything runs in its own process on free loopback ports; logs go to ``<run dir>/<design>/logs``.
@@ -111,7 +112,14 @@ class BenchStack:
                 name = "processor" if index == 0 else f"processor{index + 1}"
                 worker_env = env if index == 0 else {**env, "TICKWIRE_PROCESSOR_METRICS_PORT": "0",
                                                      "TICKWIRE_RUN_DIR": f"{env['TICKWIRE_RUN_DIR']}/{name}"}
-                await self._start_process(name, [python, "-m", "tickwire", "processor"], worker_env)
+                if self.cfg.stages_apart:
+                    await self._start_process(name, [python, "-m", "tickwire", "processor"],
+                                              {**worker_env, "TICKWIRE_PROCESSOR_STAGES": "price"})
+                    await self._start_process(f"{name}-pnl", [python, "-m", "tickwire", "processor"],
+                                              {**worker_env, "TICKWIRE_PROCESSOR_STAGES": "pnl",
+                                               "TICKWIRE_PROCESSOR_METRICS_PORT": "0"})
+                else:
+                    await self._start_process(name, [python, "-m", "tickwire", "processor"], worker_env)
             await self._start_process("ingest", [python, "-m", "tickwire", "ingest"], env)
         elif self.design == "direct":
             await self._start_process("direct", [sys.executable, "-m", "bench.direct_design", "--url", stream_url,

@@ -26,7 +26,6 @@ from bench.stats import latency_summary, slope
 SAMPLE_EVERY_S = 0.25
 MAX_RECOVERY_S = 10.0
 REFINE_DRAIN_S = 90.0
-FIRST_STEP_EXTRA_WARMUP_S = 5.0
 # Tolerances of the verdict: the feed offers >= 95% of the rate, the design finishes >= 90% of what came
 # (a sanity bound: counters move per batch, so a short window is noisy; the backlog slope decides),
 # and the backlog grows by less than 2% of the rate per second (a few batches of slack).
@@ -86,7 +85,7 @@ class StepRunner:
         await stack.set_rate(rate)
         # Let batching and consumers settle at the new rate; the first step also lets the start-up settle
         # (the positions' subscriptions, the first table flushes).
-        await asyncio.sleep(cfg.warmup_s + (FIRST_STEP_EXTRA_WARMUP_S if not self._stepped else 0.0))
+        await asyncio.sleep(cfg.warmup_s + (cfg.first_warmup_s if not self._stepped else 0.0))
         self._stepped = True
         cpu_before, began, window_start = self.sampler.cpu_seconds(), time.monotonic(), time.time_ns()
         first = await stack.counts()

@@ -2,7 +2,8 @@
 
 Unset KAFKA_BOOTSTRAP_SERVERS -> the embedded Kafka broker, its data kept in ``$TICKWIRE_RUN_DIR/kafka`` from
 one run to the next (``tickwire run --fresh`` starts it empty); unset REDIS_URL -> embedded redis-server;
-no ALPACA_STREAM_URL and no credentials -> the local Alpaca feed. Then the processor and the ingest,
+no ALPACA_STREAM_URL and no credentials -> the local Alpaca feed. Then the price stage and the P&L stage (two
+processor processes, so the P&L fan-out never delays a price), the ingest,
 and a once-a-second price line. Ctrl-C (or SIGTERM) stops everything it started in dependency
 order (:data:`STOP_ORDER`, then Redis, then the broker), each with a bounded wait.
 """
@@ -129,12 +130,13 @@ async def run_stack(settings: RunSettings, stop: asyncio.Event, fresh: bool = Fa
             await ensure_topics_of(settings.model_copy(update={"kafka_bootstrap_servers": bootstrap}))
 
         python = sys.executable
-        processor = ManagedProcess(
-            "processor", [python, "-m", "tickwire", "processor"],
-            log_dir / "processor.log", env,
-        )
+        processor = ManagedProcess("processor", [python, "-m", "tickwire", "processor"], log_dir / "processor.log",
+                                   {**env, "TICKWIRE_PROCESSOR_STAGES": "price"})
+        pnl = ManagedProcess("processor-pnl", [python, "-m", "tickwire", "processor"], log_dir / "processor-pnl.log",
+                             {**env, "TICKWIRE_PROCESSOR_STAGES": "pnl",
+                              "TICKWIRE_PROCESSOR_METRICS_PORT": str(settings.pnl_metrics_port)})
         ingest = ManagedProcess("ingest", [python, "-m", "tickwire", "ingest"], log_dir / "ingest.log", env)
-        for child in (processor, ingest):
+        for child in (processor, pnl, ingest):
             await child.start()
             children.append(child)
         print(f"tickwire: streaming {','.join(settings.symbols)} from {stream_url}\n"

@@ -23,17 +23,17 @@ class ProcessorSettings(TickwireSettings):
         500, gt=0, validation_alias="TICKWIRE_PROCESSOR_BATCH_SIZE",
         description="most quotes the price stage takes from one fetch (it takes whatever the fetch returned)")
     fetch_wait_s: float = Field(
-        0.01, gt=0, validation_alias="TICKWIRE_FETCH_WAIT_SECONDS",
+        0.5, gt=0, validation_alias="TICKWIRE_FETCH_WAIT_SECONDS",
         description="how long the price stage's fetch may wait at the broker when no record is there (the "
                     "broker answers as soon as one arrives: longer = fewer empty fetches, not more latency)")
     pnl_fetch_wait_s: float = Field(
-        0.03, gt=0, validation_alias="TICKWIRE_PNL_FETCH_WAIT_SECONDS",
+        0.5, gt=0, validation_alias="TICKWIRE_PNL_FETCH_WAIT_SECONDS",
         description="the same for the P&L stage's fetch over its four inputs")
     commit_interval_s: float = Field(
         1.0, gt=0, validation_alias="TICKWIRE_COMMIT_INTERVAL_SECONDS",
         description="how often the price stage commits offsets (and writes its latest-price changelog)")
     pnl_mark_interval_s: float = Field(
-        0.05, ge=0, validation_alias="TICKWIRE_PNL_MARK_INTERVAL_SECONDS",
+        0.02, ge=0, validation_alias="TICKWIRE_PNL_MARK_INTERVAL_SECONDS",
         description="a symbol's positions are revalued at most this often, at its newest price (0 = every batch)")
     pnl_min_change: Decimal = Field(
         Decimal("0"), ge=0, validation_alias="TICKWIRE_PNL_MIN_CHANGE",

@@ -132,6 +132,6 @@ async def test_compose_topology_given_native_processes_prices_every_symbol_behin
     # Assert
     assert topics.code == 0, topics.err
     assert policies == {POSITIONS.name: "compact", f"{app_id}-latest_price_by_symbol-changelog": "compact"}
-    assert sorted(roles.values()) == ["api", "feed", "ingest", "ingest", "processor", "processor"]
+    assert sorted(roles.values()) == ["api", "feed", "ingest", "ingest", "processor", "processor", "processor"]
     assert all(prices[s]["symbol"] == s and float(prices[s]["mid"]) > 0 for s in symbols)
     assert lease_holder is not None  # one of the two ingests streams, the other stands by

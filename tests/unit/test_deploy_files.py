@@ -30,7 +30,11 @@ def test_docker_compose_file_given_compose_validator_is_valid() -> None:
 def test_compose_given_the_topology_runs_every_service_of_the_design() -> None:
     commands = {name: s["command"][0] for name, s in TICKWIRE_SERVICES.items()}
     assert {"redpanda", "console", "redis"} <= set(SERVICES)
-    assert sorted(commands.values()) == ["api", "create-topics", "feed", "ingest", "ingest", "processor", "processor"]
+    assert sorted(commands.values()) == ["api", "create-topics", "feed", "ingest", "ingest", "processor", "processor",
+                                         "processor"]
+    stages = sorted(s["environment"]["TICKWIRE_PROCESSOR_STAGES"] for s in TICKWIRE_SERVICES.values()
+                    if s["command"][0] == "processor")
+    assert stages == ["pnl", "price", "price"]  # the P&L fan-out in a process of its own
     assert "8004:8004" in SERVICES["api"]["ports"]
     assert all(s["environment"]["TICKWIRE_API_HOST"] == "0.0.0.0" for s in TICKWIRE_SERVICES.values())
 

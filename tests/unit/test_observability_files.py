@@ -30,7 +30,7 @@ def scrape_targets() -> set[str]:
 def test_prometheus_given_compose_scrapes_every_ingest_processor_and_api_at_its_metrics_port() -> None:
     expected = {f"{name}:{METRICS_PORT[s['command'][0]]}" for name, s in SERVICES.items()
                 if s.get("image") == "tickwire:local" and s["command"][0] in METRICS_PORT}
-    assert len(expected) == 5
+    assert len(expected) == 6  # two ingests, two price stages, the P&L stage, the API
     assert scrape_targets() == expected
 
 
@@ -42,7 +42,7 @@ def test_compose_given_metrics_ports_publishes_each_on_the_host_once() -> None:
             port = next((p for p in service.get("ports", []) if p.endswith(f":{METRICS_PORT[role]}")), None)
             assert port is not None, f"{name} does not publish its metrics port"
             published[name] = port.partition(":")[0]
-    assert len(set(published.values())) == len(published) == 4, published
+    assert len(set(published.values())) == len(published) == 5, published
     assert "9090:9090" in SERVICES["prometheus"]["ports"] and "3000:3000" in SERVICES["grafana"]["ports"]
     mounts = {v.split(":")[1] for v in SERVICES["prometheus"]["volumes"] if v.startswith("./")}
     assert "/etc/prometheus/prometheus.yml" in mounts
