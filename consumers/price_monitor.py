@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import TextIO
 
 import structlog
+from pydantic import ValidationError
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -36,6 +37,7 @@ class PriceMonitor:
         self.out = out
         self.latest: dict[str, _Latest] = {}
         self.updates: Counter[str] = Counter()
+        self.skipped = 0  # messages on price.updated.* that were not tickwire's
 
     async def run(self, every_s: float = 1.0) -> None:
         """Follow updates and print until cancelled; survives Redis restarts."""
@@ -57,10 +59,21 @@ class PriceMonitor:
                     await pubsub.psubscribe(PRICE_CHANNEL_PATTERN)
                     async for message in pubsub.listen():
                         if message["type"] == "pmessage":
-                            self._on_update(PriceUpdated.model_validate_json(message["data"]))
+                            self._on_message(message["channel"], message["data"])
             except RedisError as exc:
                 log.warning("price monitor lost redis, reconnecting", error=str(exc))
                 await asyncio.sleep(1.0)  # reconnect backoff
+
+    def _on_message(self, channel: bytes, data: bytes) -> None:
+        try:
+            update = PriceUpdated.model_validate_json(data)
+        except ValidationError as exc:  # another publisher on our channels: skip it, keep following
+            if not self.skipped:
+                log.warning("price monitor skips messages that are not a PriceUpdated", channel=as_text(channel),
+                            error=exc.errors(include_url=False)[0]["msg"])
+            self.skipped += 1
+            return
+        self._on_update(update)
 
     def _on_update(self, update: PriceUpdated) -> None:
         self.latest[update.symbol] = _Latest(update.price, update.ask - update.bid)

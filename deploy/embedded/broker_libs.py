@@ -91,7 +91,7 @@ def fetch_broker_libs(cache: Path | None = None) -> Path:
                                f"{NO_BROKER_HINT}")
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f"{target.name}.partial-"))
-    log.warning("fetching the embedded Kafka broker's jars with Maven (once)", into=str(target))
+    log.info("fetching the embedded Kafka broker's jars with Maven (once)", into=str(target))
     try:
         try:
             done = subprocess.run(
