@@ -9,7 +9,7 @@ from typing import Any
 from bench.soak import clock
 
 RSS_TOLERANCE = 0.15  # broker and processor RSS within ±15 % of their value at 10 minutes
-P99_TOLERANCE = 0.25  # tick→Redis p99 of the last 5 minutes within 25 % of the first 5
+P99_TOLERANCE = 0.25  # tick→Redis p99 of the last 5 minutes at most 25 % above the first 5 (faster is fine)
 RSS_CHECKED = ("broker", "processor")  # and every further processor worker (processor2, ...)
 
 
@@ -50,10 +50,11 @@ def _p99_check(soak: dict[str, Any]) -> tuple[str, bool]:
     first, last = soak["tick_to_redis_first"]["p99_ms"], soak["tick_to_redis_last"]["p99_ms"]
     window = clock(soak["window_s"])
     if not first or last is None:
-        return f"tick→Redis p99 of the last {window} within {P99_TOLERANCE:.0%} of the first: not measured", False
+        return f"tick→Redis p99 of the last {window} at most {P99_TOLERANCE:.0%} above the first: not measured", False
     change = last / first - 1
-    return (f"tick→Redis p99 of the last {window} within {P99_TOLERANCE:.0%} of the first {window}: "
-            f"{last:.1f} vs {first:.1f} ms ({change:+.0%})", abs(change) <= P99_TOLERANCE)
+    # A warming JVM makes the first window the slow one: only a slowdown over the run counts against it.
+    return (f"tick→Redis p99 of the last {window} at most {P99_TOLERANCE:.0%} above the first {window}: "
+            f"{last:.1f} vs {first:.1f} ms ({change:+.0%})", change <= P99_TOLERANCE)
 
 
 def _oracle_check(soak: dict[str, Any]) -> tuple[str, bool]:

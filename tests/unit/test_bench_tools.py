@@ -246,14 +246,15 @@ def _soak(broker_rss: float = 600.0, stream_mib: float = 100.0, p99_last: float 
 @pytest.mark.parametrize(("soak", "met"), [
     (_soak(), [True, True, True, True]),
     (_soak(broker_rss=691.0), [False, True, True, True]),  # +15.2 % after the baseline
-    (_soak(stream_mib=201.0, p99_last=14.9), [True, False, False, True]),  # -25.5 %: a drop counts too
+    (_soak(stream_mib=201.0, p99_last=25.1), [True, False, False, True]),  # +25.5 %
+    (_soak(p99_last=10.0), [True, True, True, True]),  # faster at the end (a warmed-up JVM) is no drift
     (_soak(mismatches=1), [True, True, True, False]),
 ])
 def test_soak_checks_given_rows_judge_rss_after_10_min_disk_against_retention_p99_drift_and_the_oracle(
         soak: dict[str, Any], met: list[bool]) -> None:
     """Test the soak's four checks: broker and processor RSS within ±15 % of the baseline at every row after it
     (the feed, a tool, is not judged), the stream topics' peak disk within the retention bound, the last window's
-    p99 within 25 % of the first's, and 0 oracle mismatches."""
+    p99 at most 25 % above the first's, and 0 oracle mismatches."""
     assert [passed for _, passed in soak_checks(soak)] == met
 
 
