@@ -19,13 +19,15 @@ from bench.config import BenchConfig
 from bench.stack import BenchStack
 from deploy.embedded import EmbeddedBroker
 from schemas.timestamps import format_ns, now_ns
+from schemas.topics import TopicSpec
+from tickwire.topic_admin import ensure_topics
 
 FEED_ASK_PER_S = 200_000  # more than the feed can make: it runs flat out
 FEED_WINDOW_S = 4.0
 PRODUCE_RECORDS = 40_000
-PRODUCE_ONE_PER_BATCH_RECORDS = 4_000
 REDIS_MESSAGES = 40_000
 REDIS_PIPELINE = 100
+CEILING_TOPIC = TopicSpec("bench.ceiling", "symbol", bytes, "the broker's produce ceiling")
 
 
 def sample_quote(symbol: str) -> bytes:
@@ -66,7 +68,7 @@ async def produce_alone(bootstrap: str, records: int, **options: Any) -> float:
     try:
         values = [(f"S{i % 100:03d}", sample_quote(f"S{i % 100:03d}")) for i in range(records)]
         began = time.perf_counter()
-        futures = [await producer.send("bench.ceiling", value, key=key.encode()) for key, value in values]
+        futures = [await producer.send(CEILING_TOPIC.name, value, key=key.encode()) for key, value in values]
         await asyncio.gather(*futures)
         return round(records / (time.perf_counter() - began))
     finally:
@@ -97,7 +99,6 @@ async def measure_ceilings(cfg: BenchConfig) -> dict[str, Any]:
         out["feed"] = await feed_alone(stack, cfg.symbol_names())
         out["redis_set_publish_pipelined_per_s"] = await redis_alone(stack.redis_url)
         async with EmbeddedBroker(stack.broker_dir, stack.log_dir) as broker:
+            await ensure_topics(broker.bootstrap, 4, [CEILING_TOPIC])
             out["broker_produce_per_s"] = await produce_alone(broker.bootstrap, PRODUCE_RECORDS, linger_ms=1)
-            out["broker_produce_one_record_batches_per_s"] = await produce_alone(
-                broker.bootstrap, PRODUCE_ONE_PER_BATCH_RECORDS, max_batch_size=1)
     return out

@@ -111,8 +111,7 @@ def _summary(results: dict[str, Any]) -> list[str]:
         feed = ceilings["feed"]
         lines.append(f"- **ceilings on this machine**: feed alone {feed['generated_per_s']} quotes/s generated, "
                      f"{feed['received_per_s']}/s received by a bare client; broker produce alone "
-                     f"{ceilings['broker_produce_per_s']}/s (one record per batch: "
-                     f"{ceilings['broker_produce_one_record_batches_per_s']}/s); Redis SET+PUBLISH pipelined alone "
+                     f"{ceilings['broker_produce_per_s']}/s; Redis SET+PUBLISH pipelined alone "
                      f"{ceilings['redis_set_publish_pipelined_per_s']}/s")
     if pipeline and direct:
         machine, shape = results["machine"], results["config"]["feed_shape"]
