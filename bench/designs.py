@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from bench.config import BenchConfig
-from bench.hops import scrape
+from bench.hops import scrape_all
 from bench.positions import BenchPosition, account_name, build_book, probe_symbols, publish_book
 from bench.probe import LatencyProbe
 from bench.resources import ResourceSampler
@@ -60,7 +60,7 @@ async def started(cfg: BenchConfig, design: str, book: list[BenchPosition],
         runner = StepRunner(stack, probe, sampler, cfg)
         stack.start_profiles()
         if design == "pipeline":
-            runner.hop_scraper = lambda: scrape(stack.metrics_port)
+            runner.hop_scraper = lambda: scrape_all(stack.metrics_ports)
         try:
             yield runner, ready_s
         finally:

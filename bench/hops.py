@@ -35,6 +35,24 @@ async def scrape(port: int) -> Buckets:
     return out
 
 
+async def scrape_all(ports: list[int]) -> Buckets:
+    """The bucket counts of every port's histograms, added up (the price and P&L processes observe different
+    channels; several workers observe the same ones)."""
+    out: Buckets = {}
+    for port in ports:
+        out = added(out, await scrape(port))
+    return out
+
+
+def added(one: Buckets, other: Buckets) -> Buckets:
+    """Both scrapes' bucket counts, summed per (channel, hop) and bound."""
+    out = dict(one)
+    for key, points in other.items():
+        totals = dict(out.get(key, []))
+        out[key] = [(bound, totals.get(bound, 0.0) + count) for bound, count in points]
+    return out
+
+
 def difference(after: Buckets, before: Buckets) -> Buckets:
     """Bucket counts observed between two scrapes."""
     out: Buckets = {}

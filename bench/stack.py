@@ -72,7 +72,8 @@ class BenchStack:
         self.bootstrap: str | None = None
         self.redis_url = ""
         self.feed_url = ""
-        self.metrics_port = 0
+        self.metrics_port = 0  # the first price worker's (or whole worker's) /metrics
+        self.pnl_metrics_port = 0  # the first P&L worker's, when the stages run apart
         self.redis: Redis | None = None
         self._exit = AsyncExitStack()
 
@@ -113,11 +114,14 @@ class BenchStack:
                 worker_env = env if index == 0 else {**env, "TICKWIRE_PROCESSOR_METRICS_PORT": "0",
                                                      "TICKWIRE_RUN_DIR": f"{env['TICKWIRE_RUN_DIR']}/{name}"}
                 if self.cfg.stages_apart:
+                    if index == 0:
+                        self.pnl_metrics_port = free_port()
+                    pnl_port = self.pnl_metrics_port if index == 0 else 0
                     await self._start_process(name, [python, "-m", "tickwire", "processor"],
                                               {**worker_env, "TICKWIRE_PROCESSOR_STAGES": "price"})
                     await self._start_process(f"{name}-pnl", [python, "-m", "tickwire", "processor"],
                                               {**worker_env, "TICKWIRE_PROCESSOR_STAGES": "pnl",
-                                               "TICKWIRE_PROCESSOR_METRICS_PORT": "0"})
+                                               "TICKWIRE_PROCESSOR_METRICS_PORT": str(pnl_port)})
                 else:
                     await self._start_process(name, [python, "-m", "tickwire", "processor"], worker_env)
             await self._start_process("ingest", [python, "-m", "tickwire", "ingest"], env)
@@ -181,6 +185,11 @@ class BenchStack:
     def topics(self) -> tuple[TopicSpec, ...]:
         """Every topic the pipeline uses: tickwire's and the processors' internal ones."""
         return (*ALL_TOPICS, *internal_topics(self.settings.processor_app_id))
+
+    @property
+    def metrics_ports(self) -> list[int]:
+        """The processors' /metrics ports the bench scrapes (the price stage's, and the P&L stage's when apart)."""
+        return [port for port in (self.metrics_port, self.pnl_metrics_port) if port]
 
     @property
     def pids(self) -> dict[str, int]:

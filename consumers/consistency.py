@@ -117,7 +117,7 @@ class CheckReport:
 
 async def read_topic(bootstrap: str, topic: str, keys: set[bytes] | None = None,
                      deadline_s: float = READ_DEADLINE_S, **security: Any) -> list[tuple[bytes | None, bytes | None]]:
-    """Every (key, value) of ``topic`` from its beginning to its fetch high watermark, per partition in
+    """Every (key, value) of ``topic`` from its beginning to its end offsets now, per partition in
     offset order (``keys`` filters). Partition order is all that matters: records are keyed by symbol."""
     cursor = TopicCursor(bootstrap, topic, keys, **security)
     await cursor.start()

@@ -75,21 +75,20 @@ def processor() -> None:
     main(load_settings(ProcessorSettings))
 
 
-@app.command("create-topics")
+@app.command("create-topics", cls=reads("processors.settings:ProcessorSettings"))
 def create_topics() -> None:
-    """Create tickwire's topics and the processors' internal topics on KAFKA_BOOTSTRAP_SERVERS."""
+    """Create tickwire's topics and the processors' internal topics on KAFKA_BOOTSTRAP_SERVERS (with their
+    partitions, retention and compaction; existing topics are left as they are)."""
     from processors.settings import ProcessorSettings
     from schemas.topics import ALL_TOPICS, internal_topics
-    from tickwire.kafka import aiokafka_security
-    from tickwire.topic_admin import ensure_topics
+    from tickwire.topic_admin import ensure_topics_of
 
-    settings = ProcessorSettings()
+    settings = load_settings(ProcessorSettings)
     configure_logging(settings.log_level, settings.log_format)
     if not settings.kafka_bootstrap_servers:
         raise typer.BadParameter("KAFKA_BOOTSTRAP_SERVERS is not set")
-    specs = [*ALL_TOPICS, *internal_topics(settings.processor_app_id)]
-    created = asyncio.run(ensure_topics(settings.kafka_bootstrap_servers, settings.topic_partitions, specs,
-                                        settings.topic_replication, **aiokafka_security(settings)))
+    with reported_errors():
+        created = asyncio.run(ensure_topics_of(settings, [*ALL_TOPICS, *internal_topics(settings.processor_app_id)]))
     typer.echo(f"created: {', '.join(created) or 'nothing (all topics exist)'}")
 
 

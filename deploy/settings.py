@@ -23,4 +23,4 @@ class RunSettings(IngestSettings, ProcessorSettings, ApiSettings):
                                   description="Prometheus /metrics port of the P&L stage's process; 0 = off")
     cache_dir: Path | None = Field(None, validation_alias="TICKWIRE_CACHE_DIR",
                                    description="where the embedded Kafka broker's jars are kept once fetched "
-                                               "(unset: ~/.cache/tickwire)")
+                                               "(unset: $XDG_CACHE_HOME/tickwire, else ~/.cache/tickwire)")

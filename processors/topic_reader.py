@@ -1,9 +1,8 @@
 """Read ranges of partitions (state restore): records in order, or the newest value per key.
 
-"The end" of a partition is the high watermark each fetch response carries, never ListOffsets: the
-embedded broker answers ListOffsets(latest) wrongly for multi-record batches. Restores are not
-latency-bound, so they fetch with a long wait, which the embedded broker needs once a partition holds
-many batches (a short wait then returns nothing).
+A range without a stop ends at the high watermark the fetches report. Restores read compacted topics or
+the committed range of an input, so a range may start below the partition's first offset (retention
+removed it): the consumer then resets to the earliest offset.
 """
 
 from __future__ import annotations

@@ -77,7 +77,8 @@ class TickwireSettings(BaseSettings):
         "mid", validation_alias="TICKWIRE_MARK_POLICY",
         description="the price that marks a position: mid, side (bid long / ask short) or last trade")
     run_dir: Path = Field(Path(".tickwire"), validation_alias="TICKWIRE_RUN_DIR",
-                          description="where `tickwire run` keeps logs and its endpoints file")
+                          description="where `tickwire run` keeps logs, its endpoints file and the embedded "
+                                      "broker's data (kafka/)")
     log_format: Literal["console", "json"] = Field("console", validation_alias="TICKWIRE_LOG_FORMAT",
                                                    description="console or json")
     log_level: str = Field("INFO", validation_alias="TICKWIRE_LOG_LEVEL",

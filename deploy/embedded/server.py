@@ -36,7 +36,7 @@ class EmbeddedServer:
         return self
 
     async def stop(self) -> None:
-        """Stop the process (embedded servers keep nothing on disk)."""
+        """Stop the process (SIGTERM, then SIGKILL after a bounded wait)."""
         await self.process.stop()
 
     async def __aenter__(self) -> Self:

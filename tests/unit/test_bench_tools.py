@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from bench import probe
+from bench import hops, probe
 from bench.disk import retention_bound_bytes, topic_bytes
 from bench.hops import difference, quantile_ms
 from bench.positions import build_book, probe_symbols
@@ -285,3 +285,11 @@ def test_forget_before_given_samples_keeps_those_stamped_from_the_cut_on() -> No
     latency_probe.samples["tick_to_redis"] = [(10, 1), (20, 2), (30, 3)]
     latency_probe.forget_before(20)
     assert latency_probe.samples["tick_to_redis"] == [(20, 2), (30, 3)]
+
+
+def test_added_given_two_processes_histograms_sums_shared_series_and_keeps_the_others() -> None:
+    """Test that the price and P&L processes' scrapes add up: a series only one has is kept as it is."""
+    price = {("price", "redis"): [(0.001, 2.0), (float("inf"), 3.0)]}
+    pnl = {("pnl", "redis"): [(0.001, 1.0), (float("inf"), 1.0)], ("price", "redis"): [(0.001, 1.0), (float("inf"), 1.0)]}
+    assert hops.added(price, pnl) == {("price", "redis"): [(0.001, 3.0), (float("inf"), 4.0)],
+                                      ("pnl", "redis"): [(0.001, 1.0), (float("inf"), 1.0)]}

@@ -43,7 +43,7 @@ def test_settings_given_sasl_without_password_fails_with_one_clear_error() -> No
 
 def test_every_kafka_client_given_a_managed_cluster_can_take_the_tls_and_sasl_options() -> None:
     """Each aiokafka client in the code takes ``**options`` (from ``aiokafka_security``); the embedded broker's
-    readiness probe, which only ever talks to a local Tansu, is the one exception."""
+    readiness probe, which only ever talks to the local broker it started, is the one exception."""
     root = Path(__file__).resolve().parents[2]
     clients = ("AIOKafkaProducer", "AIOKafkaConsumer", "AIOKafkaAdminClient")
     missing = []

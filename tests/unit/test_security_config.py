@@ -22,7 +22,7 @@ def _calls(names: tuple[str, ...]) -> list[tuple[Path, ast.Call, str]]:
     for folder in ("producers", "processors", "consumers", "deploy", "tickwire"):
         for path in (ROOT / folder).rglob("*.py"):
             if "embedded" in path.parts:
-                continue  # the embedded broker and its readiness probe only ever talk to a local plaintext Tansu
+                continue  # the embedded broker and its probe: a local plaintext broker
             for node in ast.walk(ast.parse(path.read_text())):
                 if isinstance(node, ast.Call):
                     name = getattr(node.func, "id", getattr(node.func, "attr", None))
