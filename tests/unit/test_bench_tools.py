@@ -290,6 +290,7 @@ def test_forget_before_given_samples_keeps_those_stamped_from_the_cut_on() -> No
 def test_added_given_two_processes_histograms_sums_shared_series_and_keeps_the_others() -> None:
     """Test that the price and P&L processes' scrapes add up: a series only one has is kept as it is."""
     price = {("price", "redis"): [(0.001, 2.0), (float("inf"), 3.0)]}
-    pnl = {("pnl", "redis"): [(0.001, 1.0), (float("inf"), 1.0)], ("price", "redis"): [(0.001, 1.0), (float("inf"), 1.0)]}
+    pnl = {("pnl", "redis"): [(0.001, 1.0), (float("inf"), 1.0)],
+           ("price", "redis"): [(0.001, 1.0), (float("inf"), 1.0)]}
     assert hops.added(price, pnl) == {("price", "redis"): [(0.001, 3.0), (float("inf"), 4.0)],
                                       ("pnl", "redis"): [(0.001, 1.0), (float("inf"), 1.0)]}
