@@ -83,9 +83,6 @@ RAW_TOPIC_BY_MESSAGE_TYPE: dict[str, TopicSpec] = {
 
 # The price stage's latest price per symbol; its changelog topic is latest_price_changelog(app_id).
 LATEST_PRICE_TABLE = "latest_price_by_symbol"
-POSITIONS_TABLE = "positions_by_symbol"
-MARKS_TABLE = "marks_by_symbol"
-
 
 
 def marks_topic(app_id: str) -> str:
