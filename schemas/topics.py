@@ -83,6 +83,9 @@ RAW_TOPIC_BY_MESSAGE_TYPE: dict[str, TopicSpec] = {
 
 # The price stage's latest price per symbol; its changelog topic is latest_price_changelog(app_id).
 LATEST_PRICE_TABLE = "latest_price_by_symbol"
+POSITIONS_TABLE = "positions_by_symbol"
+MARKS_TABLE = "marks_by_symbol"
+
 
 
 def marks_topic(app_id: str) -> str:
@@ -233,11 +236,13 @@ __all__ = [
     "INGEST_STATUS_KEY",
     "LATEST_PRICE_TABLE",
     "LIVE_NAMESPACE",
+    "MARKS_TABLE",
     "PNL",
     "PNL_CHANNEL_PATTERN",
     "POSITIONS",
     "POSITIONS_BY_SYMBOL",
     "POSITIONS_REJECTED",
+    "POSITIONS_TABLE",
     "PRICES",
     "PRICE_CHANNEL_PATTERN",
     "PROCESSOR_STATS_KEY",
