@@ -143,3 +143,12 @@ def _parse(model: type[E], message: dict[str, Any]) -> E | None:
     except ValidationError as exc:
         log.warning("skipping unreadable message", channel=message.get("channel"), error=str(exc).splitlines()[0])
         return None
+
+
+__all__ = [
+    "RECONNECT_DELAY_S",
+    "Callback",
+    "TickwireClient",
+    "position_record",
+    "publish_position",
+]

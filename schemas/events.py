@@ -293,3 +293,28 @@ class PartitionProgress(_Frozen):
     advanced_at: str = Field(description="when offset last moved forward, RFC 3339")
     updated_at: str = Field(description="when the writer last wrote this entry (about once a second), RFC 3339")
     highwater: int | None = Field(None, description="the partition's high watermark at the last fetch (None: unknown)")
+
+
+__all__ = [
+    "AccountPnL",
+    "DecimalStr",
+    "FeedGap",
+    "GapReason",
+    "IngestStatus",
+    "LastTrade",
+    "PartitionProgress",
+    "PnLUpdated",
+    "Position",
+    "PositionPnL",
+    "PreviousClose",
+    "PriceEvent",
+    "PriceSnapshot",
+    "PriceSource",
+    "PriceUpdated",
+    "RawBar",
+    "RawQuote",
+    "RawTrade",
+    "RejectReason",
+    "RejectedQuote",
+    "SubscriptionRequest",
+]

@@ -16,3 +16,9 @@ def normalize_symbol(raw: object) -> str:
     if not SYMBOL_PATTERN.fullmatch(symbol):
         raise ValueError(f"invalid symbol {raw!r}: expected 1-10 letters/digits starting with a letter")
     return symbol
+
+
+__all__ = [
+    "SYMBOL_PATTERN",
+    "normalize_symbol",
+]

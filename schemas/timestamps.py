@@ -70,3 +70,14 @@ def datetime_to_ns(value: datetime) -> int:
         value = value.replace(tzinfo=UTC)
     delta = value - datetime(1970, 1, 1, tzinfo=UTC)
     return (delta.days * 86_400 + delta.seconds) * NS_PER_SECOND + delta.microseconds * 1000
+
+
+__all__ = [
+    "NS_PER_SECOND",
+    "datetime_to_ns",
+    "format_ns",
+    "format_ns_trimmed",
+    "now_ns",
+    "ns_to_datetime",
+    "parse_ns",
+]
