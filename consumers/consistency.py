@@ -1,7 +1,7 @@
 """Consistency checker (``tickwire check``): the oracle the reliability tests trust.
 
 It rebuilds, from the raw topics alone, what the pipeline must show, and diffs that against Redis,
-the Faust tables' changelogs and the API:
+the price stage's latest-price changelog and the API:
 
 - **latest price per symbol**: among the quotes of ``quotes.raw`` that are valid (the documented
   rules, :class:`QuoteValidator`), the one with the newest exchange time (on a tie, the later
@@ -35,7 +35,15 @@ from consumers.live_cut import PriceHistory, PriceState, TopicCursor, same_value
 from domain.positions import validate_position
 from domain.quotes import QuoteValidator, Rejection, ValidQuote
 from schemas.timestamps import NS_PER_SECOND, format_ns
-from schemas.topics import LATEST_PRICE_TABLE, POSITIONS, QUOTES_RAW, pnl_key, pnl_total_key, price_key
+from schemas.topics import (
+    LATEST_PRICE_TABLE,
+    POSITIONS,
+    QUOTES_RAW,
+    latest_price_changelog,
+    pnl_key,
+    pnl_total_key,
+    price_key,
+)
 
 CENT = Decimal("0.01")
 READ_DEADLINE_S = 60.0
@@ -314,7 +322,7 @@ async def check_api(client: Any, expected: Expected, report: CheckReport) -> Non
 
 async def check_tables(bootstrap: str, app_id: str, expected: Expected, report: CheckReport, **security: Any) -> None:
     """Diff the latest-price table (its changelog: the newest record per symbol) against the oracle."""
-    topic = f"{app_id}-{LATEST_PRICE_TABLE}-changelog"
+    topic = latest_price_changelog(app_id)
     keys = {s.encode() for s in expected.prices}
     newest: dict[bytes | None, bytes | None] = {}
     for key, value in await read_topic(bootstrap, topic, keys, **security):

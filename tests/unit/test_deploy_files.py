@@ -75,3 +75,13 @@ def test_dockerfile_given_production_use_is_slim_non_root_and_healthchecked() ->
 ])
 def test_healthcheck_given_a_container_command_finds_its_role(argv: list[str], role: str | None) -> None:
     assert role_of(argv) == role
+
+
+def test_dockerfile_given_the_packages_pyproject_ships_copies_every_one() -> None:
+    """Test that the image holds every package the wheel ships: `tickwire` imports all of them at start."""
+    import tomllib
+
+    shipped = {name.rstrip("*") for name in tomllib.loads((ROOT / "pyproject.toml").read_text())
+               ["tool"]["setuptools"]["packages"]["find"]["include"]}
+    copied = {line.split()[1] for line in (ROOT / "Dockerfile").read_text().splitlines() if line.startswith("COPY ")}
+    assert shipped <= copied, shipped - copied

@@ -16,7 +16,7 @@ def test_readme_given_a_new_user_starts_with_the_two_commands_and_the_install_ti
 def test_readme_given_stale_or_internal_wording_has_none() -> None:
     assert "seeds" not in README.lower()
     assert not re.search(r"\b(20|50) ms batch|BATCH_WINDOW", README)
-    assert "for a trading day, use docker-compose (redpanda)" in README.lower()
+    assert "tansu" not in README.lower() and "kcat ARGS" not in README
 
 
 def test_readme_given_its_links_to_docs_every_one_exists() -> None:
@@ -25,7 +25,13 @@ def test_readme_given_its_links_to_docs_every_one_exists() -> None:
     assert [link for link in links if not (ROOT / link).exists()] == []
 
 
-def test_embedded_broker_doc_given_the_lead_fills_it_has_the_measured_budget_section() -> None:
+def test_readme_given_the_embedded_broker_says_where_its_data_lives_and_how_to_use_redpanda_instead() -> None:
+    assert ".tickwire/kafka" in README and "--fresh" in README
+    assert "KAFKA_BOOTSTRAP_SERVERS=" in README and "docker compose up" in README
+
+
+def test_embedded_broker_doc_given_the_lead_fills_it_has_costs_retention_and_kcat() -> None:
     doc = (ROOT / "docs" / "embedded-broker.md").read_text()
-    assert "## Measured budget" in doc
-    assert "tail TOPIC --from-time" in doc and "-o end" in doc
+    for section in ("## What it costs", "## Retention and compaction", "## kcat", "## One-hour run"):
+        assert section in doc
+    assert "kcat -b" in doc
