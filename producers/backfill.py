@@ -20,8 +20,8 @@ from alpaca.data.enums import DataFeed
 from alpaca.data.historical import StockHistoricalDataClient
 from alpaca.data.requests import StockBarsRequest, StockLatestQuoteRequest, StockTradesRequest
 from alpaca.data.timeframe import TimeFrame
-from requests import Session
 
+from producers.alpaca_adapter import with_request_timeout
 from producers.gaps import GapIncident, exchange_ns
 from producers.kafka_publisher import RawEventPublisher
 from producers.raw_events import KafkaRecord, encode_raw_event
@@ -32,24 +32,13 @@ log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
 MINUTE_NS = 60 * NS_PER_SECOND
-REST_TIMEOUT_S = 10.0  # a hung request would pin the worker thread (and process exit) forever
 BACKFILL_SOURCE = "backfill"
 REST_FEEDS = {"iex": DataFeed.IEX, "sip": DataFeed.SIP, "delayed_sip": DataFeed.DELAYED_SIP}
 
 
-class _TimeoutSession(Session):
-    """requests has no default timeout; alpaca-py sets none."""
-
-    def request(self, *args: Any, **kwargs: Any) -> Any:
-        kwargs.setdefault("timeout", REST_TIMEOUT_S)
-        return super().request(*args, **kwargs)
-
-
 def make_rest_client(api_key: str, secret_key: str, url: str | None) -> StockHistoricalDataClient:
     """alpaca-py's REST client in raw mode (timestamps stay nanosecond strings), with request timeouts."""
-    client = StockHistoricalDataClient(api_key, secret_key, raw_data=True, url_override=url)
-    client._session = _TimeoutSession()  # alpaca-py exposes no timeout setting
-    return client
+    return with_request_timeout(StockHistoricalDataClient(api_key, secret_key, raw_data=True, url_override=url))
 
 
 class GapReconciler:

@@ -10,16 +10,16 @@ from producers.feed_source import FeedSource, FeedStream, MessageRouting
 from producers.gaps import GapTracker
 from producers.kafka_publisher import IngestCounters
 from producers.reconnect_policy import ReconnectPolicy
-from producers.resilient_stream import (
+from producers.resilient_stream import StreamFailure, StreamObserver
+from producers.settings import IngestSettings
+from producers.staleness import MarketHours, StalenessMonitor
+from producers.stock_source import (
+    STOCK_ROUTING,
     STREAM_CHANNELS,
     TEST_STREAM_CHANNELS,
     ResilientStockDataStream,
-    StreamFailure,
-    StreamObserver,
+    StockFeedSource,
 )
-from producers.settings import IngestSettings
-from producers.staleness import MarketHours, StalenessMonitor
-from producers.stock_source import STOCK_ROUTING, StockFeedSource
 from producers.stream_router import StreamRouter
 
 # A made-up feed whose data letter is "x" and that has no status messages.
