@@ -8,8 +8,10 @@ client ready) but holds no Alpaca connection; as *active* (holder of the Redis l
          │                            ▼                        ▼
     StalenessMonitor (mute?) ◄── last message per symbol   GapTracker ──► GapReconciler: feed.gaps + REST backfill
 
-The stream comes from a FeedSource (producers/feed_source.py): the stock feed by default
-(producers/stock_source.py), which also names the message letters the router publishes.
+The stream comes from a FeedSource (producers/feed_source.py), chosen by TICKWIRE_FEED_SOURCE among
+producers/feeds.py (the stock feed, producers/stock_source.py, by default); the source also routes the
+message letters to the raw topics, says when data is expected, and provides the REST history for repairs.
+Nothing here knows which feed it streams.
 Subscriptions come from TICKWIRE_SYMBOLS (source ``config``) and the ``subscriptions`` control topic,
 reference-counted by source (SubscriptionManager). Status goes to Redis every second and to Prometheus.
 """
@@ -32,8 +34,9 @@ from pydantic import ValidationError
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from producers.backfill import GapReconciler, make_rest_client
+from producers.backfill import GapReconciler
 from producers.feed_source import FeedSource, FeedStream
+from producers.feeds import open_feed_source
 from producers.gaps import GapTracker, exchange_ns
 from producers.ingest_status import IngestMetrics, IngestStatusReporter
 from producers.kafka_publisher import RawEventPublisher
@@ -42,7 +45,6 @@ from producers.reconnect_policy import ReconnectPolicy
 from producers.resilient_stream import StreamFailure
 from producers.settings import IngestSettings
 from producers.staleness import StalenessMonitor
-from producers.stock_source import StockFeedSource
 from producers.stream_router import StreamRouter
 from producers.subscription_feed import SubscriptionRequestReader
 from producers.subscription_manager import (
@@ -95,28 +97,26 @@ class IngestService:
             raise ConfigurationError("KAFKA_BOOTSTRAP_SERVERS is not set: start the ingest through `tickwire run`")
         self.settings = settings
         self.instance = instance or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:4]}"
+        self.source = source or open_feed_source(settings, credentials(settings))
+        routing = self.source.routing
         bootstrap = bootstrap_list(settings.kafka_bootstrap_servers)
-        self.publisher = RawEventPublisher(bootstrap, settings.ingest_queue_size, **aiokafka_security(settings))
+        self.publisher = RawEventPublisher(bootstrap, settings.ingest_queue_size, topics=routing.topics,
+                                           **aiokafka_security(settings))
         self.policy = ReconnectPolicy(settings.reconnect_base_s, settings.reconnect_max_s,
                                       settings.reconnect_jitter, settings.max_reconnect_attempts)
         self.subscriptions = SubscriptionManager(settings.max_symbols)
         self.subscribed: set[str] = set()
         self.gaps = GapTracker(settings.gap_settle_s)
-        self._credentials = credentials(settings)
-        self.source = source or StockFeedSource(settings, self._credentials)
-        self.staleness = StalenessMonitor(settings.mute_after_s, settings.quiet_after_s, self.source.market_hours())
-        self.router = StreamRouter(self.publisher, self.gaps, self.staleness, self.subscribed,
-                                   routing=self.source.routing)
+        self.staleness = StalenessMonitor(settings.mute_after_s, settings.quiet_after_s, self.source.market_hours(),
+                                          routing.halts, routing.resumes)
+        self.router = StreamRouter(self.publisher, self.gaps, self.staleness, self.subscribed, routing=routing)
         self.on_frame = self.router.on_frame  # the stream calls these directly (hot path)
         self.on_malformed = self.router.on_malformed
         self.reader = SubscriptionRequestReader(bootstrap, self._on_request, control_topic,
                                                 **aiokafka_security(settings))
         self.redis = redis
         self.lease = IngestLease(redis, self.instance, settings.ingest_lease_ttl_s) if redis is not None else None
-        rest = None
-        if settings.alpaca_data_url or settings.has_alpaca_credentials:
-            rest = make_rest_client(*self._credentials, settings.alpaca_data_url)
-        self.reconciler = GapReconciler(self.publisher, rest, settings.alpaca_feed,
+        self.reconciler = GapReconciler(self.publisher, self.source.history(), routing.topics,
                                         settings.backfill_max_window_s)
         self.metrics = IngestMetrics()
         self.reporter = IngestStatusReporter(self.status, redis, self.metrics)
@@ -135,7 +135,7 @@ class IngestService:
         if self.settings.ingest_metrics_port:
             self.metrics.serve(self.settings.ingest_metrics_port)
         background = [_supervised(self.reporter.run, "ingest-status")]
-        if self.reconciler.client is None:
+        if self.reconciler.history is None:
             log.info("gap backfill off: set ALPACA_DATA_URL (local feed) or Alpaca credentials")
         try:
             if not await _unless_stopped(self.publisher.start(), stop):
@@ -153,7 +153,7 @@ class IngestService:
             background += [_supervised(self.reader.run, "ingest-subscriptions"),
                            _supervised(self._reconcile_forever, "ingest-gaps")]
             log.info("ingest ready", instance=self.instance, symbols=sorted(self.subscribed),
-                     pending=list(self.subscriptions.pending), url=self.settings.stream_url)
+                     pending=list(self.subscriptions.pending), url=self.source.url, feed=self.source.name)
             while not stop.is_set():
                 if self.lease is not None and not await self.lease.acquire(stop):
                     break
@@ -176,7 +176,7 @@ class IngestService:
         self.stream = stream
         if previous is not None:
             self._open_takeover_gap(previous)
-        log.info("ingest active: connecting to alpaca", instance=self.instance, url=self.settings.stream_url)
+        log.info("ingest active: connecting to alpaca", instance=self.instance, url=self.source.url)
         stream_task = asyncio.create_task(stream.serve(), name="alpaca-stream")
         helpers = [_supervised(lambda: self._watch_staleness(stream), "ingest-staleness")]
         stopped = asyncio.create_task(stop.wait())
@@ -215,7 +215,7 @@ class IngestService:
         if self.stream is not None and self.stream.sessions > 1:
             self.reconnects_total += 1
         self.gaps.resumed(now)
-        log.info("alpaca stream connected", url=self.settings.stream_url, symbols=len(self.subscribed),
+        log.info("alpaca stream connected", url=self.source.url, symbols=len(self.subscribed),
                  reconnects=self.reconnects_total)
 
     def on_disconnected(self, failure: StreamFailure) -> None:
@@ -324,7 +324,7 @@ class IngestService:
             role=self.role,
             connected=connected,
             healthy=healthy,
-            stream_url=self.settings.stream_url,
+            stream_url=self.source.url,
             subscribed_symbols=sorted(self.subscribed),
             reconnect_attempts=self.policy.attempts,
             queue_depth=self.publisher.depth,

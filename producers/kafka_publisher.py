@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter, deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,9 +55,16 @@ class RawEventPublisher:
     """
 
     def __init__(
-        self, bootstrap_servers: list[str], queue_size: int, batch_size: int = 500, **client_options: Any
+        self,
+        bootstrap_servers: list[str],
+        queue_size: int,
+        batch_size: int = 500,
+        *,
+        topics: Mapping[str, str],
+        **client_options: Any,
     ) -> None:
         self.capacity = queue_size
+        self.topics = topics  # message letter -> raw topic: the feed source's routing
         self._bootstrap_servers = bootstrap_servers
         self.depth = 0  # messages buffered or in flight
         self.batch_size = batch_size
@@ -163,9 +170,11 @@ class RawEventPublisher:
                 frames.append(self._frames.popleft())
                 size += len(frames[-1][0])
             records = []
+            topics = self.topics
             for messages, received_ns in frames:
                 received_at = format_ns_fast(received_ns)  # once per frame
-                records += [r for r in (encode_raw_event(m, received_ns, received_at) for m in messages) if r]
+                records += [r for r in (encode_raw_event(m, received_ns, received_at, topics) for m in messages)
+                            if r]
             await self._send_until_delivered(records, what="batch")
             published = self.counters.published
             for messages, _ in frames:
