@@ -155,7 +155,7 @@ class IngestService:
             log.info("ingest ready", instance=self.instance, symbols=sorted(self.subscribed),
                      pending=list(self.subscriptions.pending), url=self.source.url, feed=self.source.name)
             while not stop.is_set():
-                if self.lease is not None and not await self.lease.acquire(stop):
+                if self.lease is not None and not await _unless_stopped(self.lease.acquire(), stop):
                     break
                 await self._serve_as_active(stop)
         finally:
@@ -182,12 +182,10 @@ class IngestService:
         stopped = asyncio.create_task(stop.wait())
         waiters = {stream_task, stopped}
         if self.lease is not None:
-            waiters.add(asyncio.create_task(self.lease.hold(), name="ingest-lease"))
+            waiters.add(asyncio.create_task(self.lease.keep(), name="ingest-lease"))
         try:
             done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            if self.lease is not None:
-                self.lease.stop_holding()
             await _cancel_all([*helpers, *(waiters - {stream_task})])
             await stream.shutdown()
             try:
