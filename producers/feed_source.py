@@ -53,10 +53,7 @@ class FeedStream(Protocol):
         """(Un)subscribe now if connected, else at the next connect."""
 
     async def serve(self) -> None:
-        """Connect and stream until :meth:`shutdown`, reconnecting after every failure."""
-
-    async def shutdown(self) -> None:
-        """Stop: close the socket now."""
+        """Connect and stream until cancelled, reconnecting after every failure; the cancel closes the socket."""
 
     async def force_reconnect(self, reason: str) -> None:
         """Drop the current session; :meth:`serve` reconnects by policy."""

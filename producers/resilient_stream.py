@@ -6,9 +6,9 @@ unsubscribe (driven through producers/alpaca_adapter.py). This class adds what u
 
 - :meth:`serve`: our ReconnectPolicy, as tenacity's wait, instead of alpaca-py's 0.5-30 s backoff;
   every failure is classified (402/406/409 at auth, HTTP 429 at the handshake, drops) and reported in
-  one line; 409 does not end the stream; cancelling closes the socket (alpaca-py #643).
+  one line; 409 does not end the stream; cancelling it is the stop, and closes the socket (alpaca-py #643).
 - the receive loop: one receive time per frame, the whole frame handed to the observer (raw msgpack maps,
-  nanosecond timestamps intact); no 5 s stop polling: stopping closes the socket, so it is immediate.
+  nanosecond timestamps intact); no 5 s stop polling: a cancel ends it at once.
 - :meth:`change_symbols`: (un)subscribe on the stream's own loop, without alpaca-py's blocking
   ``run_coroutine_threadsafe(...).result()`` that deadlocks there (alpaca-py #491).
 
@@ -22,7 +22,7 @@ import contextlib
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 import msgpack
 import structlog
@@ -88,9 +88,6 @@ class StreamObserver(Protocol):
     def on_disconnected(self, failure: StreamFailure) -> None: ...
 
 
-STOPPED = StreamFailure("closed", "stopped", was_connected=True)
-
-
 class ResilientDataStream:
     """An alpaca-py data stream that never gives up, backs off by policy and changes symbols without deadlock."""
 
@@ -116,10 +113,8 @@ class ResilientDataStream:
         self.last_failure: StreamFailure | None = None
         self._symbols: dict[str, None] = {}  # insertion-ordered set
         self._subscribed = False  # the current session has sent its subscribe: changes go out at once
-        self._should_run = True
         self._forced_reason: str | None = None
         self._subscription_lock = asyncio.Lock()
-        self._stopped = asyncio.Event()  # here, not in serve(): a stop may come before it starts
 
     # --- subscriptions ------------------------------------------------------------------------
 
@@ -152,12 +147,6 @@ class ResilientDataStream:
 
     # --- lifecycle ----------------------------------------------------------------------------
 
-    async def shutdown(self) -> None:
-        """Stop: close the socket now (alpaca-py would notice a stop only at its next 5 s receive poll)."""
-        self._should_run = False
-        self._stopped.set()
-        await self._close_quietly()
-
     async def force_reconnect(self, reason: str) -> None:
         """Drop the current session (e.g. it went mute); :meth:`serve` reconnects by policy."""
         if self.socket.is_open:
@@ -165,31 +154,28 @@ class ResilientDataStream:
             await self._close_quietly()
 
     async def serve(self) -> None:
-        """Connect and stream until :meth:`shutdown`: after every failure, wait as the policy says (a stop
-        cuts the wait short) and connect again."""
-        reconnecting = AsyncRetrying(retry=retry_if_result(lambda _: self._should_run), wait=self._backoff,
+        """Connect and stream until cancelled: after every failure, wait as the policy says and connect
+        again. Cancelling (the stop) closes the socket at once, also during a wait or a connect."""
+        reconnecting = AsyncRetrying(retry=retry_if_result(lambda _: True), wait=self._backoff,
                                      before_sleep=self._report, sleep=self._pause)
         try:
             await reconnecting(self._session)
         finally:
-            await self._close_quietly()  # also on cancellation: an open socket would hold the account's slot
+            await self._close_quietly()  # an open socket would hold the account's one slot
             self.connected = False
 
     async def _session(self) -> StreamFailure:
-        """One connection, subscribed and streaming, until it fails; reported unless stopping."""
-        if not self._should_run:  # stopped during the wait before this attempt
-            return STOPPED
+        """One connection, subscribed and streaming, until it fails (reported to the observer)."""
         failure = await self._one_session()
-        if self._should_run:
-            self.last_failure = failure
-            self.observer.on_disconnected(failure)
+        self.last_failure = failure
+        self.observer.on_disconnected(failure)
         return failure
 
     def _backoff(self, state: RetryCallState) -> float:
         """The policy's next delay (one more failure counted), at least what a 429's Retry-After asks."""
-        failure: StreamFailure = state.outcome.result() if state.outcome is not None else STOPPED
+        failure = self.last_failure
         delay = self.policy.next_delay()
-        if failure.retry_after_s:
+        if failure is not None and failure.retry_after_s:
             delay = max(delay, min(failure.retry_after_s, self.policy.cap))
         self.next_attempt_in_s = delay
         return delay
@@ -201,10 +187,10 @@ class ResilientDataStream:
                     url=self.url, gave_up_counting=self.policy.exhausted)
 
     async def _pause(self, delay: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(delay):
-                await self._stopped.wait()  # a stop cuts the wait short
-        self.next_attempt_in_s = None
+        try:
+            await asyncio.sleep(delay)  # the policy's backoff before the next attempt
+        finally:
+            self.next_attempt_in_s = None
 
     async def _one_session(self) -> StreamFailure:
         established = False
@@ -217,8 +203,7 @@ class ResilientDataStream:
             self.sessions += 1
             self.policy.record_success()
             self.observer.on_connected()
-            await self._receive(receive)
-            return STOPPED
+            await self._receive(receive)  # returns never: the socket's closing raises
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -248,10 +233,10 @@ class ResilientDataStream:
         log.exception("unexpected error in the alpaca stream")
         return StreamFailure("error", f"{type(exc).__name__}: {exc}", was_connected=established)
 
-    async def _receive(self, receive: Callable[[], Awaitable[bytes]]) -> None:
-        """The hot path: frames until the socket closes (a stop, a drop, a forced reconnect) or stopping."""
+    async def _receive(self, receive: Callable[[], Awaitable[bytes]]) -> NoReturn:
+        """The hot path: frames until the socket closes (a drop, a forced reconnect) or a cancel."""
         observer = self.observer
-        while self._should_run:
+        while True:
             frame = await receive()
             received = time.time_ns()
             try:
