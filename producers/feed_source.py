@@ -32,11 +32,6 @@ class MessageRouting:
     def __post_init__(self) -> None:
         object.__setattr__(self, "data", frozenset(self.topics) | ({self.status} if self.status else set()))
 
-    @property
-    def published(self) -> frozenset[str]:
-        """The letters queued for the raw topics."""
-        return frozenset(self.topics)
-
 
 class FeedStream(Protocol):
     """One feed connection as the ingest drives it: reconnects by policy, reports to its observer."""

@@ -66,8 +66,11 @@ class IngestLease:
             wait=wait_fixed(self.renew_s),
             before_sleep=lambda state: self._failed(state, "cannot renew the lease; streaming on"),
         )(self._renew)
-        log.error("lease lost: another ingest holds the alpaca connection now; stepping down",
-                  holder=await self.holder())
+        try:
+            holder = await self.holder()
+        except RedisError:
+            holder = None
+        log.error("lease lost: another ingest holds the alpaca connection now; stepping down", holder=holder)
 
     async def release(self) -> None:
         """Give the lease up (only if still ours), so a standby takes over at once."""

@@ -156,6 +156,7 @@ class ResilientDataStream:
     async def serve(self) -> None:
         """Connect and stream until cancelled: after every failure, wait as the policy says and connect
         again. Cancelling (the stop) closes the socket at once, also during a wait or a connect."""
+        # Every session ends in a failure to retry; only an exception (the cancel, a bug) ends serve().
         reconnecting = AsyncRetrying(retry=retry_if_result(lambda _: True), wait=self._backoff,
                                      before_sleep=self._report, sleep=self._pause)
         try:
