@@ -8,8 +8,10 @@ client ready) but holds no Alpaca connection; as *active* (holder of the Redis l
          │                            ▼                        ▼
     StalenessMonitor (mute?) ◄── last message per symbol   GapTracker ──► GapReconciler: feed.gaps + REST backfill
 
-The stream comes from a FeedSource (producers/feed_source.py): the stock feed by default
-(producers/stock_source.py), which also names the message letters the router publishes.
+The stream comes from a FeedSource (producers/feed_source.py), chosen by TICKWIRE_FEED_SOURCE among
+producers/feeds.py (the stock feed, producers/stock_source.py, by default); the source also routes the
+message letters to the raw topics, says when data is expected, and provides the REST history for repairs.
+Nothing here knows which feed it streams.
 Subscriptions come from TICKWIRE_SYMBOLS (source ``config``) and the ``subscriptions`` control topic,
 reference-counted by source (SubscriptionManager). Status goes to Redis every second and to Prometheus.
 """
@@ -23,17 +25,20 @@ import os
 import socket
 import uuid
 from collections import Counter
-from collections.abc import Callable, Coroutine
-from typing import Any, Literal, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal
 
 import structlog
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, retry_if_result, wait_fixed
+from tenacity.wait import WaitBaseT
 
-from producers.backfill import GapReconciler, make_rest_client
+from producers.backfill import GapReconciler
 from producers.feed_source import FeedSource, FeedStream
+from producers.feeds import open_feed_source
 from producers.gaps import GapTracker, exchange_ns
 from producers.ingest_status import IngestMetrics, IngestStatusReporter
 from producers.kafka_publisher import RawEventPublisher
@@ -42,7 +47,6 @@ from producers.reconnect_policy import ReconnectPolicy
 from producers.resilient_stream import StreamFailure
 from producers.settings import IngestSettings
 from producers.staleness import StalenessMonitor
-from producers.stock_source import StockFeedSource
 from producers.stream_router import StreamRouter
 from producers.subscription_feed import SubscriptionRequestReader
 from producers.subscription_manager import (
@@ -59,13 +63,11 @@ from tickwire.kafka import aiokafka_security, bootstrap_list
 from tickwire.topic_admin import ensure_topics_of
 
 log = structlog.get_logger(__name__)
-T = TypeVar("T")
 
 # The local feed accepts any credentials; alpaca-py needs some to send.
 LOCAL_CREDENTIALS = ("tickwire-local", "tickwire-local")
 CATCH_UP_TIMEOUT_S = 5.0
-STREAM_STOP_TIMEOUT_S = 3.0
-HELPER_STOP_TIMEOUT_S = 1.0
+RESTART_AFTER_S = 1.0  # a background task that failed (a bug) starts again after this
 GAP_CHECK_INTERVAL_S = 0.2
 FLUSH_TIMEOUT_S = 5.0
 # Auth refusals that retrying does not cure: report unhealthy at once.
@@ -95,28 +97,26 @@ class IngestService:
             raise ConfigurationError("KAFKA_BOOTSTRAP_SERVERS is not set: start the ingest through `tickwire run`")
         self.settings = settings
         self.instance = instance or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:4]}"
+        self.source = source or open_feed_source(settings, credentials(settings))
+        routing = self.source.routing
         bootstrap = bootstrap_list(settings.kafka_bootstrap_servers)
-        self.publisher = RawEventPublisher(bootstrap, settings.ingest_queue_size, **aiokafka_security(settings))
+        self.publisher = RawEventPublisher(bootstrap, settings.ingest_queue_size, topics=routing.topics,
+                                           **aiokafka_security(settings))
         self.policy = ReconnectPolicy(settings.reconnect_base_s, settings.reconnect_max_s,
                                       settings.reconnect_jitter, settings.max_reconnect_attempts)
         self.subscriptions = SubscriptionManager(settings.max_symbols)
         self.subscribed: set[str] = set()
         self.gaps = GapTracker(settings.gap_settle_s)
-        self._credentials = credentials(settings)
-        self.source = source or StockFeedSource(settings, self._credentials)
-        self.staleness = StalenessMonitor(settings.mute_after_s, settings.quiet_after_s, self.source.market_hours())
-        self.router = StreamRouter(self.publisher, self.gaps, self.staleness, self.subscribed,
-                                   routing=self.source.routing)
+        self.staleness = StalenessMonitor(settings.mute_after_s, settings.quiet_after_s, self.source.market_hours(),
+                                          routing.halts, routing.resumes)
+        self.router = StreamRouter(self.publisher, self.gaps, self.staleness, self.subscribed, routing=routing)
         self.on_frame = self.router.on_frame  # the stream calls these directly (hot path)
         self.on_malformed = self.router.on_malformed
         self.reader = SubscriptionRequestReader(bootstrap, self._on_request, control_topic,
                                                 **aiokafka_security(settings))
         self.redis = redis
         self.lease = IngestLease(redis, self.instance, settings.ingest_lease_ttl_s) if redis is not None else None
-        rest = None
-        if settings.alpaca_data_url or settings.has_alpaca_credentials:
-            rest = make_rest_client(*self._credentials, settings.alpaca_data_url)
-        self.reconciler = GapReconciler(self.publisher, rest, settings.alpaca_feed,
+        self.reconciler = GapReconciler(self.publisher, self.source.history(), routing.topics,
                                         settings.backfill_max_window_s)
         self.metrics = IngestMetrics()
         self.reporter = IngestStatusReporter(self.status, redis, self.metrics)
@@ -134,77 +134,75 @@ class IngestService:
         """Run until ``stop`` is set: close the socket, publish what is queued, return (well within 10 s)."""
         if self.settings.ingest_metrics_port:
             self.metrics.serve(self.settings.ingest_metrics_port)
-        background = [_supervised(self.reporter.run, "ingest-status")]
-        if self.reconciler.client is None:
+        if self.reconciler.history is None:
             log.info("gap backfill off: set ALPACA_DATA_URL (local feed) or Alpaca credentials")
         try:
-            if not await _unless_stopped(self.publisher.start(), stop):
-                return
-            try:
-                await ensure_topics_of(self.settings)
-            except KafkaError as exc:  # e.g. no CreateTopics permission: the topics may exist, or be made by hand
-                log.warning("cannot create the topics; create them with `tickwire create-topics`",
-                            error=f"{type(exc).__name__}: {exc}")
-            for symbol in self.settings.symbols:
-                await self._change(functools.partial(self.subscriptions.want, symbol, CONFIG_SOURCE), quiet=True)
-            if not await _unless_stopped(self.reader.start(), stop):
-                return
-            await _unless_stopped(self.reader.catch_up(CATCH_UP_TIMEOUT_S), stop)
-            background += [_supervised(self.reader.run, "ingest-subscriptions"),
-                           _supervised(self._reconcile_forever, "ingest-gaps")]
-            log.info("ingest ready", instance=self.instance, symbols=sorted(self.subscribed),
-                     pending=list(self.subscriptions.pending), url=self.settings.stream_url)
-            while not stop.is_set():
-                if self.lease is not None and not await self.lease.acquire(stop):
-                    break
-                await self._serve_as_active(stop)
+            async with asyncio.TaskGroup() as tasks:
+                work = [tasks.create_task(_restarting(self.reporter.run, "ingest-status"), name="ingest-status"),
+                        tasks.create_task(self._start_and_serve(), name="ingest")]
+                await stop.wait()
+                for task in work:
+                    task.cancel()  # the group waits for them: the socket closes, then the lease is released
         finally:
             log.info("ingest stopping", instance=self.instance)
-            await _cancel_all(background)
             with contextlib.suppress(Exception):
                 await self.reader.stop()
             await self.publisher.close(FLUSH_TIMEOUT_S)
             self.metrics.close()
             log.info("ingest stopped", queue_left=self.publisher.depth, **self.publisher.counters.as_dict())
 
-    async def _serve_as_active(self, stop: asyncio.Event) -> None:
-        """Hold the Alpaca connection until ``stop`` or the lease is lost; then close it, then release."""
-        self.role = "active"
-        previous = await self._previous_active_status()
-        stream = self.source.open_stream(self.policy, self)
-        stream.register_symbols(self.subscriptions.active)  # no await before publishing the stream: no lost change
-        self.stream = stream
-        if previous is not None:
-            self._open_takeover_gap(previous)
-        log.info("ingest active: connecting to alpaca", instance=self.instance, url=self.settings.stream_url)
-        stream_task = asyncio.create_task(stream.serve(), name="alpaca-stream")
-        helpers = [_supervised(lambda: self._watch_staleness(stream), "ingest-staleness")]
-        stopped = asyncio.create_task(stop.wait())
-        waiters = {stream_task, stopped}
-        if self.lease is not None:
-            waiters.add(asyncio.create_task(self.lease.hold(), name="ingest-lease"))
+    async def _start_and_serve(self) -> None:
+        """Kafka, the topics and the subscriptions first; then stand by for the lease and stream while it is ours."""
+        await self.publisher.start()
         try:
-            done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            await ensure_topics_of(self.settings)
+        except KafkaError as exc:  # e.g. no CreateTopics permission: the topics may exist, or be made by hand
+            log.warning("cannot create the topics; create them with `tickwire create-topics`",
+                        error=f"{type(exc).__name__}: {exc}")
+        for symbol in self.settings.symbols:
+            await self._change(functools.partial(self.subscriptions.want, symbol, CONFIG_SOURCE), quiet=True)
+        await self.reader.start()
+        await self.reader.catch_up(CATCH_UP_TIMEOUT_S)
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(_restarting(self.reader.run, "ingest-subscriptions"), name="ingest-subscriptions")
+            tasks.create_task(_restarting(self._reconcile_forever, "ingest-gaps"), name="ingest-gaps")
+            log.info("ingest ready", instance=self.instance, symbols=sorted(self.subscribed),
+                     pending=list(self.subscriptions.pending), url=self.source.url, feed=self.source.name)
+            while True:
+                if self.lease is not None:
+                    await self.lease.acquire()
+                await self._serve_as_active()
+
+    async def _serve_as_active(self) -> None:
+        """Hold the feed's connection until the lease is lost (then return) or the ingest stops (cancelled);
+        either way close the socket first, then release the lease."""
+        self.role = "active"
+        try:
+            previous = await self._previous_active_status()
+            stream = self.source.open_stream(self.policy, self)
+            stream.register_symbols(self.subscriptions.active)  # no await before publishing it: no lost change
+            self.stream = stream
+            if previous is not None:
+                self._open_takeover_gap(previous)
+            log.info("ingest active: connecting to alpaca", instance=self.instance, url=self.source.url)
+            async with asyncio.TaskGroup() as tasks:  # leaving it, the stream task has ended: the socket is closed
+                # The stream reconnects by itself; if it ends anyway (a bug), again after the policy's delay.
+                work = [tasks.create_task(_restarting(stream.serve, "alpaca stream", wait=self._policy_delay),
+                                          name="alpaca-stream"),
+                        tasks.create_task(_restarting(functools.partial(self._watch_staleness, stream),
+                                                      "ingest-staleness"), name="ingest-staleness")]
+                if self.lease is not None:
+                    await self.lease.keep()  # returns once another ingest holds the lease
+                    for task in work:
+                        task.cancel()
         finally:
-            if self.lease is not None:
-                self.lease.stop_holding()
-            await _cancel_all([*helpers, *(waiters - {stream_task})])
-            await stream.shutdown()
-            try:
-                await asyncio.wait_for(stream_task, STREAM_STOP_TIMEOUT_S)  # cancels it on timeout
-            except TimeoutError:
-                log.error("alpaca stream did not stop in time; cancelled")
-            except Exception as exc:
-                log.error("alpaca stream task failed", error=f"{type(exc).__name__}: {exc}")
             if self.lease is not None:
                 await self.lease.release()  # only now: the socket is closed, a standby may connect
             self.role = "standby"
             self.stream = None
-        if stream_task in done and not stop.is_set():  # the stream loop ended by itself: never a tight loop
-            delay = self.policy.next_delay()
-            log.error("alpaca stream loop ended unexpectedly; restarting", retry_in_s=round(delay, 2))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), delay)
+
+    def _policy_delay(self, state: RetryCallState) -> float:
+        return self.policy.next_delay()
 
     # --- stream observer ----------------------------------------------------------------------
 
@@ -215,7 +213,7 @@ class IngestService:
         if self.stream is not None and self.stream.sessions > 1:
             self.reconnects_total += 1
         self.gaps.resumed(now)
-        log.info("alpaca stream connected", url=self.settings.stream_url, symbols=len(self.subscribed),
+        log.info("alpaca stream connected", url=self.source.url, symbols=len(self.subscribed),
                  reconnects=self.reconnects_total)
 
     def on_disconnected(self, failure: StreamFailure) -> None:
@@ -324,7 +322,7 @@ class IngestService:
             role=self.role,
             connected=connected,
             healthy=healthy,
-            stream_url=self.settings.stream_url,
+            stream_url=self.source.url,
             subscribed_symbols=sorted(self.subscribed),
             reconnect_attempts=self.policy.attempts,
             queue_depth=self.publisher.depth,
@@ -373,47 +371,18 @@ class IngestService:
         return healthy, "; ".join(problems)
 
 
-async def _cancel_all(tasks: list[asyncio.Task[Any]]) -> None:
-    """Cancel ``tasks`` and wait for them, bounded: a library may swallow a cancel (seen with redis-py on
-    Python 3.11), and the stop must not hang on it."""
-    for task in tasks:
-        task.cancel()
-    if not tasks:
-        return
-    _, stuck = await asyncio.wait(tasks, timeout=HELPER_STOP_TIMEOUT_S)
-    if stuck:
-        log.warning("background tasks did not stop in time", tasks=sorted(t.get_name() for t in stuck))
+async def _restarting(work: Callable[[], Awaitable[Any]], name: str, wait: WaitBaseT = wait_fixed(RESTART_AFTER_S)
+                      ) -> None:
+    """``work``, a task meant to run until cancelled, started again if it fails or ends anyway (a bug): one
+    error line, then ``wait``. A bug in a background task costs its current round, not the ingest."""
 
+    def report(state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome is not None else None
+        why = f"{type(exc).__name__}: {exc}" if exc is not None else "ended"
+        log.error(f"{name} failed; restarting it in {state.upcoming_sleep:.1f} s", error=why, exc_info=exc)
 
-def _supervised(work: Callable[[], Coroutine[Any, Any, Any]], name: str) -> asyncio.Task[None]:
-    """A background task that outlives a bug: logs the error in one line and starts ``work`` again."""
-
-    async def keep_running() -> None:
-        while True:
-            try:
-                await work()
-                return
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.exception(f"{name} failed; restarting it in 1 s", error=f"{type(exc).__name__}: {exc}")
-                await asyncio.sleep(1.0)  # back-off before the restart, not synchronisation
-
-    return asyncio.create_task(keep_running(), name=name)
-
-
-async def _unless_stopped(work: Coroutine[Any, Any, T], stop: asyncio.Event) -> bool:
-    """Await ``work`` unless ``stop`` is set first (then cancel it); True if it finished."""
-    task = asyncio.ensure_future(work)
-    stopped = asyncio.create_task(stop.wait())
-    await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
-    stopped.cancel()
-    if task.done():
-        task.result()
-        return True
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
-    return False
+    await AsyncRetrying(retry=retry_if_exception_type(Exception) | retry_if_result(lambda _: True),
+                        wait=wait, before_sleep=report)(work)
 
 
 async def run_ingest(settings: IngestSettings, stop: asyncio.Event) -> None:

@@ -1,4 +1,4 @@
-"""IngestLease: which ingest may hold the account's one Alpaca connection (a Redis key with a TTL)."""
+"""IngestLease: which ingest may hold the account's one Alpaca connection (redis-py's ``Lock`` with a TTL)."""
 
 from __future__ import annotations
 
@@ -6,19 +6,26 @@ import asyncio
 
 import structlog
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import LockError, LockNotOwnedError, RedisError
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    retry_if_exception_type,
+    retry_if_result,
+    wait_fixed,
+)
 
 from schemas.topics import INGEST_LEASE_KEY
 
 log = structlog.get_logger(__name__)
 
-# Compare-and-extend / compare-and-delete: only the holder may renew or release.
-_RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0"
-_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+RELEASE_TIMEOUT_S = 1.0  # a release is a courtesy to the standby: the lease expires by itself anyway
 
 
 class IngestLease:
-    """A lease at ``INGEST_LEASE_KEY``: ``SET NX PX`` to take it, renewed every third of its TTL.
+    """A redis-py ``Lock`` at ``INGEST_LEASE_KEY`` whose token is this ingest's instance name: taken with
+    ``SET NX PX``, its TTL reset (``reacquire``) every third of it, released only by its holder.
 
     Alpaca allows one stream connection per account, so only the holder connects; a hot standby polls
     and takes over within about one TTL after the holder dies (at once when it releases on shutdown).
@@ -29,77 +36,79 @@ class IngestLease:
     def __init__(self, redis: Redis, owner: str, ttl_s: float, key: str = INGEST_LEASE_KEY) -> None:
         self.redis = redis
         self.owner = owner
-        self.ttl_ms = round(ttl_s * 1000)  # Redis PX
         self.key = key
+        # One task owns the lease: no thread-local token; release errors are ours to judge.
+        self.lock = redis.lock(key, timeout=ttl_s, thread_local=False, raise_on_release_error=False)
         self.poll_s = min(1.0, ttl_s / 5)
         self.renew_s = ttl_s / 3
         self._redis_down = False
-        self._holding = False  # checked around every await: a cancel swallowed inside redis-py must not renew
-
-    async def try_acquire(self) -> bool:
-        """Take the lease if nobody holds it."""
-        return bool(await self.redis.set(self.key, self.owner, nx=True, px=self.ttl_ms))
-
-    async def renew(self) -> bool:
-        """Extend the lease; False if someone else holds it (or it expired)."""
-        return bool(await self.redis.eval(_RENEW, 1, self.key, self.owner, self.ttl_ms))
-
-    async def release(self) -> None:
-        """Give the lease up (only if still ours), so a standby takes over at once; ends :meth:`hold`."""
-        self._holding = False
-        try:
-            await self.redis.eval(_RELEASE, 1, self.key, self.owner)
-        except RedisError as exc:
-            log.warning("lease not released (redis unreachable); it expires by itself", error=str(exc))
-
-    def stop_holding(self) -> None:
-        """Make :meth:`hold` return at its next step, without releasing (the socket must close first)."""
-        self._holding = False
+        self._seen: str | None = None  # the holder a standby last reported
 
     async def holder(self) -> str | None:
         """Who holds the lease now (None: free)."""
         value = await self.redis.get(self.key)
         return value.decode() if isinstance(value, bytes) else value
 
-    async def acquire(self, stop: asyncio.Event) -> bool:
-        """Wait as a standby until the lease is ours (True) or ``stop`` is set (False)."""
-        seen: str | None = None
-        while not stop.is_set():
-            try:
-                if await self.try_acquire():
-                    self._redis_ok()
-                    return True
-                holder = await self.holder()
-                self._redis_ok()
-                if holder != seen and holder is not None:
-                    log.info("standby: another ingest holds the alpaca connection", holder=holder)
-                    seen = holder
-            except RedisError as exc:
-                self._redis_failed(exc, "cannot take the lease")
-            await _wait(stop, self.poll_s)
+    async def acquire(self) -> None:
+        """Wait as a standby until the lease is ours (cancel to stop waiting). Polls every ``poll_s``;
+        while Redis is unreachable it says so once and keeps polling."""
+        await AsyncRetrying(
+            retry=retry_if_result(lambda taken: not taken) | retry_if_exception_type(RedisError),
+            wait=wait_fixed(self.poll_s),
+            before_sleep=lambda state: self._failed(state, "cannot take the lease"),
+        )(self._take)
+
+    async def keep(self) -> None:
+        """Reset the TTL now and every ``renew_s`` while the lease is ours; return once another ingest holds
+        it. Redis unreachable: say so once and stream on (retrying at the same pace)."""
+        await AsyncRetrying(
+            retry=retry_if_result(bool) | retry_if_exception(_redis_down),
+            wait=wait_fixed(self.renew_s),
+            before_sleep=lambda state: self._failed(state, "cannot renew the lease; streaming on"),
+        )(self._renew)
+        try:
+            holder = await self.holder()
+        except RedisError:
+            holder = None
+        log.error("lease lost: another ingest holds the alpaca connection now; stepping down", holder=holder)
+
+    async def release(self) -> None:
+        """Give the lease up (only if still ours), so a standby takes over at once."""
+        try:
+            async with asyncio.timeout(RELEASE_TIMEOUT_S):
+                await self.lock.release()
+        except LockError:  # not ours (any more): nothing to give up
+            pass
+        except (RedisError, TimeoutError) as exc:
+            log.warning("lease not released (redis unreachable); it expires by itself", error=str(exc))
+
+    async def _take(self) -> bool:
+        """One standby poll: take the lease if free, else report a new holder."""
+        if await self.lock.acquire(blocking=False, token=self.owner):
+            self._redis_ok()
+            return True
+        holder = await self.holder()
+        self._redis_ok()
+        if holder != self._seen and holder is not None:
+            log.info("standby: another ingest holds the alpaca connection", holder=holder)
+            self._seen = holder
         return False
 
-    async def hold(self) -> None:
-        """Renew until the lease is lost to another holder (or released), then return."""
-        self._holding = True
-        while self._holding:
-            await asyncio.sleep(self.renew_s)  # the renewal period, not synchronisation
-            try:
-                if not self._holding:
-                    return
-                renewed = await self.renew()
-                if not self._holding:
-                    return
-                if renewed or await self.try_acquire():  # expired unnoticed (redis restart): take it back
-                    self._redis_ok()
-                    continue
-                log.error("lease lost: another ingest holds the alpaca connection now; stepping down",
-                          holder=await self.holder())
-                return
-            except RedisError as exc:
-                self._redis_failed(exc, "cannot renew the lease; streaming on")
+    async def _renew(self) -> bool:
+        """Reset the TTL; True while the lease is ours. Expired unnoticed (e.g. Redis restarted empty):
+        taken back if free."""
+        try:
+            await self.lock.reacquire()
+        except LockNotOwnedError:
+            if not await self.lock.acquire(blocking=False, token=self.owner):
+                return False
+        self._redis_ok()
+        return True
 
-    def _redis_failed(self, exc: Exception, what: str) -> None:
+    def _failed(self, state: RetryCallState, what: str) -> None:
+        exc = state.outcome.exception() if state.outcome is not None else None
+        if exc is None:
+            return  # a standby poll found the lease taken: not a failure
         if not self._redis_down:
             log.error(f"redis unreachable: {what}", error=str(exc))
         self._redis_down = True
@@ -110,8 +119,6 @@ class IngestLease:
         self._redis_down = False
 
 
-async def _wait(stop: asyncio.Event, seconds: float) -> None:
-    try:
-        await asyncio.wait_for(stop.wait(), seconds)
-    except TimeoutError:
-        pass
+def _redis_down(exc: BaseException) -> bool:
+    """A Redis error worth retrying: the server unreachable, not the lock's own ``not held`` verdict."""
+    return isinstance(exc, RedisError) and not isinstance(exc, LockError)

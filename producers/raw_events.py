@@ -1,8 +1,14 @@
-"""RawEventEncoder: an Alpaca message as alpaca-py hands it over (raw mode) -> Kafka key and JSON value."""
+"""RawEventEncoder: an Alpaca message as alpaca-py hands it over (raw mode) -> Kafka key and JSON value.
+
+Which raw topic a message goes to is the feed source's routing (producers/feed_source.py), passed as
+``topics``; without it a message goes where the pipeline reads it (schemas/topics.py), as tests and tools
+that play the ingest's part expect.
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -13,6 +19,9 @@ import orjson
 
 from schemas.timestamps import NS_PER_SECOND, datetime_to_ns
 from schemas.topics import RAW_TOPIC_BY_MESSAGE_TYPE
+
+# Message letter -> raw topic, as the processors read them.
+PIPELINE_RAW_TOPICS: Mapping[str, str] = {kind: spec.name for kind, spec in RAW_TOPIC_BY_MESSAGE_TYPE.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,14 +45,19 @@ def format_ns_fast(ns: int) -> str:
     return f"{_second_prefix(seconds)}.{fraction:09d}Z"
 
 
-def encode_raw_event(message: dict[str, Any], received_ns: int, received_at: str | None = None) -> KafkaRecord | None:
+def encode_raw_event(
+    message: dict[str, Any],
+    received_ns: int,
+    received_at: str | None = None,
+    topics: Mapping[str, str] = PIPELINE_RAW_TOPICS,
+) -> KafkaRecord | None:
     """Keep every Alpaca field as received; ``t`` becomes RFC 3339 with all nine fractional digits.
 
-    ``received_at`` may be passed preformatted (all messages of a frame share it). Returns None for
-    message types tickwire does not publish (statuses, corrections, ...).
+    ``received_at`` may be passed preformatted (all messages of a frame share it). ``topics`` maps a
+    message letter to its raw topic; returns None for letters it does not name (statuses, corrections, ...).
     """
     kind = message.get("T")
-    topic = RAW_TOPIC_BY_MESSAGE_TYPE.get(kind) if type(kind) is str else None  # a list "T" is unhashable
+    topic = topics.get(kind) if type(kind) is str else None  # a list "T" is unhashable
     if topic is None:
         return None
     value = dict(message)
@@ -60,7 +74,7 @@ def encode_raw_event(message: dict[str, Any], received_ns: int, received_at: str
         data = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS, default=str)
     except TypeError:  # an integer beyond 64 bits (JSON frames allow any size): published as text, dead-lettered
         data = orjson.dumps(_big_ints_as_text(value), option=orjson.OPT_NON_STR_KEYS, default=str)
-    return KafkaRecord(topic.name, key, data)
+    return KafkaRecord(topic, key, data)
 
 
 def _big_ints_as_text(value: Any) -> Any:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
+from producers.feeds import DEFAULT_FEED_SOURCE, FEED_SOURCE_VARIABLE, FEED_SOURCES
 from tickwire.settings import AlpacaSettings
 
 MarketHours = Literal["always", "extended", "regular"]
@@ -14,6 +15,9 @@ DEFAULT_INGEST_METRICS_PORT = 9101  # Prometheus' convention: one well-known por
 
 class IngestSettings(AlpacaSettings):
     """The ingest: Alpaca -> the raw topics."""
+
+    feed_source: str = Field(DEFAULT_FEED_SOURCE, validation_alias=FEED_SOURCE_VARIABLE,
+                             description=f"the feed the ingest streams: {', '.join(FEED_SOURCES)}")
 
     # A 10x burst for 1 s at 1,000 quotes/s is 10,000 quotes on top of the steady flow; twice that fits,
     # at ~680 bytes per queued quote (measured with tracemalloc): ~13 MiB when full.
@@ -48,6 +52,14 @@ class IngestSettings(AlpacaSettings):
     ingest_metrics_port: int = Field(DEFAULT_INGEST_METRICS_PORT, ge=0, le=65535,
                                      validation_alias="TICKWIRE_INGEST_METRICS_PORT",
                                      description="Prometheus /metrics port of the ingest; 0 = off")
+
+    @field_validator("feed_source")
+    @classmethod
+    def _known_feed(cls, value: str) -> str:
+        name = value.strip().lower()
+        if name not in FEED_SOURCES:
+            raise ValueError(f"{value!r} is not a feed the ingest knows (choices: {', '.join(FEED_SOURCES)})")
+        return name
 
     @property
     def effective_market_hours(self) -> MarketHours:

@@ -1,47 +1,50 @@
-"""StalenessMonitor: tells a quiet symbol from a mute socket, aware of market hours and trading halts."""
+"""StalenessMonitor: tells a quiet symbol from a mute socket, aware of the feed's trading hours and halts.
+
+What "trading hours" and "halted" mean is the feed's: a source passes its :class:`MarketHours` and the
+status codes that halt and resume a symbol (the stock feed's are in producers/stock_source.py).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, time
-from typing import Literal
 from zoneinfo import ZoneInfo
 
 from schemas.timestamps import NS_PER_SECOND
 
-NEW_YORK = ZoneInfo("America/New_York")
-MarketHoursMode = Literal["always", "extended", "regular"]
-# US equity sessions in New York time; IEX quotes flow in the extended session (04:00-20:00).
-_SESSIONS: dict[str, tuple[time, time]] = {
-    "extended": (time(4, 0), time(20, 0)),
-    "regular": (time(9, 30), time(16, 0)),
-}
-# Trading status codes (``sc`` of ``T: "s"`` messages): CTA 2 = halt; UTP H = halt, P = volatility pause.
-HALT_CODES = frozenset({"2", "H", "P"})
-# CTA 3 = resume; UTP T = trading resumption, Q = quotation resumption (quotes flow again).
-RESUME_CODES = frozenset({"3", "T", "Q"})
+WEEKDAYS = frozenset(range(5))  # Monday .. Friday
+
+
+@dataclass(frozen=True)
+class Session:
+    """A daily trading window in its exchange's time zone, on the given weekdays (0 = Monday)."""
+
+    zone: ZoneInfo
+    opens: time
+    closes: time
+    weekdays: frozenset[int] = WEEKDAYS
+
+    def is_open(self, now: datetime) -> bool:
+        """True if the aware datetime ``now`` falls inside this window."""
+        local = now.astimezone(self.zone)
+        return local.weekday() in self.weekdays and self.opens <= local.time() < self.closes
 
 
 class MarketHours:
-    """Whether data is expected now: ``always`` (local or test feed), or the US ``extended``/``regular``
-    session on weekdays. Exchange holidays are not known: on one, a silent feed looks mute and is
-    reconnected every ``mute_after`` seconds, which is harmless."""
+    """Whether a feed's data is expected now: ``always`` (a 24/7 feed, a local or test feed), or inside the
+    session named ``mode`` among the feed's ``sessions``. Exchange holidays are not known: on one, a silent
+    feed looks mute and is reconnected every ``mute_after`` seconds, which is harmless."""
 
-    def __init__(self, mode: MarketHoursMode) -> None:
-        if mode != "always" and mode not in _SESSIONS:
+    def __init__(self, mode: str, sessions: Mapping[str, Session] | None = None) -> None:
+        self.session = (sessions or {}).get(mode)
+        if mode != "always" and self.session is None:
             raise ValueError(f"unknown market hours mode {mode!r}")
         self.mode = mode
 
     def is_open(self, now: datetime) -> bool:
         """True if the market (as configured) is open at the aware datetime ``now``."""
-        if self.mode == "always":
-            return True
-        local = now.astimezone(NEW_YORK)
-        if local.weekday() >= 5:
-            return False
-        start, end = _SESSIONS[self.mode]
-        return start <= local.time() < end
+        return self.session is None or self.session.is_open(now)
 
 
 @dataclass(frozen=True)
@@ -61,21 +64,32 @@ class StalenessMonitor:
       socket subscribed): the socket is mute and must be reconnected (alpaca-py issue #740).
     - One symbol silent for ``quiet_after_s`` while the socket carries other data: that symbol is
       quiet (thin trading), reported but no reason to reconnect.
+
+    A trading-status code in ``halts`` silences a symbol legitimately until a code in ``resumes``.
     """
 
-    def __init__(self, mute_after_s: float, quiet_after_s: float, market_hours: MarketHours) -> None:
+    def __init__(
+        self,
+        mute_after_s: float,
+        quiet_after_s: float,
+        market_hours: MarketHours,
+        halts: Collection[str] = frozenset(),
+        resumes: Collection[str] = frozenset(),
+    ) -> None:
         self.mute_after_ns = int(mute_after_s * NS_PER_SECOND)
         self.quiet_after_ns = int(quiet_after_s * NS_PER_SECOND)
         self.market_hours = market_hours
+        self.halt_codes = frozenset(halts)
+        self.resume_codes = frozenset(resumes)
         self.halted: set[str] = set()
 
     def on_status(self, symbol: str, code: object) -> None:
         """Record a trading status message (halts silence a symbol legitimately)."""
         if type(code) is not str:  # malformed (a list would not even hash): not a status we know
             return
-        if code in HALT_CODES:
+        if code in self.halt_codes:
             self.halted.add(symbol)
-        elif code in RESUME_CODES:
+        elif code in self.resume_codes:
             self.halted.discard(symbol)
 
     def forget(self, symbol: str) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -10,7 +9,7 @@ import structlog
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
-from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
+from tenacity import AsyncRetrying, retry_if_exception_type, retry_if_result, stop_after_delay, wait_exponential
 
 from schemas.events import SubscriptionRequest
 from schemas.topics import SUBSCRIPTIONS
@@ -51,17 +50,20 @@ class SubscriptionRequestReader:
         self._consumer.subscribe([self.topic])
 
     async def catch_up(self, timeout: float) -> bool:
-        """Apply the topic's history; True once every partition is read to the high watermark its fetches report."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while loop.time() < deadline:
-            await self._poll(200)
-            if await self._caught_up():
-                log.info("subscription requests caught up", applied=self.applied)
-                return True
-        log.warning("subscription history not fully read in time; continuing with what was read",
-                    applied=self.applied, timeout_s=timeout)
-        return False
+        """Apply the topic's history; True once every partition is read to the high watermark its fetches
+        report, False (with a warning) if ``timeout`` passes first. Never cut short inside a fetch: its
+        records are applied before the clock is checked."""
+        caught_up: bool = await AsyncRetrying(
+            retry=retry_if_result(lambda done: not done),
+            stop=stop_after_delay(timeout),
+            retry_error_callback=lambda state: False,
+        )(self._poll_then_check)
+        if caught_up:
+            log.info("subscription requests caught up", applied=self.applied)
+        else:
+            log.warning("subscription history not fully read in time; continuing with what was read",
+                        applied=self.applied, timeout_s=timeout)
+        return caught_up
 
     async def run(self) -> None:
         """Follow new requests forever."""
@@ -71,6 +73,10 @@ class SubscriptionRequestReader:
     async def stop(self) -> None:
         """Disconnect."""
         await self._consumer.stop()
+
+    async def _poll_then_check(self) -> bool:
+        await self._poll(200)
+        return await self._caught_up()
 
     async def _caught_up(self) -> bool:
         partitions = self._consumer.assignment()

@@ -5,25 +5,29 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+import pytest
+from pydantic import ValidationError
+
 from producers.alpaca_ingest import IngestService
 from producers.feed_source import FeedSource, FeedStream, MessageRouting
 from producers.gaps import GapTracker
 from producers.kafka_publisher import IngestCounters
 from producers.reconnect_policy import ReconnectPolicy
-from producers.resilient_stream import (
+from producers.resilient_stream import StreamFailure, StreamObserver
+from producers.settings import IngestSettings
+from producers.staleness import MarketHours, StalenessMonitor
+from producers.stock_source import (
+    STOCK_ROUTING,
     STREAM_CHANNELS,
     TEST_STREAM_CHANNELS,
     ResilientStockDataStream,
-    StreamFailure,
-    StreamObserver,
+    StockFeedSource,
 )
-from producers.settings import IngestSettings
-from producers.staleness import MarketHours, StalenessMonitor
-from producers.stock_source import STOCK_ROUTING, StockFeedSource
 from producers.stream_router import StreamRouter
+from tickwire.cli_errors import validation_lines
 
 # A made-up feed whose data letter is "x" and that has no status messages.
-X_ROUTING = MessageRouting(published=frozenset({"x"}))
+X_ROUTING = MessageRouting(topics={"x": "x.raw"})
 
 
 class HandOver:
@@ -75,6 +79,7 @@ class AroundTheClockSource:
     """A second feed in one class, as crypto would be: its own letters, open 24/7."""
 
     name = "x-feed"
+    url = "ws://x.example/feed"
     routing = X_ROUTING
 
     def __init__(self) -> None:
@@ -82,6 +87,9 @@ class AroundTheClockSource:
 
     def market_hours(self) -> MarketHours:
         return MarketHours("always")
+
+    def history(self) -> None:
+        return None
 
     def open_stream(self, policy: ReconnectPolicy, observer: StreamObserver) -> FeedStream:
         stream = IdleStream(observer)
@@ -91,7 +99,7 @@ class AroundTheClockSource:
 
 def _router(routing: MessageRouting) -> tuple[StreamRouter, HandOver, StalenessMonitor]:
     hand_over = HandOver()
-    staleness = StalenessMonitor(60, 30, MarketHours("always"))
+    staleness = StalenessMonitor(60, 30, MarketHours("always"), routing.halts, routing.resumes)
     router = StreamRouter(hand_over, GapTracker(5.0), staleness, {"AAPL"}, routing=routing)  # type: ignore[arg-type]
     return router, hand_over, staleness
 
@@ -131,3 +139,23 @@ def test_the_stock_source_opens_a_stock_stream_with_the_channels_its_feed_offers
     assert (live.channels, test.channels) == (STREAM_CHANNELS, TEST_STREAM_CHANNELS)
     stream = live.open_stream(policy, IngestService.__new__(IngestService))
     assert isinstance(stream, ResilientStockDataStream) and stream.channels == STREAM_CHANNELS
+
+
+async def test_the_ingest_streams_the_feed_its_setting_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TICKWIRE_FEED_SOURCE", "Stocks")
+    settings = IngestSettings(_env_file=None, kafka_bootstrap_servers="127.0.0.1:1", symbols=["AAPL"])
+    service = IngestService(settings)
+    try:
+        assert settings.feed_source == "stocks"
+        assert isinstance(service.source, StockFeedSource) and service.router.routing is STOCK_ROUTING
+    finally:
+        await service.reader.stop()
+        await service.publisher.close(0.1)
+
+
+def test_an_unknown_feed_is_one_line_naming_the_variable_and_the_choices(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TICKWIRE_FEED_SOURCE", "crypto")
+    with pytest.raises(ValidationError) as error:
+        IngestSettings(_env_file=None)
+    assert validation_lines(error.value) == [
+        "TICKWIRE_FEED_SOURCE: 'crypto' is not a feed the ingest knows (choices: stocks)"]

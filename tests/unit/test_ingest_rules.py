@@ -10,7 +10,9 @@ import pytest
 
 from producers.gaps import GapTracker, exchange_ns
 from producers.reconnect_policy import ReconnectPolicy
-from producers.staleness import MarketHours, StalenessMonitor
+from producers.staleness import StalenessMonitor
+from producers.stock_source import STOCK_ROUTING
+from producers.stock_source import StockMarketHours as MarketHours
 from producers.subscription_manager import SubscriptionLimitError, SubscriptionManager
 from schemas.events import GapReason, SubscriptionRequest
 from schemas.timestamps import NS_PER_SECOND
@@ -111,7 +113,8 @@ T0 = 1_700_000_000 * S  # 2023-11-14 22:13:20 UTC: a Tuesday, 17:13 in New York
 
 
 def monitor(mode: str = "always") -> StalenessMonitor:
-    return StalenessMonitor(mute_after_s=10, quiet_after_s=5, market_hours=MarketHours(mode))  # type: ignore[arg-type]
+    return StalenessMonitor(mute_after_s=10, quiet_after_s=5, market_hours=MarketHours(mode),
+                            halts=STOCK_ROUTING.halts, resumes=STOCK_ROUTING.resumes)
 
 
 def test_staleness_given_one_silent_symbol_while_others_flow_reports_it_quiet_not_mute() -> None:
