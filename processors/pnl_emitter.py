@@ -12,15 +12,15 @@ from collections.abc import Sequence
 
 import structlog
 
+from domain.pnl_conflation import PnLConflator
+from domain.pnl_join import PnLBatchResult, PnLJoiner
+from domain.pnl_payloads import PnLPayloads
 from domain.records import SourceRecord
+from domain.subscription_keeper import SubscriptionKeeper
 from domain.valuation import PositionValuation
 from processors.metrics import ProcessorMetrics
 from processors.output_producer import OutputProducer
-from processors.pnl_conflation import PnLConflator
-from processors.pnl_join import PnLBatchResult, PnLJoiner
-from processors.pnl_payloads import PnLPayloads
 from processors.pnl_projection import PnLProjector
-from processors.subscription_keeper import SubscriptionKeeper
 from schemas.timestamps import now_ns
 from schemas.topics import PNL, POSITIONS_REJECTED, SUBSCRIPTIONS, subscription_key
 

@@ -22,18 +22,18 @@ import structlog
 from aiokafka import ConsumerRecord, TopicPartition
 from redis.exceptions import RedisError
 
+from domain.pnl_conflation import PnLConflator
+from domain.pnl_join import PnLJoiner
 from domain.positions import validate_position
 from domain.quotes import Rejection
 from domain.records import SourceRecord, dead_letter
+from domain.subscription_keeper import SubscriptionKeeper
 from processors.hold_timer import HoldTimer
 from processors.metrics import ProcessorMetrics
 from processors.output_producer import OutputProducer
-from processors.pnl_conflation import PnLConflator
 from processors.pnl_emitter import PnLEmitter
-from processors.pnl_join import PnLJoiner
 from processors.pnl_projection import PnLProjector
 from processors.settings import ProcessorSettings
-from processors.subscription_keeper import SubscriptionKeeper
 from processors.topic_reader import newest_by_key, read_ranges
 from schemas.events import Position, PreviousClose
 from schemas.topics import (

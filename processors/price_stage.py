@@ -1,7 +1,7 @@
 """PriceStage: the firehose. ``quotes.raw`` -> validated prices -> ``prices``, ``quotes.rejected``, marks, Redis.
 
 A :class:`~processors.batch_consumer.BatchConsumer` hands it whatever each fetch returned. Per batch: the
-:class:`~processors.price_handler.PriceHandler` validates and prices it (pure), the outputs are queued on
+:class:`~domain.price_handler.PriceHandler` validates and prices it (pure), the outputs are queued on
 the batched producer (never awaited inline), and the Redis projection (one pipeline per batch) is awaited,
 so a batch is done once Redis has it. Before each offset commit: every held mark goes out, the changed
 symbols' latest prices go to the changelog, and every output is acknowledged (the commit rule).
@@ -18,13 +18,13 @@ import orjson
 import structlog
 from aiokafka import ConsumerRecord, TopicPartition
 
+from domain.price_handler import MarkRecord, PriceHandler
 from domain.quotes import QuoteValidator
 from domain.records import SourceRecord
 from processors.hold_timer import HoldTimer
 from processors.latest_prices import LatestPrices
 from processors.metrics import ProcessorMetrics
 from processors.output_producer import OutputProducer
-from processors.price_handler import Mark, PriceHandler
 from processors.redis_projection import PriceProjector
 from processors.settings import ProcessorSettings
 from processors.topic_reader import newest_by_key, read_ranges
@@ -123,7 +123,7 @@ class PriceStage:
     async def _release_due_marks(self) -> None:
         await self._send_marks(self.handler.due_marks(time.monotonic()))
 
-    async def _send_marks(self, marks: list[Mark]) -> None:
+    async def _send_marks(self, marks: list[MarkRecord]) -> None:
         if marks:
             await self.outputs.send_many(self.marks_topic, marks)
             self.metrics.marks.inc(len(marks))

@@ -16,9 +16,9 @@ from typing import Protocol
 from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
 
+from domain.price_handler import PriceHandler
 from domain.quotes import QuoteValidator
 from domain.records import SourceRecord
-from processors.price_handler import PriceHandler
 from processors.redis_projection import PriceProjector
 from schemas.timestamps import NS_PER_SECOND
 from schemas.topics import PRICES, QUOTES_RAW, QUOTES_REJECTED, replay_topic
@@ -61,7 +61,7 @@ class ReplayHandler(Protocol):
 
 
 class PriceReplayHandler:
-    """The price stage (:class:`~processors.price_handler.PriceHandler`): validate, keep the latest price, project.
+    """The price stage (:class:`~domain.price_handler.PriceHandler`): validate, keep the latest price, project.
 
     The latest prices start empty, as a fresh worker's would, and live in memory for the run; marks (the
     P&L stage's input) are not replayed.
