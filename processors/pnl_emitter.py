@@ -73,5 +73,5 @@ class PnLEmitter:
             await self.projector.project(valued, payloads=payloads)
         else:
             await self.projector.project(valued, result.positions, result.trades, result.closes, payloads)
-        self.metrics.latency.observe_pnl(valued, now_ns())
+        self.metrics.latency.observe_valuations(valued, now_ns())
         self.metrics.revaluations.inc(len(valued))

@@ -76,7 +76,7 @@ class PriceStage:
             self.metrics.accepted.inc(len(batch.prices))
         await self._send_marks(batch.marks)
         await self.projector.project(batch.payloads, [dead.value for dead in batch.rejected])
-        self.metrics.latency.observe_prices(batch.prices, batch.appended_ns, processed_ns, now_ns())
+        self.metrics.latency.observe_priced(batch.prices, batch.appended_ns, processed_ns, now_ns())
 
     async def before_commit(self) -> None:
         """Every held mark and changed latest price is sent; then every output is acknowledged."""
