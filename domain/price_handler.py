@@ -120,3 +120,11 @@ def _decoded(value: bytes) -> object:
         return orjson.loads(value)
     except orjson.JSONDecodeError:
         return value.decode("utf-8", "replace")
+
+
+def newer_price(restored: dict[str, Any], current: dict[str, Any] | None) -> bool:
+    """Whether a restored latest price replaces the one held: it is a price, and not older (the table's rule)."""
+    stamp = restored.get("timestamp")
+    if not isinstance(restored.get("symbol"), str) or not isinstance(stamp, str):
+        return False
+    return current is None or current["timestamp"] < stamp

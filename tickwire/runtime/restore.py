@@ -1,4 +1,4 @@
-"""Read ranges of partitions (state restore): records in order, or the newest value per key.
+"""Restore reads: ranges of partitions read to their end, records in order or the newest value per key.
 
 "The end" of a partition is the high watermark each fetch response carries, never ListOffsets: the
 embedded broker answers ListOffsets(latest) wrongly for multi-record batches. Restores are not
