@@ -74,7 +74,7 @@ class TableSpec:
     key: str
     value: str
     changelog: Callable[[str], str] | None = None  # app id -> its compacted changelog; None: rebuilt from inputs
-    restored_from: str = ""  # the inputs it is rebuilt from (the topology says it), when it has no changelog
+    restored_from: tuple[str, ...] = ()  # the topics it is rebuilt from when it has no changelog (the topology)
     newer: Callable[[Json, Json | None], bool] | None = None  # which restored value wins (None: the restored one)
 
 
@@ -161,11 +161,9 @@ STAGES: tuple[StageSpec[Any], ...] = (
         redis=(pnl_key("{account}"), pnl_total_key("{account}"), pnl_channel("{account}"),
                positions_key("{account}"), ACCOUNTS_KEY, close_key("{SYMBOL}"), last_trade_key("{SYMBOL}")),
         tables=(
-            TableSpec(POSITIONS_TABLE, "symbol", "{account: Position}",
-                      restored_from=f"{POSITIONS_BY_SYMBOL.name} (to the committed offset)"),
+            TableSpec(POSITIONS_TABLE, "symbol", "{account: Position}", restored_from=(POSITIONS_BY_SYMBOL.name,)),
             TableSpec(MARKS_TABLE, "symbol", "{price, trade, close}",
-                      restored_from=f"{latest_price_changelog(APP_ID)}, the tail of {marks_topic(APP_ID)}, "
-                                    f"{DAILY_BARS_RAW.name}"),
+                      restored_from=(latest_price_changelog(APP_ID), marks_topic(APP_ID), DAILY_BARS_RAW.name)),
         ),
         handler=pnl_handler,
         stage=PnLStage,
@@ -215,12 +213,13 @@ def topology_markdown() -> str:
     by_policy = {policy: ProcessorSettings.model_construct(processor_app_id=APP_ID, mark_policy=policy)
                  for policy in get_args(MarkPolicy)}
     default = by_policy[ProcessorSettings.model_fields["mark_policy"].default]
-    rows = ["| Stage | Consumer group | Reads | Writes | State (restored from) | Redis | `tickwire replay` reads |",
+    rows = ["| Stage | Consumer group | Reads | Writes | State (a takeover restores it from) | Redis | "
+            "`tickwire replay` reads → writes |",
             "|---|---|---|---|---|---|---|"]
     for spec in STAGES:
         tables = "; ".join(
-            f"`{t.name}` ({t.key} → {t.value}; "
-            + (f"changelog `{t.changelog(APP_ID)}`" if t.changelog else t.restored_from) + ")"
+            f"`{t.name}` ({t.key} → {t.value}) from "
+            + ", ".join(f"`{topic}`" for topic in ((t.changelog(APP_ID),) if t.changelog else t.restored_from))
             for t in spec.tables) or "none"
         replay = ("none" if spec.replay is None else
                   ", ".join(f"`{t}`" for t in spec.replay.topics(APP_ID))

@@ -39,10 +39,11 @@ def build_processor(settings: ProcessorSettings, registry: CollectorRegistry | N
     members = []
     for spec in selected(settings.stages):
         stage = spec.build(StageContext(settings, redis, outputs, metrics))
-        batch = group_member(settings, stage, topics=spec.inputs(settings), group=spec.group(app_id), name=spec.name,
+        group = spec.group(app_id)
+        batch = group_member(settings, stage, topics=spec.inputs(settings), group=group, name=spec.name,
                              fetch_wait_s=spec.fetch_wait_s(settings), max_records=settings.price_batch_max,
                              commit_interval_s=settings.commit_interval_s)
-        members.append(Member(spec.name, batch, stage.sidecars(batch)))
+        members.append(Member(spec.name, group, batch, stage.sidecars(batch)))
     return StreamProcess(settings, members, pipeline_topics(app_id), closing=[outputs.stop, redis.aclose])
 
 

@@ -24,6 +24,7 @@ class Member:
     """One stage in the process: its consumer loop and the tasks beside it (timers, progress)."""
 
     name: str
+    group: str
     batch: BatchConsumer
     sidecars: list[Sidecar] = field(default_factory=list)
 
@@ -49,7 +50,7 @@ class StreamProcess:
                     tasks.create_task(member.batch.run(stop), name=f"{member.name} consumer")
                     for sidecar in member.sidecars:
                         tasks.create_task(run_until(stop, sidecar), name=f"{member.name} {_name(sidecar)}")
-                log.info("processor running", stages=[m.name for m in self.members])
+                log.info("processor running", stages={m.name: m.group for m in self.members})
         finally:
             for member in self.members:  # started or not: each owns a client to close
                 with contextlib.suppress(Exception):
