@@ -14,7 +14,7 @@ from tickwire.settings import TickwireSettings
 class ProcessorSettings(TickwireSettings):
     """One processor process: which stages it runs, how the price stage fetches and commits, P&L cadence."""
 
-    # The names are the stage registry's (processors/registry.py); the default runs all of them.
+    # The names are the stage registry's (processors/registry.py); unset, the pipeline's two stages run.
     stages: Annotated[tuple[str, ...], NoDecode] = Field(
         ("price", "pnl"), validation_alias="TICKWIRE_PROCESSOR_STAGES",
         description="which stages this process runs: price, pnl or both (price,pnl)")
