@@ -20,7 +20,7 @@ def test_architecture_doc_given_the_registry_holds_its_topology_between_the_mark
     found = re.search(r"<!-- topology:start -->\n(.*?)<!-- topology:end -->", text, re.DOTALL)
     assert found is not None, "docs/architecture.md has no <!-- topology:start --> ... <!-- topology:end --> block"
     assert found.group(1) == topology_markdown(), (
-        "docs/architecture.md's topology is stale: paste processors.registry.topology_markdown() between the markers")
+        "docs/architecture.md's topology is stale: python tools/topology_doc.py")
 
 
 def test_stages_setting_given_registry_names_accepts_them_and_refuses_others() -> None:
