@@ -228,9 +228,8 @@ class StageReplay:
 
         values = {name: value for name, value in context.settings.model_dump().items()
                   if name in ProcessorSettings.model_fields}
-        # The run's age limit is given in full: a feed setting must not add the delayed feed's delay again.
-        values.update(price_ttl_s=context.ttl_seconds, max_quote_age_s=context.max_quote_age_s, alpaca_feed="iex",
-                      pnl_mark_interval_s=0.0, stages=(spec.name,))
+        values.update(context.overrides)
+        values.update(price_ttl_s=context.ttl_seconds, pnl_mark_interval_s=0.0, stages=(spec.name,))
         settings = ProcessorSettings(**values)
         self.name = spec.name
         self.topics = spec.replay.topics(settings.processor_app_id)

@@ -131,7 +131,9 @@ async def replay(settings: ToolSettings, request: ReplayRequest, progress: Repla
         await consumer.start()
         max_age = (request.max_quote_age_s if request.max_quote_age_s is not None
                    else settings.quote_age_limit_s)
-        context = ReplayContext(run_id, namespace, redis, producer, settings.replay_ttl_s, settings, max_age)
+        # The run's age limit is given in full (the delayed feed's delay included): the feed must not add it again.
+        context = ReplayContext(run_id, namespace, redis, producer, settings.replay_ttl_s, settings,
+                                {"max_quote_age_s": max_age, "alpaca_feed": "iex"})
         handlers = handlers_for(context, request.topics)
         topics = list(dict.fromkeys(topic for h in handlers for topic in h.topics))
         resolving = time.monotonic()

@@ -36,7 +36,7 @@ class FakeProducer:
 def context(producer: Any, app_id: str = "app") -> ReplayContext:
     settings = ToolSettings(KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:1", TICKWIRE_PROCESSOR_APP_ID=app_id)
     return ReplayContext("r1", replay_namespace("r1"), Redis.from_url("redis://127.0.0.1:1/0"), producer, 60,
-                         settings, 60.0)
+                         settings, {"max_quote_age_s": 5.0})
 
 
 async def test_replay_handlers_given_topics_runs_the_stages_that_replay_them_over_their_inputs() -> None:
@@ -52,6 +52,7 @@ async def test_replay_handlers_given_topics_runs_the_stages_that_replay_them_ove
     assert price.output_topics == {"prices": "prices.replay.r1", "quotes.rejected": "quotes.rejected.replay.r1"}
     assert [h.name for h in both] == ["price", "pnl"]
     assert pnl.stage.settings.price_ttl_s == 60 and pnl.stage.projector.namespace == "replay:r1:"
+    assert price.stage.settings.quote_age_limit_s == 5.0
 
 
 async def test_run_outputs_given_declared_and_other_topics_renames_counts_and_drops() -> None:

@@ -9,9 +9,9 @@ changelogs, re-keyed positions and subscription requests are the live pipeline's
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 from redis.asyncio import Redis
@@ -30,7 +30,7 @@ class ReplayContext:
     producer: AIOKafkaProducer
     ttl_seconds: int
     settings: TickwireSettings
-    max_quote_age_s: float  # the run's quote age limit, in full (the delayed feed's delay included)
+    overrides: Mapping[str, Any] = field(default_factory=dict)  # settings the run changes (a what-if), by field
 
 
 @dataclass
