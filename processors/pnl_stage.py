@@ -34,7 +34,6 @@ from schemas.timestamps import now_ns
 from schemas.topics import (
     DAILY_BARS_RAW,
     PNL,
-    POSITIONS,
     POSITIONS_BY_SYMBOL,
     POSITIONS_REJECTED,
     SUBSCRIPTIONS,
@@ -49,17 +48,11 @@ from tickwire.runtime.timers import HoldTimer, Sidecar
 
 if TYPE_CHECKING:
     from processors.registry import StageContext
-    from processors.settings import ProcessorSettings
 
 log = structlog.get_logger(__name__)
 
 TRADE_RESTORE_WINDOW = 5_000  # marks read back per partition for the newest trade of each symbol (``last`` policy)
 REASSERT_EVERY_S = 10.0  # a flushed or restarted Redis gets positions, accounts and closes back within this
-
-
-def pnl_input_topics(settings: ProcessorSettings) -> list[str]:
-    """What the P&L stage consumes."""
-    return [POSITIONS.name, POSITIONS_BY_SYMBOL.name, marks_topic(settings.processor_app_id), DAILY_BARS_RAW.name]
 
 
 def pnl_handler(ctx: StageContext) -> PnLHandler:
