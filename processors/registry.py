@@ -14,7 +14,7 @@ A new stage is one module (its pure handler and its I/O side) and one entry in :
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, get_args
 
 from aiokafka import ConsumerRecord
@@ -126,7 +126,7 @@ class StageSpec(Generic[H]):
         if not ctx.tables and self.tables:
             app_id = ctx.settings.processor_app_id
             tables = {t.name: ChangelogTable(t.changelog(app_id), t.newer) for t in self.tables if t.changelog}
-            ctx = StageContext(ctx.settings, ctx.redis, ctx.outputs, ctx.metrics, tables, ctx.namespace, ctx.replay)
+            ctx = replace(ctx, tables=tables)
         return self.stage(ctx, self.handler(ctx))
 
     def changelogs(self, app_id: str) -> list[TopicSpec]:
