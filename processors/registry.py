@@ -5,7 +5,7 @@ a takeover restores them from), the Redis names it projects to, its pure handler
 side (a :class:`~tickwire.runtime.stage.StageBase`), and what a replay of it reads and writes. Everything else
 is derived from this list: ``tickwire processor`` builds the stages ``TICKWIRE_PROCESSOR_STAGES`` names from it
 (``processors/worker.py``), the settings accept exactly its names, ``tickwire replay`` finds which stage
-replays a topic here (``consumers/tools/replay_handlers.py``), and the topology table in
+replays a topic here and runs it (``processors/stage_replay.py``), and the topology table in
 ``docs/architecture.md`` is :func:`topology_markdown` (a unit test keeps the two equal).
 
 A new stage is one module (its pure handler and its I/O side) and one entry in :data:`STAGES`.
@@ -13,12 +13,10 @@ A new stage is one module (its pure handler and its I/O side) and one entry in :
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, get_args
 
-from aiokafka import ConsumerRecord
-from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
 from domain.price_handler import newer_price
@@ -59,7 +57,6 @@ from schemas.topics import (
     symbol_stats_key,
 )
 from tickwire.runtime.outputs import Outputs
-from tickwire.runtime.replay import ReplayContext, RunOutputs
 from tickwire.runtime.stage import StageBase
 from tickwire.runtime.table import ChangelogTable, Json
 
@@ -211,60 +208,6 @@ def replayed_by(app_id: str) -> dict[str, list[StageSpec[Any]]]:
             for topic in spec.replay.topics(app_id):
                 out.setdefault(topic, []).append(spec)
     return out
-
-
-class StageReplay:
-    """A stage run by ``tickwire replay``: its own I/O side over its own pure handler, writing into the run.
-
-    No consumer group, no restore and no timers: a run starts from empty state, as a fresh member would, and
-    reads its range once. Its settings are the live processor's (the environment's), but for what a run
-    changes: keys live as long as the run (``TICKWIRE_REPLAY_TTL_SECONDS``), the quote age limit is the run's,
-    and marks are not paced (nothing reads them).
-    """
-
-    def __init__(self, spec: StageSpec[Any], context: ReplayContext) -> None:
-        assert spec.replay is not None
-        from processors.settings import ProcessorSettings
-
-        values = {name: value for name, value in context.settings.model_dump().items()
-                  if name in ProcessorSettings.model_fields}
-        values.update(context.overrides)
-        values.update(price_ttl_s=context.ttl_seconds, pnl_mark_interval_s=0.0, stages=(spec.name,))
-        settings = ProcessorSettings(**values)
-        self.name = spec.name
-        self.topics = spec.replay.topics(settings.processor_app_id)
-        self.outputs = RunOutputs(context.producer, context.run_id, spec.replay.outputs, spec.replay.accepted,
-                                  spec.replay.rejected)
-        self.counts = self.outputs.counts
-        self.stage = spec.build(StageContext(settings, context.redis, self.outputs,
-                                             ProcessorMetrics(CollectorRegistry()), namespace=context.namespace,
-                                             replay=True))
-
-    @property
-    def output_topics(self) -> dict[str, str]:
-        """Live topic name -> the run's topic name."""
-        return dict(self.outputs.topics)
-
-    async def handle(self, records: Sequence[ConsumerRecord]) -> None:
-        """One batch through the stage, as live; returns once Redis and the run's topics have it."""
-        await self.stage.handle(records)
-        await self.outputs.flush()
-
-    async def finish(self) -> None:
-        """What the stage holds until a commit goes out now."""
-        await self.stage.before_commit()
-        await self.outputs.flush()
-
-
-def replay_handlers(context: ReplayContext, topics: Iterable[str]) -> list[StageReplay]:
-    """The replay of every stage that reads one of ``topics`` (ValueError naming the replayable topics if none)."""
-    by_topic = replayed_by(context.settings.processor_app_id)
-    chosen: list[StageSpec[Any]] = []
-    for topic in topics:
-        if topic not in by_topic:
-            raise ValueError(f"no stage replays {topic!r}; replayable topics: {', '.join(by_topic)}")
-        chosen += [spec for spec in by_topic[topic] if spec not in chosen]
-    return [StageReplay(spec, context) for spec in STAGES if spec in chosen]
 
 
 def topology_markdown() -> str:

@@ -2,7 +2,7 @@
 
 Which stage replays which topic is the stage registry's (``processors/registry.py``): a stage's entry names
 the topics a run of it reads and the outputs it keeps; the run drives the stage's own I/O side over its own
-pure handler (:class:`~processors.registry.StageReplay`) into the run's Redis namespace and suffixed topics.
+pure handler (:class:`~processors.stage_replay.StageReplay`) into the run's Redis namespace and suffixed topics.
 This module is the one place the tools import the processors (pyproject ``ignore_imports``).
 """
 
@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from processors.registry import replay_handlers, replayed_by
+from processors.registry import replayed_by
+from processors.stage_replay import replay_handlers
 from tickwire.runtime.replay import HandlerCounts, ReplayContext, ReplayHandler
 
 __all__ = ["HandlerCounts", "ReplayContext", "ReplayHandler", "handlers_for", "replayable_topics"]

@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 from consumers.tools.settings import ToolSettings
 from domain.pnl_handler import PnLHandler
 from domain.records import SourceRecord
-from processors.registry import replay_handlers
+from processors.stage_replay import replay_handlers
 from schemas.events import PriceEvent
 from schemas.topics import POSITIONS, replay_namespace
 from tickwire.runtime.replay import ReplayContext, RunOutputs
