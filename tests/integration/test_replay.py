@@ -352,6 +352,12 @@ async def test_replay_given_positions_a_live_pnl_stage_valued_reproduces_its_pnl
     compared = await tickwire("diff", "live", run, env=env)
     live_after = await redis_snapshot(redis)
     topics_after = await topics_high_water(kafka_bootstrap)
+    live_pnl, run_pnl, live_positions, run_positions = [
+        {k: {f: v for f, v in orjson.loads(raw).items() if f != "updated_at"}  # stamped when valued or validated
+         for k, raw in (await redis.hgetall(namespaced(key(account), ns))).items()}
+        for key in (pnl_key, positions_key) for ns in ("", namespace)]
+    live_total, run_total = [orjson.loads(await redis.get(namespaced(pnl_total_key(account), ns)) or b"{}")
+                             for ns in ("", namespace)]
     try:
         await position(short_sym, "-60", "100")
     finally:
@@ -370,21 +376,10 @@ async def test_replay_given_positions_a_live_pnl_stage_valued_reproduces_its_pnl
     assert compared.code == 0, compared.out + compared.err
     assert "no differences in 3 positions in 1 account(s)" in compared.out, compared.out
     assert "symbols" not in compared.out  # a P&L run left no price state to compare
-    live_pnl, run_pnl = (
-        {k: {f: v for f, v in orjson.loads(raw).items() if f != "updated_at"}  # when valued
-         for k, raw in (await redis.hgetall(namespaced(pnl_key(account), ns))).items()}
-        for ns in ("", namespace))
-    assert run_pnl == live_pnl
-    live_total = orjson.loads(await redis.get(pnl_total_key(account)) or b"{}")
-    run_total = orjson.loads(await redis.get(namespaced(pnl_total_key(account), namespace)) or b"{}")
+    assert run_pnl == live_pnl and set(live_pnl) == {s.encode() for s in symbols.split(",")}
+    assert run_positions == live_positions and len(live_positions) == 3
     assert (run_total["total_unrealized"], run_total["positions"]) == ("242.25", 3) == (
         live_total["total_unrealized"], live_total["positions"])
-    assert set(live_pnl) == {s.encode() for s in symbols.split(",")}
-    live_positions, run_positions = (
-        {k: {f: v for f, v in orjson.loads(raw).items() if f != "updated_at"}  # stamped when validated
-         for k, raw in (await redis.hgetall(namespaced(positions_key(account), ns))).items()}
-        for ns in ("", namespace))
-    assert run_positions == live_positions and len(live_positions) == 3
 
     assert {k: v for k, v in live_after.items() if not k.startswith(namespace.encode())} == live_before
     assert {tp: o for tp, o in topics_after.items() if tp in topics_before} == topics_before
