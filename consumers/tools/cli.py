@@ -184,8 +184,8 @@ def replay_command(
 ) -> None:
     """Re-run the stages over a range of their input topics into an isolated run (own topics and Redis names).
 
-    A topic names the stages that replay it; the run reads every topic those stages replay (``positions``: the
-    P&L stage, over positions, the price stage's marks and the daily closes), with the same bounds.
+    A topic names the stages that replay it, and the run reads every topic those stages replay, with the same
+    bounds: positions names the P&L stage, which reads positions, the price stage's marks and the daily closes.
     """
     from consumers.tools.replay import ReplayError, ReplayRequest, replay
 
