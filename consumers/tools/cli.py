@@ -213,14 +213,14 @@ def replay_command(
         out.print(f"run {run.run_id}: replayed {run.records_replayed} of {run.records_read} records of "
                   f"{', '.join(run.topics)} in {run.replay_seconds:.2f}s ({run.rate_per_second:,.0f} msg/s); "
                   f"accepted {run.accepted}, rejected {run.rejected}, {len(run.symbols)} symbols{accounts} "
-                  f"(stages: {', '.join(run.stages)})")
+                  f"(stages: {', '.join(run.stages)})", soft_wrap=True)  # one line each, for grep
         for span in run.partitions:
             where = f"{span.topic} partition" if span.topic else "partition"
             out.print(f"  {where} {span.partition}: offsets {span.start}..{span.end} "
-                      f"(start: {span.start_how}, end: {span.end_how})")
+                      f"(start: {span.start_how}, end: {span.end_how})", soft_wrap=True)
         for note in run.notes:
             out.print(f"  note: {note}")
-        out.print(f"  redis: {run.namespace}*   topics: {', '.join(run.output_topics.values())}")
+        out.print(f"  redis: {run.namespace}*   topics: {', '.join(run.output_topics.values())}", soft_wrap=True)
         out.print(f"  compare: tickwire diff live {run.run_id}")
         return 0
 
@@ -305,7 +305,7 @@ def _print_report(report: Any) -> None:
             out.print(f"{s.label}: {', '.join(s.run.topics)} {spans}, {s.run.records_replayed} records, "
                       f"finished {s.run.finished_at}")
     if not report.differences:
-        out.print(f"no differences in {_compared(report)}")
+        out.print(f"no differences in {_compared(report)}", soft_wrap=True)
         return
     compared = len(report.symbols) + len(report.positions) + len(report.accounts)
     noun = "symbols" if not (report.positions or report.accounts) else "symbols, positions and accounts"
