@@ -24,7 +24,6 @@ from domain.valuation import MarkPolicy
 from processors.metrics import ProcessorMetrics
 from processors.pnl_stage import PnLStage, pnl_handler
 from processors.price_stage import PriceStage, price_handler
-from processors.toy_stage import TOY_COUNTS_KEY, QuoteCountStage, toy_handler
 from schemas.topics import (
     ACCOUNTS_KEY,
     DAILY_BARS_RAW,
@@ -172,11 +171,6 @@ STAGES: tuple[StageSpec[Any], ...] = (
         replay=ReplaySpec(topics=lambda app_id: (POSITIONS.name, marks_topic(app_id), DAILY_BARS_RAW.name),
                           outputs=(PNL.name, POSITIONS_REJECTED.name), accepted=PNL.name,
                           rejected=POSITIONS_REJECTED.name),
-    ),
-    StageSpec(
-        name="toy", summary="count quotes per symbol", group=lambda app_id: f"{app_id}-toy",
-        inputs=lambda settings: (QUOTES_RAW.name,), outputs=lambda app_id: (), redis=(TOY_COUNTS_KEY,), tables=(),
-        handler=toy_handler, stage=QuoteCountStage,
     ),
 )
 
