@@ -231,6 +231,6 @@ def topology_markdown() -> str:
                 inputs += f" (+ {', '.join(f'`{t}`' for t in extra)} under mark policy `{policy}`)"
         rows.append(" | ".join([
             f"| **{spec.name}**: {spec.summary}", f"`{spec.group(APP_ID)}`", inputs,
-            ", ".join(f"`{t}`" for t in spec.outputs(APP_ID)), tables,
-            ", ".join(f"`{name}`" for name in spec.redis), replay + " |"]))
+            ", ".join(f"`{t}`" for t in spec.outputs(APP_ID)) or "none", tables,
+            ", ".join(f"`{name}`" for name in spec.redis) or "none", replay + " |"]))
     return "\n".join(rows) + "\n"
