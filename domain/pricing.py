@@ -38,6 +38,8 @@ class Price(NamedTuple):
     timestamp: str
     received_at: str | None
     fields: dict[str, Any]
+    timestamp_ns: int  # the quote's times as the validator parsed them: nothing downstream parses them again
+    received_ns: int | None
 
 
 def price_of(quote: ValidQuote) -> Price:
@@ -52,4 +54,4 @@ def price_of(quote: ValidQuote) -> Price:
         "bid_size": quote.bid_size, "ask_size": quote.ask_size, "timestamp": timestamp,
         "exchange": quote.exchange, "received_at": received_at,
     }
-    return Price(quote.symbol, bid, ask, mid, timestamp, received_at, fields)
+    return Price(quote.symbol, bid, ask, mid, timestamp, received_at, fields, quote.timestamp_ns, quote.received_ns)

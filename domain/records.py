@@ -19,6 +19,7 @@ class SourceRecord:
     partition: int
     offset: int
     appended_ns: int = 0  # the record's Kafka timestamp (0 = unknown), for latency metrics only
+    tombstone: bool = False  # the Kafka value was null (``value`` is then empty): a delete, on compacted inputs
 
 
 @dataclass(frozen=True, slots=True)

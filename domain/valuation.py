@@ -5,16 +5,17 @@ Shared by the P&L processor (event-driven) and the API (on request), so both val
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, Protocol
 
 import orjson
 
-from schemas.events import LastTrade, Position, PreviousClose, PriceSnapshot, PriceSource
+from schemas.events import LastTrade, Position, PreviousClose, PriceSource
+from schemas.timestamps import parse_ns
 
-MarkPolicy = Literal["mid", "side", "last"]
+MarkPolicy = Literal["mid", "side", "last"]  # which price marks a position (TICKWIRE_MARK_POLICY)
 CENT = Decimal("0.01")
 
 
@@ -25,12 +26,55 @@ class Mark:
     price: Decimal
     source: PriceSource
     timestamp: str
+    timestamp_ns: int = 0  # the exchange time as an integer, when the caller has it (0: not known)
+
+
+class Quote(Protocol):
+    """What a mark is chosen from: a ``PriceSnapshot``, or the P&L stage's :class:`QuoteMark`."""
+
+    @property
+    def bid(self) -> Decimal: ...
+    @property
+    def ask(self) -> Decimal: ...
+    @property
+    def mid(self) -> Decimal: ...
+    @property
+    def timestamp(self) -> str: ...
+
+
+class QuoteMark(NamedTuple):
+    """A price from the marks topic, as the P&L stage keeps it: the figures marks are chosen from."""
+
+    symbol: str
+    bid: Decimal
+    ask: Decimal
+    mid: Decimal
+    timestamp: str
+    timestamp_ns: int
+
+
+def quote_mark(fields: Mapping[str, Any]) -> QuoteMark:
+    """The figures of a ``PriceEvent``'s JSON fields, read without a model.
+
+    The price stage wrote them (its own output, canonical fields), so they are trusted rather than validated
+    again; a record that is not one still fails here, with ValueError, KeyError or TypeError.
+    """
+    symbol, timestamp = fields["symbol"], fields["timestamp"]
+    if not isinstance(symbol, str) or not isinstance(timestamp, str):
+        raise TypeError(f"a price's symbol and timestamp are strings, got {symbol!r}, {timestamp!r}")
+    try:
+        bid, ask, mid = Decimal(fields["bid"]), Decimal(fields["ask"]), Decimal(fields["mid"])
+    except ArithmeticError:  # decimal.InvalidOperation
+        raise ValueError(f"a price's bid, ask and mid are decimal strings, got {dict(fields)!r}") from None
+    if not (bid.is_finite() and ask.is_finite() and mid.is_finite()):
+        raise ValueError(f"a price's bid, ask and mid are finite, got {bid}, {ask}, {mid}")
+    return QuoteMark(symbol, bid, ask, mid, timestamp, parse_ns(timestamp))
 
 
 def choose_mark(
     policy: MarkPolicy,
     qty: Decimal,
-    price: PriceSnapshot | None,
+    price: Quote | None,
     last_trade: LastTrade | None,
     close: PreviousClose | None,
 ) -> Mark | None:
@@ -45,7 +89,8 @@ def choose_mark(
             live = Mark(last_trade.price, "real-time", last_trade.timestamp)
     elif price is not None:
         side_price = price.bid if qty > 0 else price.ask
-        live = Mark(price.mid if policy == "mid" else side_price, "real-time", price.timestamp)
+        live = Mark(price.mid if policy == "mid" else side_price, "real-time", price.timestamp,
+                    price.timestamp_ns if isinstance(price, QuoteMark) else 0)
     if live is not None:
         return live
     if close is not None:
@@ -75,6 +120,8 @@ class PositionValuation(NamedTuple):
     price_source: PriceSource
     price_timestamp: str | None
     updated_at: str
+    price_ns: int = 0  # price_timestamp and updated_at as integers, when known (latency metrics; not in the JSON)
+    valued_ns: int = 0
 
     def to_json(self) -> bytes:
         """The ``pnl`` record value (and ``pnl:{account}`` field): PositionPnL's JSON, field for field."""
@@ -102,14 +149,14 @@ class PositionValuation(NamedTuple):
         })[1:]
 
 
-def value_position(position: Position, mark: Mark | None, updated_at: str) -> PositionValuation:
+def value_position(position: Position, mark: Mark | None, updated_at: str, updated_ns: int = 0) -> PositionValuation:
     """A position's P&L at ``mark`` (price_source "none" and null figures when there is no mark)."""
     if mark is None:
         return PositionValuation(position.account, position.symbol, position.qty, position.avg_entry_price,
-                                 None, None, "none", None, updated_at)
+                                 None, None, "none", None, updated_at, 0, updated_ns)
     return PositionValuation(position.account, position.symbol, position.qty, position.avg_entry_price, mark.price,
                              unrealized_pnl(position.qty, position.avg_entry_price, mark.price), mark.source,
-                             mark.timestamp, updated_at)
+                             mark.timestamp, updated_at, mark.timestamp_ns, updated_ns)
 
 
 def total_unrealized(valued: Iterable[PositionValuation]) -> Decimal:

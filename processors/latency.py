@@ -5,15 +5,17 @@ timestamp) -> processor done -> Redis written and published. Channel ``price`` o
 every accepted quote (hop ``redis`` once per batch: one pipeline writes them all); channel ``pnl``
 observes, once per revalued mark and batch (every position valued at that mark shares the figure),
 exchange time -> valued -> Redis. Times come from the payloads, so no
-hop costs a clock read per event; Kafka timestamps have millisecond resolution.
+hop costs a clock read per event; the stages hand them over as integers (a quote's time is parsed once, by
+the validator; a mark's once, when the P&L stage stores it), so no hop parses text either. Kafka timestamps
+have millisecond resolution.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left
 from collections import Counter
-from collections.abc import Sequence
-from functools import lru_cache
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Histogram
 
@@ -26,19 +28,30 @@ BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.035, 0.05
            0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 PRICE_HOPS = ("ingest", "kafka", "process", "redis", "end_to_end")
 PNL_HOPS = ("valued", "redis", "end_to_end")
-_FIXED_WIDTH = len("2026-01-02T03:04:05.123456789Z")
+
+timestamp_ns = parse_ns  # RFC 3339 -> ns (tickwire's fixed-width form on a cached fast path)
 
 
-@lru_cache(maxsize=4096)
-def _whole_seconds_ns(prefix: str) -> int:
-    return parse_ns(prefix + "Z")
+class PricedText(Protocol):
+    """A price with its times as RFC 3339 text (a ``PriceEvent``)."""
+
+    @property
+    def timestamp(self) -> str: ...
+    @property
+    def received_at(self) -> str | None: ...
 
 
-def timestamp_ns(text: str) -> int:
-    """RFC 3339 -> ns; tickwire's fixed-width UTC form takes a cached fast path (about 0.3 µs)."""
-    if len(text) == _FIXED_WIDTH and text[19] == "." and text[-1] == "Z":
-        return _whole_seconds_ns(text[:19]) + int(text[20:29])
-    return parse_ns(text)
+class ValuedText(Protocol):
+    """A revaluation with its times as RFC 3339 text (a ``PositionPnL``)."""
+
+    @property
+    def symbol(self) -> str: ...
+    @property
+    def price_source(self) -> str: ...
+    @property
+    def price_timestamp(self) -> str | None: ...
+    @property
+    def updated_at(self) -> str: ...
 
 
 class LatencyMetrics:
@@ -52,18 +65,27 @@ class LatencyMetrics:
         self._price = {hop: self.histogram.labels("price", hop) for hop in PRICE_HOPS}
         self._pnl = {hop: self.histogram.labels("pnl", hop) for hop in PNL_HOPS}
 
-    def observe_prices(self, prices: Sequence[Price], appended_ns: Sequence[int], processed_ns: int,
+    def observe_priced(self, prices: Sequence[Price], appended_ns: Sequence[int], processed_ns: int,
+                       projected_ns: int) -> None:
+        """One batch of the price stage's prices: their times are integers already (the validator parsed them)."""
+        if prices:
+            self._observe_prices(((p.timestamp_ns, p.received_ns) for p in prices), appended_ns, processed_ns,
+                                 projected_ns)
+
+    def observe_prices(self, prices: Sequence[PricedText], appended_ns: Sequence[int], processed_ns: int,
                        projected_ns: int) -> None:
         """One batch of accepted prices; ``appended_ns[i]`` is the Kafka time of ``prices[i]``'s quote (0 = unknown)."""
-        if not prices:
-            return
+        if prices:
+            self._observe_prices(((parse_ns(p.timestamp), parse_ns(p.received_at) if p.received_at else None)
+                                  for p in prices), appended_ns, processed_ns, projected_ns)
+
+    def _observe_prices(self, times: Iterable[tuple[int, int | None]], appended_ns: Sequence[int],
+                        processed_ns: int, projected_ns: int) -> None:
         hops = self._price
         hops["redis"].observe(_seconds(projected_ns - processed_ns))  # one Redis write per batch: one observation
         end_to_end, ingest, process, kafka = [], [], [], []
-        for event, appended in zip(prices, appended_ns, strict=True):
-            exchange = timestamp_ns(event.timestamp)
+        for (exchange, received), appended in zip(times, appended_ns, strict=True):
             end_to_end.append(_seconds(projected_ns - exchange))
-            received = timestamp_ns(event.received_at) if event.received_at else 0
             if received:
                 ingest.append(_seconds(received - exchange))
             if appended:
@@ -73,8 +95,16 @@ class LatencyMetrics:
         for hop, values in (("end_to_end", end_to_end), ("ingest", ingest), ("process", process), ("kafka", kafka)):
             observe_many(hops[hop], values)
 
-    def observe_pnl(self, valued: Sequence[PositionValuation], projected_ns: int) -> None:
+    def observe_valuations(self, valued: Sequence[PositionValuation], projected_ns: int) -> None:
+        """The P&L stage's revaluations: the mark's exchange time and the valuation time are integers already."""
+        self._observe_pnl(valued, projected_ns, lambda pnl: (pnl.price_ns, pnl.valued_ns))
+
+    def observe_pnl(self, valued: Sequence[ValuedText], projected_ns: int) -> None:
         """Revaluations written to Redis at ``projected_ns`` (live marks only: a close is old by design)."""
+        self._observe_pnl(valued, projected_ns, lambda pnl: (0, 0))
+
+    def _observe_pnl(self, valued: Sequence[Any], projected_ns: int, times: Callable[[Any], tuple[int, int]]
+                     ) -> None:
         seen: set[tuple[str, str | None, str]] = set()
         hops = self._pnl
         previous: tuple[str, str | None] = ("", None)
@@ -86,8 +116,9 @@ class LatencyMetrics:
             if pnl.price_source != "real-time" or pnl.price_timestamp is None or key in seen:
                 continue
             seen.add(key)
-            exchange = timestamp_ns(pnl.price_timestamp)
-            updated = timestamp_ns(pnl.updated_at)
+            exchange, updated = times(pnl)
+            exchange = exchange or parse_ns(pnl.price_timestamp)  # a last trade's mark: parsed here, once per mark
+            updated = updated or parse_ns(pnl.updated_at)
             hops["valued"].observe(_seconds(updated - exchange))
             hops["redis"].observe(_seconds(projected_ns - updated))
             hops["end_to_end"].observe(_seconds(projected_ns - exchange))

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import errno
+from collections.abc import Callable
 
 import structlog
+from aiokafka import TopicPartition
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
 from processors.latency import LatencyMetrics
@@ -29,6 +31,12 @@ class ProcessorMetrics:
         self.lag = Gauge("tickwire_consumer_lag_records", "Records between a stage's position and the high watermark",
                          ["stage", "topic", "partition"], registry=registry)
         self.latency = LatencyMetrics(registry)
+
+    def lag_of(self, stage: str) -> Callable[[TopicPartition, int], None]:
+        """What a stage's progress reporter calls with each partition's lag."""
+        def set_lag(tp: TopicPartition, records: int) -> None:
+            self.lag.labels(stage, tp.topic, str(tp.partition)).set(records)
+        return set_lag
 
 
 def serve_metrics(registry: CollectorRegistry, port: int) -> int | None:

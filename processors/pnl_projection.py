@@ -12,18 +12,20 @@ from redis.typing import EncodableT, FieldT
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
 from domain.valuation import PositionValuation
-from processors.pipelined_script import NoScriptError, PipelinedScript, pack_items
 from schemas.events import LastTrade, Position, PreviousClose
 from schemas.topics import (
     ACCOUNTS_KEY,
+    LIVE_NAMESPACE,
     close_key,
     last_trade_key,
+    namespaced,
     pnl_channel,
     pnl_key,
     pnl_total_cents_key,
     pnl_total_key,
     positions_key,
 )
+from tickwire.runtime.redis_script import NoScriptError, PipelinedScript, pack_items
 
 log = structlog.get_logger(__name__)
 
@@ -96,11 +98,13 @@ class PnLProjector:
     ``trade:{SYMBOL}`` and ``close:{SYMBOL}``, publishing ``pnl.updated.{account}``.
 
     Retries a batch with backoff while Redis is unreachable (nothing is acknowledged meanwhile).
+    Every key and channel is prefixed with ``namespace`` (a replay run's, see ``schemas.topics``).
     """
 
-    def __init__(self, redis: Redis, trade_ttl_seconds: int) -> None:
+    def __init__(self, redis: Redis, trade_ttl_seconds: int, namespace: str = LIVE_NAMESPACE) -> None:
         self.redis = redis
         self.trade_ttl_seconds = trade_ttl_seconds
+        self.namespace = namespace
         self._script = PipelinedScript(redis, _PROJECT_PNL_LUA)
         self._loaded = False
 
@@ -132,17 +136,18 @@ class PnLProjector:
         flushed or restarted gets back what only changes rarely (the P&L itself returns with the next mark)."""
         if not (positions or closes):
             return
+        ns = self.namespace
         by_account: dict[str, dict[FieldT, EncodableT]] = {}
         for position in positions:
             by_account.setdefault(position.account, {})[position.symbol] = position.to_json()
         # One command per account and one MSET, not one per position: every command costs a Python packing.
         pipe = self.redis.pipeline(transaction=False)
         for account, fields in by_account.items():
-            pipe.hset(positions_key(account), mapping=fields)
+            pipe.hset(namespaced(positions_key(account), ns), mapping=fields)
         if by_account:
-            pipe.sadd(ACCOUNTS_KEY, *by_account)
+            pipe.sadd(namespaced(ACCOUNTS_KEY, ns), *by_account)
         if closes:
-            pipe.mset({close_key(close.symbol): close.to_json() for close in closes})
+            pipe.mset({namespaced(close_key(close.symbol), ns): close.to_json() for close in closes})
         await pipe.execute()
 
     async def _write(self, valued: Sequence[PositionValuation], positions: Sequence[Position],
@@ -151,17 +156,18 @@ class PnLProjector:
         if not self._loaded:
             await self._script.load()
             self._loaded = True
+        ns = self.namespace
         pipe = self.redis.pipeline(transaction=False)
         for position in positions:
             if position.qty == 0:
-                pipe.hdel(positions_key(position.account), position.symbol)
+                pipe.hdel(namespaced(positions_key(position.account), ns), position.symbol)
             else:
-                pipe.hset(positions_key(position.account), position.symbol, position.to_json())
-            pipe.sadd(ACCOUNTS_KEY, position.account)
+                pipe.hset(namespaced(positions_key(position.account), ns), position.symbol, position.to_json())
+            pipe.sadd(namespaced(ACCOUNTS_KEY, ns), position.account)
         for trade in trades:
-            pipe.set(last_trade_key(trade.symbol), trade.to_json(), ex=self.trade_ttl_seconds)
+            pipe.set(namespaced(last_trade_key(trade.symbol), ns), trade.to_json(), ex=self.trade_ttl_seconds)
         for close in closes:
-            pipe.set(close_key(close.symbol), close.to_json())
+            pipe.set(namespaced(close_key(close.symbol), ns), close.to_json())
         keys: list[str] = []
         items: list[str | bytes | int] = []
         by_account: dict[str, list[int]] = {}
@@ -170,8 +176,9 @@ class PnLProjector:
             by_account.setdefault(pnl.account, []).append(index)
             last[(pnl.account, pnl.symbol)] = index
         for account, indices in by_account.items():
-            keys += [pnl_key(account), pnl_total_key(account), pnl_total_cents_key(account), positions_key(account)]
-            items += [account, pnl_channel(account), len(indices)]
+            keys += [namespaced(name, ns) for name in (pnl_key(account), pnl_total_key(account),
+                                                        pnl_total_cents_key(account), positions_key(account))]
+            items += [account, namespaced(pnl_channel(account), ns), len(indices)]
             for index in indices:
                 pnl = valued[index]
                 flag = "c" if pnl.qty == 0 else "r" if last[(account, pnl.symbol)] == index else ""

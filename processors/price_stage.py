@@ -1,56 +1,66 @@
 """PriceStage: the firehose. ``quotes.raw`` -> validated prices -> ``prices``, ``quotes.rejected``, marks, Redis.
 
-A :class:`~processors.batch_consumer.BatchConsumer` hands it whatever each fetch returned. Per batch: the
-:class:`~processors.price_handler.PriceHandler` validates and prices it (pure), the outputs are queued on
+A :class:`~tickwire.runtime.member.BatchConsumer` hands it whatever each fetch returned. Per batch: the
+:class:`~domain.price_handler.PriceHandler` validates and prices it (pure), the outputs are queued on
 the batched producer (never awaited inline), and the Redis projection (one pipeline per batch) is awaited,
 so a batch is done once Redis has it. Before each offset commit: every held mark goes out, the changed
-symbols' latest prices go to the changelog, and every output is acknowledged (the commit rule).
+symbols' latest prices go to the table's changelog, and every output is acknowledged (the commit rule).
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
-import orjson
 import structlog
 from aiokafka import ConsumerRecord, TopicPartition
 
+from domain.price_handler import MarkRecord, PriceHandler
 from domain.quotes import QuoteValidator
 from domain.records import SourceRecord
-from processors.hold_timer import HoldTimer
-from processors.latest_prices import LatestPrices
-from processors.metrics import ProcessorMetrics
-from processors.output_producer import OutputProducer
-from processors.price_handler import Mark, PriceHandler
 from processors.redis_projection import PriceProjector
-from processors.settings import ProcessorSettings
-from processors.topic_reader import newest_by_key, read_ranges
 from schemas.timestamps import NS_PER_SECOND, now_ns
-from schemas.topics import PRICES, QUOTES_RAW, QUOTES_REJECTED, latest_price_changelog, marks_topic
+from schemas.topics import LATEST_PRICE_TABLE, PRICES, QUOTES_RAW, QUOTES_REJECTED, marks_topic
+from tickwire.runtime.member import BatchConsumer
+from tickwire.runtime.progress import ProgressReporter
+from tickwire.runtime.stage import StageBase
+from tickwire.runtime.timers import HoldTimer, Sidecar
+
+if TYPE_CHECKING:
+    from processors.registry import StageContext
 
 log = structlog.get_logger(__name__)
 
 
-class PriceStage:
-    """The price stage's batch handler: one per worker process."""
+def price_handler(ctx: StageContext) -> PriceHandler:
+    """The price stage's pure handler as ``ctx`` configures it, keeping its latest prices in the stage's table."""
+    settings = ctx.settings
+    return PriceHandler(QuoteValidator(max_age_ns=int(settings.quote_age_limit_s * NS_PER_SECOND)),
+                        settings.mark_policy, settings.pnl_mark_interval_s, ctx.tables[LATEST_PRICE_TABLE])
 
-    def __init__(self, settings: ProcessorSettings, projector: PriceProjector, outputs: OutputProducer,
-                 metrics: ProcessorMetrics) -> None:
-        self.settings = settings
-        self.projector = projector
-        self.outputs = outputs
-        self.metrics = metrics
-        self.latest = LatestPrices()
-        self.handler = PriceHandler(QuoteValidator(max_age_ns=int(settings.quote_age_limit_s * NS_PER_SECOND)),
-                                    settings.mark_policy, settings.pnl_mark_interval_s, self.latest)
+
+class PriceStage(StageBase):
+    """The price stage's I/O side: one per worker process (or per replay run)."""
+
+    def __init__(self, ctx: StageContext, handler: PriceHandler) -> None:
+        super().__init__(ctx.outputs)
+        settings = self.settings = ctx.settings
+        self.redis = ctx.redis
+        self.projector = PriceProjector(ctx.redis, ttl_seconds=settings.price_ttl_s, namespace=ctx.namespace)
+        self.metrics = ctx.metrics
+        self.latest = ctx.tables[LATEST_PRICE_TABLE]
+        self.handler = handler
         self.marks_topic = marks_topic(settings.processor_app_id)
-        self.changelog_topic = latest_price_changelog(settings.processor_app_id)
         # Held marks are due at most half an interval late.
         self.mark_timer = HoldTimer(max(settings.pnl_mark_interval_s / 2, 0.005), lambda: self.handler.cadence.held > 0,
                                     self._release_due_marks)
+
+    def sidecars(self, member: BatchConsumer) -> list[Sidecar]:
+        """The mark timer, and the progress per ``quotes.raw`` partition that /health reads."""
+        reporter = ProgressReporter(self.redis, member.consumer, member.done, self.settings.processor_app_id,
+                                    QUOTES_RAW.name, self.metrics.lag_of("price"))
+        return [self.mark_timer.run_sidecar, reporter.run_sidecar]
 
     # --- BatchHandler ----------------------------------------------------------------------------
 
@@ -76,39 +86,29 @@ class PriceStage:
             self.metrics.accepted.inc(len(batch.prices))
         await self._send_marks(batch.marks)
         await self.projector.project(batch.payloads, [dead.value for dead in batch.rejected])
-        self.metrics.latency.observe_prices(batch.prices, batch.appended_ns, processed_ns, now_ns())
+        self.metrics.latency.observe_priced(batch.prices, batch.appended_ns, processed_ns, now_ns())
 
     async def before_commit(self) -> None:
         """Every held mark and changed latest price is sent; then every output is acknowledged."""
         await self._send_marks(self.handler.due_marks(time.monotonic(), all_held=True))
-        changed = self.latest.take_changed()
+        changed = self.latest.changelog_records()
         if changed:
-            await self.outputs.send_many(self.changelog_topic,
-                                         [(symbol.encode(), orjson.dumps(value)) for symbol, value in changed.items()])
+            await self.outputs.send_many(self.latest.changelog, changed)
         await self.outputs.flush()
 
     async def on_outputs_lost(self) -> None:
         """Reprocessing sends no price the latest-price table already holds: send each owned symbol's newest
         price, mark and changelog value again, so ``prices``, the P&L stage and a takeover converge."""
-        latest = dict(self.latest.items())
-        await self.outputs.send_many(PRICES.name, [(s.encode(), orjson.dumps(v)) for s, v in latest.items()])
-        self.latest.update(latest)  # written again: marked changed, so the changelog gets them before the commit
+        await self.outputs.send_many(PRICES.name, self.latest.records())
+        self.latest.mark_all_changed()  # the changelog gets them before the commit
         await self._send_marks(list(self.handler.newest_marks.values()))
 
     async def on_assigned(self, partitions: set[TopicPartition], committed: dict[TopicPartition, int]) -> None:
         """Restore the latest prices of new partitions from the changelog (its partitions match quotes.raw's)."""
         mine = {tp.partition for tp in partitions if tp.topic == QUOTES_RAW.name}
-        known = set(self.handler.partition_of.values())
-        new = mine - known
-        if not new:
-            return
-        state = await read_ranges(self.settings, {TopicPartition(self.changelog_topic, p): (0, None) for p in new})
-        for tp, records in state.items():
-            for key, value in newest_by_key(records).items():
-                restored = _json_object(value)
-                if restored is not None:
-                    self.latest.restore([restored])
-                    self.handler.partition_of[key.decode("utf-8", "replace")] = tp.partition
+        new = mine - set(self.handler.partition_of.values())
+        if new:
+            self.handler.partition_of.update(await self.latest.restore_partitions(self.settings, new))
 
     async def on_revoked(self, partitions: set[TopicPartition]) -> None:
         """Forget the symbols of partitions another worker owns now."""
@@ -116,22 +116,10 @@ class PriceStage:
 
     # --- marks -----------------------------------------------------------------------------------
 
-    async def release_due_marks(self, stop: asyncio.Event) -> None:
-        """Send held marks once their symbol's interval has passed (cancelled at ``stop``)."""
-        await self.mark_timer.run()
-
     async def _release_due_marks(self) -> None:
         await self._send_marks(self.handler.due_marks(time.monotonic()))
 
-    async def _send_marks(self, marks: list[Mark]) -> None:
+    async def _send_marks(self, marks: list[MarkRecord]) -> None:
         if marks:
             await self.outputs.send_many(self.marks_topic, marks)
             self.metrics.marks.inc(len(marks))
-
-
-def _json_object(value: bytes) -> dict[str, Any] | None:
-    try:
-        decoded = orjson.loads(value)
-    except orjson.JSONDecodeError:
-        return None
-    return decoded if isinstance(decoded, dict) else None

@@ -11,10 +11,10 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential
 
-from processors.pipelined_script import NoScriptError, PipelinedScript, pack_items
-from processors.price_payloads import PricePayloads
+from domain.price_payloads import PricePayloads
 from schemas.events import RejectedQuote
 from schemas.topics import LIVE_NAMESPACE, PROCESSOR_STATS_KEY, namespaced, price_channel, price_key, symbol_stats_key
+from tickwire.runtime.redis_script import NoScriptError, PipelinedScript, pack_items
 
 log = structlog.get_logger(__name__)
 

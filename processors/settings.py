@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import Field, field_validator
 from pydantic_settings import NoDecode
 
 from tickwire.settings import TickwireSettings
 
-Stage = Literal["price", "pnl"]
-
 
 class ProcessorSettings(TickwireSettings):
     """One processor process: which stages it runs, how the price stage fetches and commits, P&L cadence."""
 
-    stages: Annotated[tuple[Stage, ...], NoDecode] = Field(
+    # The names are the stage registry's (processors/registry.py); unset, the pipeline's two stages run.
+    stages: Annotated[tuple[str, ...], NoDecode] = Field(
         ("price", "pnl"), validation_alias="TICKWIRE_PROCESSOR_STAGES",
         description="which stages this process runs: price, pnl or both (price,pnl)")
     price_batch_max: int = Field(
@@ -58,6 +57,13 @@ class ProcessorSettings(TickwireSettings):
     def _split_stages(cls, value: object) -> tuple[str, ...]:
         items = value.split(",") if isinstance(value, str) else list(value)  # type: ignore[call-overload]
         stages = tuple(dict.fromkeys(str(s).strip().lower() for s in items if str(s).strip()))
+        from processors.registry import stage_names  # the registry imports the stages, which type with this class
+
+        known = stage_names()
         if not stages:
-            raise ValueError("name at least one stage (example: price,pnl)")
+            raise ValueError(f"name at least one stage (example: {','.join(known)})")
+        unknown = [s for s in stages if s not in known]
+        if unknown:
+            raise ValueError(f"unknown stage(s) {', '.join(map(repr, unknown))}: the stages are {', '.join(known)} "
+                             f"(example: {','.join(known)})")
         return stages

@@ -3,7 +3,7 @@
     TickwireError
     ├── ConfigurationError             tickwire.errors: a setting the process needs is missing or unusable
     ├── StaleEndpointsError            tickwire.endpoints: the endpoints file of a `tickwire run` that is gone
-    ├── RestoreError                   processors.topic_reader: state could not be read back in time
+    ├── RestoreError                   tickwire.runtime.restore: state could not be read back in time
     ├── SubscriptionLimitError         producers.subscription_manager (also a ValueError)
     ├── ServiceUnavailable             consumers.api.errors: Redis or the broker cannot be used now (503)
     ├── RangeError                     consumers.tools.topic_range (also a ValueError)

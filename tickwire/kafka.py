@@ -1,4 +1,10 @@
-"""Kafka connection helpers shared by the ingest, the processor and the tools."""
+"""Kafka connection helpers shared by the ingest, the processor and the tools; the aiokafka adapter.
+
+Every use of aiokafka beyond its top-level API is here, each saying why: :func:`topic_partitions` (a private
+metadata call), :func:`range_assignor` and :data:`BatchBuilder` (public classes under module paths aiokafka
+does not export at the top). Nothing else in tickwire imports an aiokafka submodule other than ``errors``,
+``abc``, ``structs``, ``helpers`` and ``partitioner``.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from aiokafka import AIOKafkaConsumer
+
+    # What AIOKafkaProducer.create_batch returns (the batched outputs append to it): typing only.
+    from aiokafka.producer.message_accumulator import BatchBuilder as BatchBuilder
 
     from tickwire.settings import TickwireSettings
 
@@ -44,3 +53,13 @@ async def topic_partitions(consumer: AIOKafkaConsumer, topic: str) -> list[int]:
     call, the one private use of aiokafka in tickwire's readers."""
     cluster = await consumer._client.fetch_all_metadata()
     return sorted(cluster.partitions_for_topic(topic) or ())
+
+
+def range_assignor() -> type:
+    """aiokafka's range partition assignor: a member gets the same partition numbers of every topic it reads.
+
+    Co-partitioned inputs need it (the P&L join); aiokafka documents the strategy option but exports the class
+    only from ``aiokafka.coordinator.assignors.range``."""
+    from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+
+    return RangePartitionAssignor

@@ -17,10 +17,10 @@ from urllib.parse import urlsplit
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from domain.valuation import MarkPolicy
 from schemas.symbols import normalize_symbol
 
 AlpacaFeed = Literal["iex", "sip", "delayed_sip", "test"]
-MarkPolicy = Literal["mid", "side", "last"]
 ALPACA_STREAM_BASE = "wss://stream.data.alpaca.markets/v2/"
 REDIS_SCHEMES = ("redis", "rediss", "unix")
 DELAYED_SIP_DELAY_S = 900.0

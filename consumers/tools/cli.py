@@ -18,7 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from consumers.tools.bounds import TIME_FIELDS, parse_bound
-from consumers.tools.topic_range import RangeError, TopicRange
+from consumers.tools.topic_range import RangeError
 from schemas.topics import QUOTES_RAW
 
 LIVE_MOVED_EXIT = 3  # diff/check: no real difference, but the live side moved past the cut that was compared
@@ -148,7 +148,7 @@ class _RichProgress:
         )
         self.task: Any = None
 
-    def started(self, replay_range: TopicRange) -> None:
+    def started(self, replay_range: Any) -> None:
         for note in replay_range.notes:
             self.progress.console.print(f"[yellow]note:[/yellow] {escape(note)}")
         self.progress.start()
@@ -165,7 +165,9 @@ class _RichProgress:
 
 
 def replay_command(
-    topic: Annotated[str, typer.Argument(help="raw topic to re-process")] = QUOTES_RAW.name,
+    topics: Annotated[list[str] | None, typer.Argument(
+        help="a topic naming the stage(s) to re-run: quotes.raw (prices), positions (P&L: with the marks and "
+             "closes); default quotes.raw", show_default=False)] = None,
     from_offset: Annotated[str | None, typer.Option(
         help="first offset: N in every partition, or P:N,P:N (only the partitions named)")] = None,
     to_offset: Annotated[str | None, typer.Option(help="end offset (exclusive): N, or P:N,P:N")] = None,
@@ -180,15 +182,20 @@ def replay_command(
     time_field: TimeFieldOption = "record",
     progress: Annotated[bool, typer.Option(help="show a progress bar on stderr")] = True,
 ) -> None:
-    """Re-run the processors over a range of a raw topic into an isolated run (own topics and Redis names)."""
+    """Re-run the stages over a range of their input topics into an isolated run (own topics and Redis names).
+
+    A topic names the stages that replay it, and the run reads every topic those stages replay, with the same
+    bounds: positions names the P&L stage, which reads positions, the price stage's marks and the daily closes.
+    """
     from consumers.tools.replay import ReplayError, ReplayRequest, replay
 
     settings = _settings(needs=("KAFKA_BOOTSTRAP_SERVERS",) if redis_url else ("KAFKA_BOOTSTRAP_SERVERS", "REDIS_URL"))
     name = run_id or f"r{datetime.now(UTC):%Y%m%d%H%M%S}-{uuid.uuid4().hex[:4]}"
+    first, *more = topics or [QUOTES_RAW.name]
     request = ReplayRequest(
-        topic=topic, start=_bound(from_offset, from_time, "from"), end=_bound(to_offset, to_time, "to"),
+        topic=first, start=_bound(from_offset, from_time, "from"), end=_bound(to_offset, to_time, "to"),
         run_id=name, symbols=_symbols(symbol), speed=speed, time_field=_time_field(time_field),
-        max_quote_age_s=max_quote_age,
+        max_quote_age_s=max_quote_age, more_topics=tuple(more),
     )
     bar = _RichProgress(errors) if progress else None
 
@@ -202,15 +209,18 @@ def replay_command(
             if bar is not None:
                 bar.stop()
         out = Console(highlight=False, emoji=False, markup=False)
+        accounts = f", {len(run.accounts)} account(s)" if run.accounts else ""
         out.print(f"run {run.run_id}: replayed {run.records_replayed} of {run.records_read} records of "
-                  f"{run.source_topic} in {run.replay_seconds:.2f}s ({run.rate_per_second:,.0f} msg/s); "
-                  f"accepted {run.accepted}, rejected {run.rejected}, {len(run.symbols)} symbols")
+                  f"{', '.join(run.topics)} in {run.replay_seconds:.2f}s ({run.rate_per_second:,.0f} msg/s); "
+                  f"accepted {run.accepted}, rejected {run.rejected}, {len(run.symbols)} symbols{accounts} "
+                  f"(stages: {', '.join(run.stages)})", soft_wrap=True)  # one line each, for grep
         for span in run.partitions:
-            out.print(f"  partition {span.partition}: offsets {span.start}..{span.end} "
-                      f"(start: {span.start_how}, end: {span.end_how})")
+            where = f"{span.topic} partition" if span.topic else "partition"
+            out.print(f"  {where} {span.partition}: offsets {span.start}..{span.end} "
+                      f"(start: {span.start_how}, end: {span.end_how})", soft_wrap=True)
         for note in run.notes:
             out.print(f"  note: {note}")
-        out.print(f"  redis: {run.namespace}*   topics: {', '.join(run.output_topics.values())}")
+        out.print(f"  redis: {run.namespace}*   topics: {', '.join(run.output_topics.values())}", soft_wrap=True)
         out.print(f"  compare: tickwire diff live {run.run_id}")
         return 0
 
@@ -253,9 +263,9 @@ def diff_command(
         if output == "json":
             print(orjson.dumps({
                 "left": report.left.label, "right": report.right.label, "symbols": report.symbols,
+                "positions": report.positions, "accounts": report.accounts,
                 "differences": [d.__dict__ for d in report.differences],
-                "live_moved": {s: {"records": m.records, "after_cut": {str(p): {"cut": e, "records": n}
-                                                                        for p, (e, n) in m.after_cut.items()}}
+                "live_moved": {s: {"records": m.records, "after_cut": _after_cut(m)}
                                for s, m in report.live_moved.items()},
             }).decode())
         else:
@@ -267,18 +277,40 @@ def diff_command(
     raise typer.Exit(_run(main()))
 
 
+def _after_cut(move: Any) -> dict[str, dict[str, int]]:
+    """A move's partitions past the cut: ``"P"`` in its first topic, ``"topic[P]"`` in others."""
+    out = {str(p): {"cut": e, "records": n} for p, (e, n) in move.after_cut.items()}
+    for topic, part in move.elsewhere.items():
+        out.update({f"{topic}[{p}]": {"cut": e, "records": n} for p, (e, n) in part.items()})
+    return out
+
+
+def _compared(report: Any) -> str:
+    """What a report compared: symbols, and positions in accounts (runs of the P&L stage)."""
+    parts = []
+    if report.symbols or not report.positions:
+        parts.append(f"{len(report.symbols)} symbols ({', '.join(report.symbols)})")
+    if report.positions or report.accounts:
+        parts.append(f"{len(report.positions)} positions in {len(report.accounts)} account(s) "
+                     f"({', '.join(report.positions)})")
+    return " and ".join(parts)
+
+
 def _print_report(report: Any) -> None:
     out = Console(highlight=False, emoji=False, markup=False)
     for s in (report.left, report.right):
         if s.run is not None:
-            spans = " ".join(f"{p.partition}:{p.start}-{p.end}" for p in s.run.partitions)
-            out.print(f"{s.label}: {s.run.source_topic} {spans}, {s.run.records_replayed} records, "
+            spans = " ".join(f"{p.topic}[{p.partition}]:{p.start}-{p.end}" if p.topic else
+                             f"{p.partition}:{p.start}-{p.end}" for p in s.run.partitions)
+            out.print(f"{s.label}: {', '.join(s.run.topics)} {spans}, {s.run.records_replayed} records, "
                       f"finished {s.run.finished_at}")
     if not report.differences:
-        out.print(f"no differences in {len(report.symbols)} symbols ({', '.join(report.symbols)})")
+        out.print(f"no differences in {_compared(report)}", soft_wrap=True)
         return
-    table = Table(title=f"{len(report.differing_symbols)} of {len(report.symbols)} symbols differ")
-    for header in ("symbol", "field", report.left.label, report.right.label):
+    compared = len(report.symbols) + len(report.positions) + len(report.accounts)
+    noun = "symbols" if not (report.positions or report.accounts) else "symbols, positions and accounts"
+    table = Table(title=f"{len(report.differing_symbols)} of {compared} {noun} differ")
+    for header in ("symbol" if noun == "symbols" else "subject", "field", report.left.label, report.right.label):
         table.add_column(header, overflow="fold")
     for d in report.differences:
         table.add_row(d.symbol, d.field, d.left, d.right)

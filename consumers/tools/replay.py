@@ -1,7 +1,9 @@
-"""``tickwire replay``: re-run the processors over a range of a raw topic into an isolated run.
+"""``tickwire replay``: re-run the stages over a range of their input topics into an isolated run.
 
-The run reads with no consumer group (so no live group's offsets move), writes only to topics suffixed
-``.replay.{run}`` and Redis names prefixed ``replay:{run}:``, and records what it did in a manifest.
+A topic names the stage(s) that replay it (the stage registry: ``quotes.raw`` the price stage; ``positions``,
+the marks topic or ``bars.daily.raw`` the P&L stage), and the run reads every topic those stages replay, over
+the same bounds. It reads with no consumer group (so no live group's offsets move), writes only to topics
+suffixed ``.replay.{run}`` and Redis names prefixed ``replay:{run}:``, and records what it did in a manifest.
 """
 
 from __future__ import annotations
@@ -12,15 +14,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from redis.asyncio import Redis
 
 from consumers.tools.bounds import Bound, TimeField
-from consumers.tools.replay_handlers import HANDLERS_BY_TOPIC, ReplayContext, ReplayHandler
+from consumers.tools.replay_handlers import ReplayContext, ReplayHandler, handlers_for, replayable_topics
 from consumers.tools.run_manifest import PartitionSpan, ReplayRun, check_run_id
 from consumers.tools.settings import ToolSettings
-from consumers.tools.topic_range import FETCH_DEADLINE_S, RangeResolver, TopicRange, record_time_ns
-from domain.records import SourceRecord
+from consumers.tools.topic_range import FETCH_DEADLINE_S, PartitionRange, RangeResolver, TopicRange, record_time_ns
 from schemas.timestamps import format_ns, now_ns
 from schemas.topics import REPLAY_RUN_KEY, TopicSpec, namespaced, replay_namespace
 from tickwire.errors import TickwireError
@@ -36,7 +37,7 @@ class ReplayError(TickwireError, RuntimeError):
 class ReplayRequest:
     """What to replay and how (see ``tickwire replay --help``)."""
 
-    topic: str
+    topic: str  # with ``more_topics``: the topics naming the stages to replay
     start: Bound | None
     end: Bound | None
     run_id: str
@@ -45,12 +46,41 @@ class ReplayRequest:
     time_field: TimeField = "record"
     max_quote_age_s: float | None = None  # None: the live processor's setting
     batch_size: int = 100
+    more_topics: tuple[str, ...] = ()
+
+    @property
+    def topics(self) -> tuple[str, ...]:
+        """The topics named, in order, once each."""
+        return tuple(dict.fromkeys((self.topic, *self.more_topics)))
+
+
+@dataclass(frozen=True)
+class RunRange:
+    """The resolved ranges of every topic a run reads."""
+
+    ranges: tuple[TopicRange, ...]
+
+    @property
+    def size(self) -> int:
+        """Offsets spanned in all topics."""
+        return sum(r.size for r in self.ranges)
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """How the broker's answers were checked (each note names its topic when the run reads several)."""
+        if len(self.ranges) == 1:
+            return self.ranges[0].notes
+        return tuple(f"{r.topic}: {note}" for r in self.ranges for note in r.notes)
+
+    def partitions(self) -> list[tuple[str, PartitionRange]]:
+        """(topic, partition range) of every partition read."""
+        return [(r.topic, p) for r in self.ranges for p in r.partitions]
 
 
 class ReplayProgress(Protocol):
     """Receives progress as offsets are consumed (the CLI shows a rich progress bar)."""
 
-    def started(self, replay_range: TopicRange) -> None:
+    def started(self, replay_range: RunRange) -> None:
         """The range is resolved; ``replay_range.size`` offsets are to be read."""
 
     def advanced(self, offsets: int, replayed: int) -> None:
@@ -78,9 +108,11 @@ async def replay(settings: ToolSettings, request: ReplayRequest, progress: Repla
                  redis_url: str | None = None) -> ReplayRun:
     """Run the replay to the end of its range and return (and store) its manifest."""
     run_id = check_run_id(request.run_id)
-    factories = HANDLERS_BY_TOPIC.get(request.topic)
-    if not factories:
-        raise ReplayError(f"no processor reads {request.topic!r}; replayable topics: {', '.join(HANDLERS_BY_TOPIC)}")
+    replayable = replayable_topics(settings.processor_app_id)
+    unknown = [topic for topic in request.topics if topic not in replayable]
+    if unknown:
+        raise ReplayError(f"no stage replays {', '.join(map(repr, unknown))}; replayable topics: "
+                          f"{', '.join(replayable)}")
     if not settings.kafka_bootstrap_servers:
         raise ReplayError("KAFKA_BOOTSTRAP_SERVERS is not set")
     url = redis_url or settings.redis_url
@@ -97,28 +129,34 @@ async def replay(settings: ToolSettings, request: ReplayRequest, progress: Repla
     try:
         await _refuse_existing_run(redis, namespace, run_id)
         await consumer.start()
-        resolving = time.monotonic()
-        replay_range = await RangeResolver(consumer, request.time_field).resolve(
-            request.topic, request.start, request.end
-        )
-        resolve_s = time.monotonic() - resolving
-        await producer.start()
         max_age = (request.max_quote_age_s if request.max_quote_age_s is not None
                    else settings.quote_age_limit_s)
-        context = ReplayContext(run_id, namespace, redis, producer, settings.replay_ttl_s, max_age)
-        handlers = [factory(context) for factory in factories]
+        # The run's age limit is given in full (the delayed feed's delay included): the feed must not add it again.
+        context = ReplayContext(run_id, namespace, redis, producer, settings.replay_ttl_s, settings,
+                                {"max_quote_age_s": max_age, "alpaca_feed": "iex"})
+        handlers = handlers_for(context, request.topics)
+        topics = list(dict.fromkeys(topic for h in handlers for topic in h.topics))
+        resolving = time.monotonic()
+        resolver = RangeResolver(consumer, request.time_field)
+        replay_range = RunRange(tuple([await resolver.resolve(topic, request.start, request.end) for topic in topics]))
+        resolve_s = time.monotonic() - resolving
+        await producer.start()
         outputs = {live: run for h in handlers for live, run in h.output_topics.items()}
-        await _create_run_topics(settings, outputs, len(replay_range.partitions))
+        await _create_run_topics(settings, outputs, max(len(r.partitions) for r in replay_range.ranges))
         if progress is not None:
             progress.started(replay_range)
         replaying = time.monotonic()
         read, replayed = await _consume(consumer, replay_range, request, handlers, progress)
+        for handler in handlers:
+            await handler.finish()
         await producer.flush()
         replay_s = time.monotonic() - replaying
+        several = len(topics) > 1
         run = ReplayRun(
-            run_id=run_id, namespace=namespace, source_topic=request.topic,
+            run_id=run_id, namespace=namespace, source_topic=topics[0],
             partitions=[PartitionSpan(partition=p.partition, start=p.start, end=p.end, start_how=p.start_how,
-                                      end_how=p.end_how) for p in replay_range.partitions],
+                                      end_how=p.end_how, topic=topic if several else "")
+                        for topic, p in replay_range.partitions()],
             notes=list(replay_range.notes), time_field=request.time_field, symbols_filter=sorted(request.symbols),
             speed=request.speed, max_quote_age_s=max_age, output_topics=outputs,
             started_at=format_ns(started_at), finished_at=format_ns(now_ns()), records_read=read,
@@ -126,6 +164,8 @@ async def replay(settings: ToolSettings, request: ReplayRequest, progress: Repla
             rejected=sum(h.counts.rejected for h in handlers),
             symbols=sorted(set().union(*(h.counts.symbols for h in handlers))),
             resolve_seconds=round(resolve_s, 3), replay_seconds=round(replay_s, 3),
+            source_topics=topics if several else [], stages=[h.name for h in handlers],
+            accounts=sorted(set().union(*(h.counts.accounts for h in handlers))),
         )
         await _finish(redis, namespace, run, settings.replay_ttl_s)
         return run
@@ -151,12 +191,12 @@ async def _create_run_topics(settings: ToolSettings, outputs: dict[str, str], pa
 
 async def _consume(
     consumer: AIOKafkaConsumer,
-    replay_range: TopicRange,
+    replay_range: RunRange,
     request: ReplayRequest,
     handlers: Sequence[ReplayHandler],
     progress: ReplayProgress | None,
 ) -> tuple[int, int]:
-    active = {TopicPartition(request.topic, p.partition): p for p in replay_range.partitions if p.size}
+    active = {TopicPartition(topic, p.partition): p for topic, p in replay_range.partitions() if p.size}
     position = {tp: span.start for tp, span in active.items()}
     consumer.assign(list(active))
     for tp, first in active.items():
@@ -168,11 +208,11 @@ async def _consume(
         batch = await consumer.getmany(*active, timeout_ms=500, max_records=request.batch_size)
         if not any(batch.values()):
             if time.monotonic() > deadline:
-                stuck = ", ".join(f"{tp.partition}@{position[tp]}" for tp in active)
-                raise ReplayError(f"{request.topic} stopped answering before the end of the range (at {stuck})")
+                stuck = ", ".join(f"{tp.topic}[{tp.partition}]@{position[tp]}" for tp in active)
+                raise ReplayError(f"the source topics stopped answering before the end of the range (at {stuck})")
             continue
         deadline = time.monotonic() + FETCH_DEADLINE_S
-        selected: list[SourceRecord] = []
+        selected: list[ConsumerRecord] = []
         offsets_before, replayed_before = read, replayed
         for tp, records in batch.items():
             span = active.get(tp)
@@ -190,7 +230,7 @@ async def _consume(
                     await _handle(handlers, selected)  # what is due goes out before the pause
                     selected = []
                     await asyncio.sleep(delay)  # time compression: keep the recorded pacing
-                selected.append(SourceRecord(record.key, record.value, record.topic, record.partition, record.offset))
+                selected.append(record)
                 replayed += 1
             if position[tp] >= span.end or await consumer.position(tp) >= span.end:  # offsets may skip
                 position[tp] = span.end
@@ -203,10 +243,13 @@ async def _consume(
     return read, replayed
 
 
-async def _handle(handlers: Sequence[ReplayHandler], records: list[SourceRecord]) -> None:
-    if records:
-        for handler in handlers:
-            await handler.handle(records)
+async def _handle(handlers: Sequence[ReplayHandler], records: list[ConsumerRecord]) -> None:
+    if not records:
+        return
+    for handler in handlers:
+        mine = records if len(handlers) == 1 else [r for r in records if r.topic in handler.topics]
+        if mine:
+            await handler.handle(mine)
 
 
 def _symbol(key: bytes | None) -> str:

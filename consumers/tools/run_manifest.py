@@ -23,6 +23,7 @@ class PartitionSpan(BaseModel):
     end: int
     start_how: str
     end_how: str
+    topic: str = ""  # which source topic (empty in runs of one topic, the run's source_topic)
 
 
 class ReplayRun(BaseModel):
@@ -32,7 +33,7 @@ class ReplayRun(BaseModel):
 
     run_id: str
     namespace: str
-    source_topic: str
+    source_topic: str  # the first topic read; source_topics lists them all
     partitions: list[PartitionSpan]
     notes: list[str]
     time_field: str
@@ -49,6 +50,19 @@ class ReplayRun(BaseModel):
     symbols: list[str]
     resolve_seconds: float
     replay_seconds: float
+    # Runs before P&L replay had neither: one topic, the price stage.
+    source_topics: list[str] = []
+    stages: list[str] = ["price"]
+    accounts: list[str] = []  # accounts whose positions the run valued (P&L)
+
+    @property
+    def topics(self) -> list[str]:
+        """Every topic the run read."""
+        return self.source_topics or [self.source_topic]
+
+    def spans(self, topic: str) -> list[PartitionSpan]:
+        """The partitions the run read of ``topic``."""
+        return [p for p in self.partitions if (p.topic or self.source_topic) == topic]
 
     @property
     def rate_per_second(self) -> float:

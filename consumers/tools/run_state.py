@@ -1,18 +1,20 @@
-"""Reads what the processors left in Redis per symbol, in the live namespace or a replay run's.
+"""Reads what the stages left in Redis, in the live namespace or a replay run's.
 
-Each section reads one kind of state; ``tickwire diff`` compares sections field by field. The P&L
-processor plugs in with a section of its own (its per-symbol valuation), appended to :data:`SECTIONS`.
+The price stage's state is per symbol: each section reads one kind of it, and ``tickwire diff`` compares
+sections field by field. The P&L stage's is per account (:func:`read_pnl`): each position's valuation and the
+account's total. :data:`SECTIONS_BY_STAGE` says which state a run of each stage leaves.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from decimal import Decimal
 from typing import Protocol
 
 import orjson
 from redis.asyncio import Redis
 
-from schemas.topics import namespaced, price_key, symbol_stats_key
+from schemas.topics import namespaced, pnl_key, pnl_total_key, price_key, symbol_stats_key
 
 SymbolState = dict[str, str | None]  # field -> value as text (None: absent)
 
@@ -89,6 +91,53 @@ class CountsSection:
 
 
 SECTIONS: list[StateSection] = [PriceSection(), CountsSection()]
+SECTIONS_BY_STAGE: dict[str, list[StateSection]] = {"price": SECTIONS, "pnl": []}  # the P&L's: read_pnl
+
+PNL_FIELDS = ("qty", "avg_entry_price", "mark_price", "unrealized_pnl", "price_source", "price_timestamp")
+PNL_SECTION = "pnl"  # a position's fields, subject ``{account}:{symbol}``
+TOTAL_SECTION = "pnl_total"  # an account's total and open positions, subject ``{account}``
+
+
+async def pnl_accounts(redis: Redis, namespace: str) -> set[str]:
+    """Every account with valued positions in the namespace."""
+    prefix = namespaced(pnl_key(""), namespace)
+    return {key.decode().removeprefix(prefix) async for key in redis.scan_iter(match=prefix + "*", count=1000)}
+
+
+async def read_pnl(redis: Redis, namespace: str, accounts: list[str], symbols: set[str] | None = None
+                   ) -> dict[str, dict[str, SymbolState]]:
+    """subject -> section -> fields: each position's valuation (``{account}:{symbol}``, section ``pnl``; fields
+    that change with the clock, ``updated_at``, are left out) and each account's total (``{account}``, section
+    ``pnl_total``). With ``symbols``, only those positions, and the total is theirs (the stored total covers
+    every position of the account)."""
+    pipe = redis.pipeline(transaction=False)
+    for account in accounts:
+        pipe.hgetall(namespaced(pnl_key(account), namespace))
+        pipe.get(namespaced(pnl_total_key(account), namespace))
+    replies = await pipe.execute()
+    out: dict[str, dict[str, SymbolState]] = {}
+    for index, account in enumerate(accounts):
+        book, total = replies[2 * index], replies[2 * index + 1]
+        kept = {}
+        for field, raw in book.items():
+            symbol = field.decode()
+            if symbols is None or symbol in symbols:
+                stored = orjson.loads(raw)
+                kept[symbol] = stored
+                out[f"{account}:{symbol}"] = {PNL_SECTION: {f: _text_or_none(stored.get(f)) for f in PNL_FIELDS}}
+        if symbols is None:
+            stored_total = orjson.loads(total) if total else {}
+            state: SymbolState = {"total_unrealized": _text_or_none(stored_total.get("total_unrealized")),
+                                  "positions": _text_or_none(stored_total.get("positions"))}
+        else:
+            figures = [Decimal(v["unrealized_pnl"]) for v in kept.values() if v.get("unrealized_pnl") is not None]
+            state = {"total_unrealized": str(sum(figures, Decimal("0.00"))), "positions": str(len(kept))}
+        out[account] = {TOTAL_SECTION: state}
+    return out
+
+
+def _text_or_none(value: object) -> str | None:
+    return None if value is None else str(value)
 
 
 async def symbols_in(redis: Redis, namespace: str, sections: Iterable[StateSection] = SECTIONS) -> set[str]:

@@ -12,9 +12,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import KafkaError
 
-from processors.batch_consumer import BatchConsumer
 from schemas.topics import TopicSpec
 from tests.helpers import eventually
+from tickwire.runtime.member import BatchConsumer
 from tickwire.topic_admin import ensure_topics
 
 pytestmark = pytest.mark.integration

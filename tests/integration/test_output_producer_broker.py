@@ -11,8 +11,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
 
-from processors.output_producer import OutputProducer
 from schemas.topics import TopicSpec
+from tickwire.runtime.outputs import OutputProducer
 from tickwire.settings import TickwireSettings
 from tickwire.topic_admin import ensure_topics
 

@@ -8,8 +8,8 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 
+from domain.price_payloads import PricePayloads, payloads_of
 from processors.pnl_projection import PnLProjector
-from processors.price_payloads import PricePayloads, payloads_of
 from processors.redis_projection import PriceProjector
 from schemas.events import PnLUpdated, PositionPnL, PriceEvent
 from schemas.timestamps import format_ns

@@ -17,17 +17,28 @@ from consumers.tools.settings import ToolSettings
 from schemas.timestamps import NS_PER_SECOND, now_ns
 from schemas.topics import (
     ALL_TOPICS,
+    DAILY_BARS_RAW,
+    PNL,
+    PNL_CHANNEL_PATTERN,
+    POSITIONS,
+    POSITIONS_REJECTED,
     PRICE_CHANNEL_PATTERN,
     PRICES,
     QUOTES_RAW,
     QUOTES_REJECTED,
+    marks_topic,
     namespaced,
+    pnl_key,
+    pnl_total_key,
+    position_key,
+    positions_key,
     price_key,
     replay_namespace,
     replay_topic,
     symbol_stats_key,
 )
 from tests.helpers import eventually, processor_process, read_topic_until, tickwire_env, unique_symbol
+from tests.integration.test_pnl_processor import daily_bar_value, position_value
 from tests.integration.tools_support import (
     commit_offsets,
     end_offsets,
@@ -286,3 +297,110 @@ async def test_diff_live_given_live_moved_past_the_runs_cut_says_by_how_much_and
         moving: {"records": 4, "after_cut": {str(partition): {"cut": cut[partition], "records": 4}}}}
     assert real.code == 1, real.out + real.err
     assert f"real differences in 1 symbol(s): {still}" in real.out
+
+
+async def test_replay_given_positions_a_live_pnl_stage_valued_reproduces_its_pnl_and_diff_finds_a_change(
+    kafka_bootstrap: str, redis_url: str, redis: Redis, log_dir: Path
+) -> None:
+    """Test that ``tickwire replay positions`` re-runs the P&L stage over positions, the price stage's marks and
+    the closes into the run's namespace: each position's P&L and the account's total as live has them, no live
+    name touched, ``diff live R`` equal; a position changed since is a difference of it and of the total."""
+    # Arrange: a live processor (both stages) values a long, a short and a position marked at its close
+    account = f"acct-{uuid.uuid4().hex[:8]}"
+    long_sym, short_sym, closing_sym = unique_symbol("PL"), unique_symbol("PS"), unique_symbol("PC")
+    symbols = ",".join([long_sym, short_sym, closing_sym])
+    group = f"test-replay-pnl-{uuid.uuid4().hex[:8]}"
+    env = tickwire_env(KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap, REDIS_URL=redis_url, TICKWIRE_PROCESSOR_APP_ID=group)
+    await start_group_at_end(kafka_bootstrap, group, [t.name for t in ALL_TOPICS])
+    t0 = now_ns() - 5 * NS_PER_SECOND
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    await producer.start()
+
+    async def send(topic: str, key: str, value: bytes) -> None:
+        await producer.send_and_wait(topic, value, key=key.encode())
+
+    async def position(symbol: str, qty: str, avg: str) -> None:
+        await send(POSITIONS.name, position_key(account, symbol), position_value(account, symbol, qty, avg))
+
+    worker = processor_process(log_dir, env)
+    await worker.start()
+    expected = {long_sym: "200.00", short_sym: "37.25", closing_sym: "5.00"}
+    try:
+        for i, (bid, ask) in enumerate([(150.99, 151.01), (151.49, 151.51), (151.99, 152.01)]):
+            await send(QUOTES_RAW.name, long_sym, quote(long_sym, bid, ask, t0 + i * 1_000_000))
+        await send(QUOTES_RAW.name, short_sym, quote(short_sym, 99.25, 99.26, t0))
+        await send(DAILY_BARS_RAW.name, closing_sym, daily_bar_value(closing_sym, 20.0, t0 - 86_400 * NS_PER_SECOND))
+        for symbol, qty, avg in ((long_sym, "100", "150"), (short_sym, "-50", "100"), (closing_sym, "10", "19.5")):
+            await position(symbol, qty, avg)
+
+        async def valued() -> bool:
+            stored = {k.decode(): orjson.loads(v) for k, v in (await redis.hgetall(pnl_key(account))).items()}
+            return {s: p.get("unrealized_pnl") for s, p in stored.items()} == expected
+
+        await eventually(valued, 90, "the live P&L stage to value every position at its last mark", worker)
+    finally:
+        await worker.stop()
+    live_before = await redis_snapshot(redis)
+    topics_before = await topics_high_water(kafka_bootstrap)
+    run, changed = f"t{uuid.uuid4().hex[:8]}", f"t{uuid.uuid4().hex[:8]}"
+    namespace = replay_namespace(run)
+    pubsub = redis.pubsub()
+    await pubsub.psubscribe(PNL_CHANNEL_PATTERN, namespaced(PNL_CHANNEL_PATTERN, namespace))
+
+    # Act: replay what live valued, compare; then a position changes, and a run with it is compared
+    replayed = await tickwire("replay", POSITIONS.name, "--symbol", symbols, "--run-id", run, "--no-progress", env=env)
+    compared = await tickwire("diff", "live", run, env=env)
+    live_after = await redis_snapshot(redis)
+    topics_after = await topics_high_water(kafka_bootstrap)
+    live_pnl, run_pnl, live_positions, run_positions = [
+        {k: {f: v for f, v in orjson.loads(raw).items() if f != "updated_at"}  # stamped when valued or validated
+         for k, raw in (await redis.hgetall(namespaced(key(account), ns))).items()}
+        for key in (pnl_key, positions_key) for ns in ("", namespace)]
+    live_total, run_total = [orjson.loads(await redis.get(namespaced(pnl_total_key(account), ns)) or b"{}")
+                             for ns in ("", namespace)]
+    try:
+        await position(short_sym, "-60", "100")
+    finally:
+        await producer.stop()
+    second = await tickwire("replay", POSITIONS.name, "-s", symbols, "--run-id", changed, "--no-progress", env=env)
+    runs_differ = await tickwire("diff", run, changed, "-o", "json", env=env)
+    bent = orjson.loads(await redis.hget(namespaced(pnl_key(account), namespace), long_sym) or b"{}")
+    bent["unrealized_pnl"] = "250.00"
+    await redis.hset(namespaced(pnl_key(account), namespace), long_sym, orjson.dumps(bent))
+    live_differs = await tickwire("diff", "live", run, "--settle", "0", "-o", "json", env=env)
+
+    # Assert: the same P&L under the run's names only
+    assert replayed.code == 0, replayed.out + replayed.err
+    assert f"records of {POSITIONS.name}, {marks_topic(group)}, {DAILY_BARS_RAW.name}" in replayed.out, replayed.out
+    assert "(stages: pnl)" in replayed.out and "1 account(s)" in replayed.out
+    assert compared.code == 0, compared.out + compared.err
+    assert "no differences in 3 positions in 1 account(s)" in compared.out, compared.out
+    assert "symbols" not in compared.out  # a P&L run left no price state to compare
+    assert run_pnl == live_pnl and set(live_pnl) == {s.encode() for s in symbols.split(",")}
+    assert run_positions == live_positions and len(live_positions) == 3
+    assert (run_total["total_unrealized"], run_total["positions"]) == ("242.25", 3) == (
+        live_total["total_unrealized"], live_total["positions"])
+
+    assert {k: v for k, v in live_after.items() if not k.startswith(namespace.encode())} == live_before
+    assert {tp: o for tp, o in topics_after.items() if tp in topics_before} == topics_before
+    assert {tp.topic for tp in set(topics_after) - set(topics_before)} == {
+        replay_topic(PNL.name, run), replay_topic(POSITIONS_REJECTED.name, run)}
+    channels = set()
+    while (message := await pubsub.get_message(timeout=0.2)) is not None:
+        if message["type"] == "pmessage":
+            channels.add(message["channel"].decode())
+    await pubsub.aclose()
+    assert channels and all(c.startswith(namespace) for c in channels), channels
+
+    assert second.code == 0, second.out + second.err
+    assert runs_differ.code == 1, runs_differ.out + runs_differ.err
+    assert orjson.loads(runs_differ.out)["differences"] == [
+        {"symbol": f"{account}:{short_sym}", "field": "pnl.qty", "left": "-50", "right": "-60"},
+        {"symbol": f"{account}:{short_sym}", "field": "pnl.unrealized_pnl", "left": "37.25", "right": "44.70"},
+        {"symbol": account, "field": "pnl_total.total_unrealized", "left": "242.25", "right": "249.70"},
+    ]
+    assert live_differs.code == 1, live_differs.out + live_differs.err
+    assert orjson.loads(live_differs.out)["differences"] == [
+        {"symbol": f"{account}:{long_sym}", "field": "pnl.unrealized_pnl", "left": "200.00", "right": "250.00"},
+        {"symbol": account, "field": "pnl_total.total_unrealized", "left": "242.25", "right": "292.25"},
+    ]

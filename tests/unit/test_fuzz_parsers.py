@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 
 from alpaca_feed.protocol import ProtocolError, decode_client_message
 from domain.positions import ACCOUNT_PATTERN, validate_position
+from domain.price_batch import price_batch
 from domain.quotes import QuoteValidator, Rejection, ValidQuote
 from domain.records import SourceRecord
-from processors.price_batch import price_batch
 from producers.raw_events import encode_raw_event
 from schemas.events import Position, RejectReason
 from schemas.symbols import SYMBOL_PATTERN, normalize_symbol

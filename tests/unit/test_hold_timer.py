@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from processors.hold_timer import HoldTimer
+from tickwire.runtime.timers import HoldTimer
 
 
 class Held:

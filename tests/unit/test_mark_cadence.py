@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from domain.mark_cadence import MarkCadence
 from domain.records import SourceRecord
-from processors.mark_cadence import MarkCadence
 
 
 def mark(symbol: str, n: int) -> SourceRecord:

@@ -8,8 +8,8 @@ import pytest
 from aiokafka.errors import KafkaError, KafkaTimeoutError
 from aiokafka.partitioner import DefaultPartitioner
 
-from processors.output_producer import OutputProducer
 from tests.helpers import eventually
+from tickwire.runtime.outputs import OutputProducer
 from tickwire.settings import TickwireSettings
 
 PARTITIONS = [0, 1, 2, 3]

@@ -6,14 +6,14 @@ from typing import Any
 import orjson
 import pytest
 
+from domain.pnl_conflation import PnLConflator
+from domain.pnl_join import PnLJoiner
+from domain.pnl_payloads import PnLPayloads
 from domain.positions import validate_position
 from domain.quotes import Rejection
 from domain.records import SourceRecord
+from domain.subscription_keeper import SubscriptionKeeper
 from domain.valuation import PositionValuation
-from processors.pnl_conflation import PnLConflator
-from processors.pnl_join import PnLJoiner
-from processors.pnl_payloads import PnLPayloads
-from processors.subscription_keeper import SubscriptionKeeper
 from schemas.events import Position, PriceEvent
 from schemas.topics import DAILY_BARS_RAW, POSITIONS_BY_SYMBOL, PRICES, position_key
 

@@ -4,9 +4,9 @@ from typing import Any
 
 import orjson
 
+from domain.price_batch import price_batch
 from domain.quotes import QuoteValidator
 from domain.records import SourceRecord
-from processors.price_batch import price_batch
 from schemas.timestamps import NS_PER_SECOND, format_ns
 
 T0 = 1_700_000_000_000_000_000

@@ -5,7 +5,7 @@ from decimal import Decimal
 import orjson
 import pytest
 
-from processors.price_payloads import payloads_of
+from domain.price_payloads import payloads_of
 from schemas.events import PriceEvent, PriceSnapshot, PriceUpdated
 
 

@@ -1,14 +1,15 @@
-"""ProgressReporter: the price stage's position per owned partition, written to Redis about once a second.
+"""ProgressReporter: a member's position per owned partition of a topic, written to Redis about once a second.
 
-Each entry holds the next offset to process and the high watermark of the stage's last fetch
+Each entry holds the next offset to process and the high watermark of the member's last fetch
 (``schemas.topics.progress_key``): ``/health`` calls prices that stop advancing while quotes wait a stall,
-whatever the cause. The same figures give the consumer lag per partition.
+whatever the cause. The same figures give the consumer lag per partition (``lag``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -16,7 +17,6 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from redis.typing import EncodableT, FieldT
 
-from processors.metrics import ProcessorMetrics
 from schemas.events import PartitionProgress
 from schemas.timestamps import format_ns, now_ns
 from schemas.topics import processed_field, progress_key
@@ -28,17 +28,16 @@ PROGRESS_TTL_S = 24 * 3600  # a hash left by a pipeline that is gone expires ins
 
 
 class ProgressReporter:
-    """Reports ``done`` (next offset per partition) of ``topic`` and sets the lag gauge."""
+    """Reports ``done`` (next offset per partition) of ``topic``; ``lag(tp, records)`` hears each partition's lag."""
 
     def __init__(self, redis: Redis, consumer: AIOKafkaConsumer, done: dict[TopicPartition, int], app_id: str,
-                 topic: str, metrics: ProcessorMetrics, stage: str) -> None:
+                 topic: str, lag: Callable[[TopicPartition, int], None] | None = None) -> None:
         self.redis = redis
         self.consumer = consumer
         self.done = done
         self.topic = topic
         self.key = progress_key(app_id, topic)
-        self.metrics = metrics
-        self.stage = stage
+        self.lag = lag
         self._advanced: dict[int, tuple[int, str]] = {}  # partition -> (offset, when it last advanced)
 
     async def run(self) -> None:
@@ -73,10 +72,14 @@ class ProgressReporter:
             highwater = self.consumer.highwater(tp)
             fields[processed_field(tp.partition)] = PartitionProgress(
                 offset=offset, advanced_at=previous[1], updated_at=now, highwater=highwater).to_json()
-            if highwater is not None:
-                self.metrics.lag.labels(self.stage, tp.topic, str(tp.partition)).set(max(highwater - offset, 0))
+            if highwater is not None and self.lag is not None:
+                self.lag(tp, max(highwater - offset, 0))
         if fields:
             pipe = self.redis.pipeline(transaction=False)
             pipe.hset(self.key, mapping=fields)
             pipe.expire(self.key, PROGRESS_TTL_S)
             await pipe.execute()
+
+    async def run_sidecar(self, stop: asyncio.Event) -> None:
+        """:meth:`run` as a sidecar (``stop`` cancels it)."""
+        await self.run()

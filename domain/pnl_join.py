@@ -19,15 +19,8 @@ from domain.marks import previous_close
 from domain.positions import validate_position
 from domain.quotes import Rejection
 from domain.records import DeadLetter, SourceRecord, dead_letter
-from domain.valuation import Mark, MarkPolicy, PositionValuation, choose_mark, value_position
-from schemas.events import (
-    LastTrade,
-    Position,
-    PreviousClose,
-    PriceEvent,
-    PriceSnapshot,
-    RejectReason,
-)
+from domain.valuation import Mark, MarkPolicy, PositionValuation, QuoteMark, choose_mark, quote_mark, value_position
+from schemas.events import LastTrade, Position, PreviousClose, RejectReason
 from schemas.timestamps import format_ns, now_ns
 from schemas.topics import DAILY_BARS_RAW, POSITIONS_BY_SYMBOL
 
@@ -70,7 +63,7 @@ class PnLJoiner:
         result = PnLBatchResult()
         positions: dict[str, Json] = {}
         marks: dict[str, Json] = {}
-        now = format_ns(now_ns())
+        now = _Now()
         for record in records:
             if record.topic == POSITIONS_BY_SYMBOL.name:
                 self._apply_position(record, positions, marks, result, now)
@@ -87,13 +80,13 @@ class PnLJoiner:
     def value_all(self, symbol: str) -> list[PositionValuation]:
         """Current valuation of every position in ``symbol`` (used by timers and tools)."""
         result = PnLBatchResult()
-        self._revalue_symbol(symbol, {}, {}, result, format_ns(now_ns()))
+        self._revalue_symbol(symbol, {}, {}, result, _Now())
         return result.valued
 
     # --- positions -------------------------------------------------------------------------------
 
     def _apply_position(self, record: SourceRecord, positions: dict[str, Json], marks: dict[str, Json],
-                        result: PnLBatchResult, now: str) -> None:
+                        result: PnLBatchResult, now: _Now) -> None:
         try:
             position = Position.model_validate_json(record.value)
         except ValueError:
@@ -134,13 +127,16 @@ class PnLJoiner:
             if not isinstance(raw, dict):
                 raise TypeError(f"a mark must be a JSON object, got {type(raw).__name__}")
             if "bid" in raw:
-                price = PriceEvent.model_validate(raw)
+                # The price stage's own PriceEvent: trusted, read without a model (quote_mark still refuses a
+                # record that is not one, and it goes to the dead letters below).
+                price = quote_mark(raw)
                 before = self._marks(price.symbol, marks)
                 stored = before.get("price")
                 if stored is not None and stored["timestamp"] > price.timestamp:
                     return None  # marks only ever carry newer quotes per symbol; a replay may not
-                # The validated JSON as it came (the price stage writes canonical fields), less received_at.
-                entry = {**before, "price": {k: v for k, v in raw.items() if k != "received_at"}}
+                # The JSON as it came (the price stage writes canonical fields), less received_at.
+                raw.pop("received_at", None)
+                entry = {**before, "price": raw}
                 marks[price.symbol] = entry
                 previous = self._parsed(price.symbol, before)
                 self._parsed_marks[price.symbol] = (entry, (price, *previous[1:]))  # no need to parse it back
@@ -155,7 +151,7 @@ class PnLJoiner:
             marks[trade.symbol] = entry
             result.trades.append(trade)
             return trade.symbol if self.policy == "last" else None
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError) as exc:  # orjson's and pydantic's errors are ValueErrors
             payload = _decode_or_text(record.value)
             result.rejected.append(dead_letter(record, Rejection(RejectReason.INVALID_FIELD, str(exc), None, payload)))
         return None
@@ -163,7 +159,7 @@ class PnLJoiner:
     # --- valuation -------------------------------------------------------------------------------
 
     def _revalue_symbol(self, symbol: str, positions: dict[str, Json], marks: dict[str, Json],
-                        result: PnLBatchResult, now: str) -> None:
+                        result: PnLBatchResult, now: _Now) -> None:
         parsed = self._parsed(symbol, self._marks(symbol, marks))  # once per symbol, not once per position
         chosen: dict[bool, Mark | None] = {}  # the mark depends on the position only through long/short
         valued = result.valued
@@ -171,11 +167,11 @@ class PnLJoiner:
             long = position.qty > 0
             if long not in chosen:
                 chosen[long] = choose_mark(self.policy, position.qty, *parsed)
-            valued.append(value_position(position, chosen[long], now))
+            valued.append(value_position(position, chosen[long], now.text, now.ns))
 
-    def _value(self, position: Position, entry: Json, now: str) -> PositionValuation:
+    def _value(self, position: Position, entry: Json, now: _Now) -> PositionValuation:
         return value_position(position, choose_mark(self.policy, position.qty, *self._parsed(position.symbol, entry)),
-                              now)
+                              now.text, now.ns)
 
     def _parsed(self, symbol: str, entry: Json) -> ParsedMarks:
         """A marks entry as models, parsed once per stored entry (entries are replaced on change, never mutated)."""
@@ -216,17 +212,27 @@ class PnLJoiner:
         return self.marks_by_symbol.get(symbol) or {}
 
 
-ParsedMarks = tuple[PriceSnapshot | None, LastTrade | None, PreviousClose | None]
+class _Now:
+    """A batch's valuation time: one clock read, formatted once, kept as an integer for the latency metrics."""
+
+    __slots__ = ("ns", "text")
+
+    def __init__(self) -> None:
+        self.ns = now_ns()
+        self.text = format_ns(self.ns)
+
+
+ParsedMarks = tuple[QuoteMark | None, LastTrade | None, PreviousClose | None]
 
 
 def _parse_marks(entry: Json) -> ParsedMarks:
-    price = PriceSnapshot.model_validate(entry["price"]) if entry.get("price") else None
+    price = quote_mark(entry["price"]) if entry.get("price") else None
     trade = LastTrade.model_validate(entry["trade"]) if entry.get("trade") else None
     close = PreviousClose.model_validate(entry["close"]) if entry.get("close") else None
     return price, trade, close
 
 
-def _mark_moved(policy: MarkPolicy, stored: PriceSnapshot | None, price: PriceEvent) -> bool:
+def _mark_moved(policy: MarkPolicy, stored: QuoteMark | None, price: QuoteMark) -> bool:
     """Whether a new quote moves the mark a position is valued at (the mid, or the bid or ask)."""
     if stored is None:
         return True

@@ -1,4 +1,4 @@
-"""OutputProducer: the processors' output records, sent in multi-record batches and confirmed before each commit.
+"""OutputProducer: a stage's output records, sent in multi-record batches and confirmed before each commit.
 
 Records are batched by hand: ``AIOKafkaProducer.send`` costs about 7 us per record (metadata wait, a
 future per record, each resolved on delivery), appending to an aiokafka ``BatchBuilder`` about 1.2 us.
@@ -9,7 +9,7 @@ task ever awaits it: a send never blocks, and records that arrive meanwhile grow
 
 Stages do not wait for each batch's outputs to be acknowledged (that round trip would sit in every
 batch's latency). The batch consumer calls ``flush`` before it commits offsets
-(:mod:`processors.batch_consumer`), so offsets are committed only once every output sent before them is
+(:mod:`tickwire.runtime.member`), so offsets are committed only once every output sent before them is
 acknowledged, and a failed delivery (or a batch aiokafka would not take) fails the commit: delivery
 stays at-least-once.
 """
@@ -19,14 +19,17 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Iterable
+from typing import TYPE_CHECKING, Protocol
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from aiokafka.partitioner import DefaultPartitioner
-from aiokafka.producer.message_accumulator import BatchBuilder
 
 from tickwire.kafka import aiokafka_security, bootstrap_list
 from tickwire.settings import TickwireSettings
+
+if TYPE_CHECKING:
+    from tickwire.kafka import BatchBuilder
 
 _PARTITIONER = DefaultPartitioner()
 # Bigger batches than aiokafka's 16 KiB default: while one request is in flight, the next one fills up.
@@ -63,6 +66,20 @@ class _Lane:
                 elif not waiter.done():
                     waiter.set_result(None)
             self.waiters = waiting
+
+
+class Outputs(Protocol):
+    """Where a stage sends its records: the batched producer live, a run's own topics in a replay."""
+
+    async def send(self, topic: str, key: bytes | None, value: bytes | None, partition_key: bytes | None = None
+                   ) -> None:
+        """Queue one record (``partition_key``: hash this instead of ``key`` to choose the partition)."""
+
+    async def send_many(self, topic: str, records: Iterable[tuple[bytes | None, bytes | None]]) -> None:
+        """Queue (key, value) records."""
+
+    async def flush(self) -> None:
+        """Wait for every record sent so far; raise if one was not delivered."""
 
 
 class OutputProducer:

@@ -10,24 +10,26 @@ them before each offset commit).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import orjson
 
+from domain.mark_cadence import MarkCadence
 from domain.marks import last_trade
+from domain.price_batch import price_batch
+from domain.price_payloads import PricePayloads, price_payloads
 from domain.pricing import Price
 from domain.quotes import QuoteValidator, Rejection
 from domain.records import DeadLetter, SourceRecord, dead_letter
-from processors.latest_prices import LatestPrices
-from processors.mark_cadence import MarkCadence
-from processors.price_batch import price_batch
-from processors.price_payloads import PricePayloads, price_payloads
+from domain.valuation import MarkPolicy
 from schemas.events import RejectReason
 from schemas.topics import TRADES_RAW
-from tickwire.settings import MarkPolicy
 
-Mark = tuple[bytes, bytes]  # (symbol key, PriceEvent or LastTrade JSON): a record of the marks topic
+# A record of the marks topic: (symbol key, PriceEvent or LastTrade JSON). Not a valuation's
+# :class:`domain.valuation.Mark` (the price a position is valued at), which the P&L stage makes of it.
+MarkRecord = tuple[bytes, bytes]
 
 
 @dataclass(slots=True)
@@ -38,20 +40,21 @@ class PriceBatch:
     payloads: list[PricePayloads] = field(default_factory=list)
     appended_ns: list[int] = field(default_factory=list)
     rejected: list[DeadLetter] = field(default_factory=list)
-    marks: list[Mark] = field(default_factory=list)
+    marks: list[MarkRecord] = field(default_factory=list)
 
 
 class PriceHandler:
     """Validates, prices and marks batches of ``quotes.raw`` (and ``trades.raw`` for the ``last`` policy)."""
 
     def __init__(self, validator: QuoteValidator, policy: MarkPolicy, mark_interval_s: float,
-                 latest: LatestPrices | None = None) -> None:
+                 latest: MutableMapping[str, dict[str, Any]] | None = None) -> None:
         self.validator = validator
         self.policy = policy
-        self.latest = latest if latest is not None else LatestPrices()
-        self.cadence: MarkCadence[Mark] = MarkCadence(mark_interval_s)
+        # symbol -> its latest price's JSON fields (the price stage's changelog table; a dict in replays)
+        self.latest: MutableMapping[str, dict[str, Any]] = latest if latest is not None else {}
+        self.cadence: MarkCadence[MarkRecord] = MarkCadence(mark_interval_s)
         self.partition_of: dict[str, int] = {}  # symbol -> its partition (keys are partitioned like the input)
-        self.newest_marks: dict[str, Mark] = {}  # each symbol's newest mark, passed or held (sent again if lost)
+        self.newest_marks: dict[str, MarkRecord] = {}  # each symbol's newest mark, passed or held (sent again if lost)
         self._marked: dict[str, tuple[object, str]] = {}  # symbol -> (mark price(s), timestamp) last marked
 
     def handle(self, records: Sequence[SourceRecord], now: float) -> PriceBatch:
@@ -59,7 +62,7 @@ class PriceHandler:
         quotes = [r for r in records if r.topic != TRADES_RAW.name]
         result = price_batch(quotes, self.latest, self.validator)
         batch = PriceBatch(prices=result.prices, appended_ns=result.appended_ns, rejected=result.rejected)
-        newest: dict[str, Mark] = {}
+        newest: dict[str, MarkRecord] = {}
         for price in result.prices:
             payloads = price_payloads(price.fields)
             batch.payloads.append(payloads)
@@ -74,16 +77,16 @@ class PriceHandler:
         batch.marks = self.cadence.offer(newest, now)
         return batch
 
-    def due_marks(self, now: float, *, all_held: bool = False) -> list[Mark]:
+    def due_marks(self, now: float, *, all_held: bool = False) -> list[MarkRecord]:
         """Held marks whose interval passed (every held mark with ``all_held``, as before a commit)."""
         return self.cadence.drain(now) if all_held else self.cadence.due(now)
 
     def forget_partitions(self, partitions: set[int]) -> None:
         """Drop the state of symbols in partitions this worker gave up."""
         gone = {symbol for symbol, partition in self.partition_of.items() if partition in partitions}
-        self.latest.forget(gone)
         self.cadence.forget(gone)
         for symbol in gone:
+            self.latest.pop(symbol, None)
             self.partition_of.pop(symbol, None)
             self._marked.pop(symbol, None)
             self.newest_marks.pop(symbol, None)
@@ -96,7 +99,7 @@ class PriceHandler:
         self._marked[price.symbol] = (key, price.timestamp)
         return True
 
-    def _trades(self, records: list[SourceRecord], newest: dict[str, Mark], batch: PriceBatch) -> None:
+    def _trades(self, records: list[SourceRecord], newest: dict[str, MarkRecord], batch: PriceBatch) -> None:
         for record in records:
             try:
                 trade = last_trade(orjson.loads(record.value))
@@ -117,3 +120,11 @@ def _decoded(value: bytes) -> object:
         return orjson.loads(value)
     except orjson.JSONDecodeError:
         return value.decode("utf-8", "replace")
+
+
+def newer_price(restored: dict[str, Any], current: dict[str, Any] | None) -> bool:
+    """Whether a restored latest price replaces the one held: it is a price, and not older (the table's rule)."""
+    stamp = restored.get("timestamp")
+    if not isinstance(restored.get("symbol"), str) or not isinstance(stamp, str):
+        return False
+    return current is None or current["timestamp"] < stamp

@@ -30,7 +30,7 @@ def price_batch(
 ) -> BatchResult:
     """Validate each record and accept it only if it is not older than the symbol's latest price.
 
-    ``latest_by_symbol`` (:class:`~processors.latest_prices.LatestPrices` in the price stage) holds
+    ``latest_by_symbol`` (the price stage's changelog table) holds
     ``PriceEvent`` JSON dicts (the prices' ``fields``); it is written once per symbol per batch.
     """
     result = BatchResult()

@@ -1,4 +1,4 @@
-"""BatchConsumer: a consumer-group member that processes whatever each fetch returned, at once.
+"""The consumer-group member: :class:`BatchConsumer` processes whatever each fetch returned, at once.
 
 Natural batching: no time window. Each turn takes every record the consumer has fetched (at most
 ``max_records``) and hands them to the handler in one call; under load batches grow by themselves,
@@ -27,10 +27,16 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
+from tickwire.kafka import aiokafka_security, bootstrap_list, range_assignor
+from tickwire.settings import TickwireSettings
+
 log = structlog.get_logger(__name__)
 
 IDLE_POLL_MS = 100  # getmany returns at the first records; when none come, the loop checks its commit timer
 COMMIT_TIMEOUT_S = 10.0  # aiokafka retries a retriable commit error forever; the next commit tries again
+# A dead member's partitions move after the session timeout: 6 s keeps failover near 5-10 s.
+SESSION_TIMEOUT_MS = 6_000
+HEARTBEAT_MS = 1_000
 
 
 class BatchHandler(Protocol):
@@ -196,3 +202,23 @@ class BatchConsumer(ConsumerRebalanceListener):
 
 def _names(tps: set[TopicPartition]) -> list[str]:
     return [f"{tp.topic}[{tp.partition}]" for tp in sorted(tps)]
+
+
+def group_member(settings: TickwireSettings, handler: BatchHandler, *, topics: Sequence[str], group: str, name: str,
+                 fetch_wait_s: float, max_records: int, commit_interval_s: float) -> BatchConsumer:
+    """A member of consumer group ``group`` over ``topics`` driving ``handler`` (nothing connects until started).
+
+    Offsets are committed by the member only (the commit rule), a new group starts at the earliest offsets, and
+    the range assignor gives a member the same partition numbers of every topic, so inputs keyed alike are
+    co-partitioned (a join's state is local)."""
+    assert settings.kafka_bootstrap_servers
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_list(settings.kafka_bootstrap_servers), group_id=group,
+        enable_auto_commit=False, auto_offset_reset="earliest",
+        fetch_max_wait_ms=round(fetch_wait_s * 1000),
+        session_timeout_ms=SESSION_TIMEOUT_MS, heartbeat_interval_ms=HEARTBEAT_MS,
+        partition_assignment_strategy=(range_assignor(),),
+        **aiokafka_security(settings),
+    )
+    return BatchConsumer(consumer, handler, topics=topics, max_records=max_records,
+                         commit_interval_s=commit_interval_s, name=name)

@@ -1,7 +1,7 @@
 """PipelinedScript: a Lua script queued with EVALSHA in pipelines, loaded once instead of checked every time.
 
 redis-py's ``Script``, called on a pipeline, makes the pipeline send ``SCRIPT EXISTS`` (and wait for
-the answer) before every ``execute``: a second Redis round trip for every batch the processor writes.
+the answer) before every ``execute``: a second Redis round trip for every batch a stage writes.
 Here the script is queued as a plain EVALSHA; if Redis does not know it (first use, a restarted or
 flushed Redis), the caller loads it and runs its batch again (every projection is idempotent).
 

@@ -1,4 +1,4 @@
-"""Read ranges of partitions (state restore): records in order, or the newest value per key.
+"""Restore reads: ranges of partitions read to their end, records in order or the newest value per key.
 
 A range without a stop ends at the high watermark the fetches report. Restores read compacted topics or
 the committed range of an input, so a range may start below the partition's first offset (retention
