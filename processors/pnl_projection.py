@@ -6,10 +6,7 @@ from collections.abc import Sequence
 
 import structlog
 from redis.asyncio import Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.typing import EncodableT, FieldT
-from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
 from domain.valuation import PositionValuation
 from schemas.events import LastTrade, Position, PreviousClose
@@ -25,7 +22,7 @@ from schemas.topics import (
     pnl_total_key,
     positions_key,
 )
-from tickwire.runtime.redis_script import NoScriptError, PipelinedScript, pack_items
+from tickwire.runtime.redis_script import PipelinedScript, pack_items, retry_while_redis_down
 
 log = structlog.get_logger(__name__)
 
@@ -106,7 +103,6 @@ class PnLProjector:
         self.trade_ttl_seconds = trade_ttl_seconds
         self.namespace = namespace
         self._script = PipelinedScript(redis, _PROJECT_PNL_LUA)
-        self._loaded = False
 
     async def project(
         self,
@@ -119,17 +115,7 @@ class PnLProjector:
         """Write one batch of changes; ``payloads[i]`` (if given) is ``valued[i].to_json()``, already made."""
         if not (valued or positions or trades or closes):
             return
-        async for attempt in AsyncRetrying(
-            # NoScriptError: Redis restarted or flushed its scripts; the next attempt loads it again.
-            retry=retry_if_exception_type((RedisConnectionError, RedisTimeoutError, OSError, NoScriptError)),
-            wait=wait_exponential(multiplier=0.1, max=5.0),
-            before_sleep=lambda state: log.warning(
-                "redis unavailable, retrying P&L batch",
-                error=repr(state.outcome.exception() if state.outcome else None), attempt=state.attempt_number),
-            reraise=True,
-        ):
-            with attempt:
-                await self._write(valued, positions, trades, closes, payloads)
+        await retry_while_redis_down(lambda: self._write(valued, positions, trades, closes, payloads), "P&L")
 
     async def reassert(self, positions: Sequence[Position], closes: Sequence[PreviousClose]) -> None:
         """Write the open positions, the accounts set and the closes again (idempotent): a Redis that was
@@ -153,9 +139,7 @@ class PnLProjector:
     async def _write(self, valued: Sequence[PositionValuation], positions: Sequence[Position],
                      trades: Sequence[LastTrade], closes: Sequence[PreviousClose],
                      payloads: Sequence[bytes] | None) -> None:
-        if not self._loaded:
-            await self._script.load()
-            self._loaded = True
+        await self._script.ensure_loaded()
         ns = self.namespace
         pipe = self.redis.pipeline(transaction=False)
         for position in positions:
@@ -185,9 +169,5 @@ class PnLProjector:
                 items += [payloads[index] if payloads is not None else pnl.to_json(), flag]
         if valued:
             self._script.queue(pipe, keys, [pack_items(items)])
-        try:
-            await pipe.execute()
-        except NoScriptError:
-            self._loaded = False
-            raise
+        await self._script.execute(pipe)
 

@@ -7,14 +7,11 @@ from collections.abc import Sequence
 
 import structlog
 from redis.asyncio import Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential
 
 from domain.price_payloads import PricePayloads
 from schemas.events import RejectedQuote
 from schemas.topics import LIVE_NAMESPACE, PROCESSOR_STATS_KEY, namespaced, price_channel, price_key, symbol_stats_key
-from tickwire.runtime.redis_script import NoScriptError, PipelinedScript, pack_items
+from tickwire.runtime.redis_script import PipelinedScript, pack_items, retry_while_redis_down
 
 log = structlog.get_logger(__name__)
 
@@ -70,31 +67,17 @@ class PriceProjector:
         self.ttl_seconds = ttl_seconds
         self.namespace = namespace
         self._script = PipelinedScript(redis, _PROJECT_PRICES_LUA)
-        self._loaded = False
 
     async def project(self, prices: Sequence[PricePayloads], rejected: Sequence[RejectedQuote] = ()) -> int:
         """Write a batch and count it (in total and per symbol); returns how many prices changed."""
         if not prices and not rejected:
             return 0
-        async for attempt in AsyncRetrying(
-            # NoScriptError: Redis restarted or flushed its scripts; the next attempt loads it again.
-            retry=retry_if_exception_type((RedisConnectionError, RedisTimeoutError, OSError, NoScriptError)),
-            wait=wait_exponential(multiplier=0.1, max=5.0),
-            before_sleep=_log_retry,
-            reraise=True,
-        ):
-            with attempt:
-                published = await self._write(prices, rejected)
-        if attempt.retry_state.attempt_number > 1:
-            log.info("redis reachable again", attempts=attempt.retry_state.attempt_number)
-        return published
+        return await retry_while_redis_down(lambda: self._write(prices, rejected), "prices")
 
     async def _write(self, prices: Sequence[PricePayloads], rejected: Sequence[RejectedQuote]) -> int:
         ns = self.namespace
         stats_key = namespaced(PROCESSOR_STATS_KEY, ns)
-        if not self._loaded:
-            await self._script.load()
-            self._loaded = True
+        await self._script.ensure_loaded()
         pipe = self.redis.pipeline(transaction=False)
         if prices:
             items: list[str | bytes] = []
@@ -107,19 +90,6 @@ class PriceProjector:
             pipe.hincrby(stats_key, f"rejected.{reason}", count)
         for (symbol, reason), count in Counter((r.symbol, str(r.reason)) for r in rejected if r.symbol).items():
             pipe.hincrby(namespaced(symbol_stats_key(symbol), ns), f"rejected.{reason}", count)
-        try:
-            results = await pipe.execute()
-        except NoScriptError:
-            self._loaded = False
-            raise
+        results = await self._script.execute(pipe)
         return int(results[0]) if prices else 0
 
-
-def _log_retry(state: RetryCallState) -> None:
-    exc = state.outcome.exception() if state.outcome else None
-    log.warning(
-        "redis unavailable, retrying batch",
-        error=f"{type(exc).__name__}: {exc}",
-        attempt=state.attempt_number,
-        retry_in_s=round(state.upcoming_sleep, 2),
-    )
