@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import signal
 from pathlib import Path
 from typing import Annotated
 
@@ -16,6 +15,7 @@ from alpaca_feed.hub import DEFAULT_UNIVERSE
 from alpaca_feed.market import EventRates
 from alpaca_feed.recording import RecordingFormat
 from alpaca_feed.subscriptions import DEFAULT_SYMBOL_LIMITS
+from tickwire.signals import stop_on_signals
 
 GC_YOUNG_THRESHOLD = 20_000
 
@@ -121,7 +121,7 @@ def serve(
     )
 
     async def main() -> None:
-        stop = _stop_on_signals()
+        stop = stop_on_signals()
         await server.start()
         # A dict per message: rarer, larger young-generation collections cost ~10-20% less CPU,
         # and nothing allocated at start-up needs collecting again.
@@ -182,7 +182,7 @@ def record(
         raise typer.BadParameter(str(exc)) from None
 
     async def main() -> int:
-        stop = _stop_on_signals()
+        stop = stop_on_signals()
         if duration is not None:
             asyncio.get_running_loop().call_later(duration, stop.set)
         typer.echo(f"recording {', '.join(chosen)} from {stream_url} to {out} (Ctrl-C stops)", err=True)
@@ -190,11 +190,3 @@ def record(
 
     written = asyncio.run(main())
     typer.echo(f"recorded {written} messages to {out}", err=True)
-
-
-def _stop_on_signals() -> asyncio.Event:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    return stop

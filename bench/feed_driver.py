@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import signal
 import time
 from collections.abc import Callable
 from typing import Any
@@ -26,6 +25,7 @@ from redis.asyncio.client import PubSub
 
 from alpaca_feed.server import AlpacaFeedServer
 from bench.config import FEED_SHAPES
+from tickwire.signals import stop_on_signals
 
 CONTROL_CHANNEL = "bench:feed:control"
 COUNTS_KEY = "bench:feed"
@@ -115,9 +115,7 @@ async def serve(port: int, symbols: int, redis_url: str, seed: int, shape: str) 
     await server.start()
     control = RateControl(server, symbols)
     control.set_rate(0)
-    stop = asyncio.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        asyncio.get_running_loop().add_signal_handler(signum, stop.set)
+    stop = stop_on_signals()
     pubsub = redis.pubsub()
     await pubsub.subscribe(CONTROL_CHANNEL)  # before the banner: the benchmark may send a command at once
     tasks = [asyncio.create_task(report_counts(redis, counter)), asyncio.create_task(obey(pubsub, control))]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import signal
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -15,6 +14,7 @@ from consumers.tools.cli import register_tool_commands
 from tickwire.cli_errors import enable_debug, load_settings, reported_errors
 from tickwire.cli_help import TickwireGroup, reads
 from tickwire.logging import configure_logging
+from tickwire.signals import stop_on_signals
 
 # No locals in tracebacks: they would print settings (and their secrets).
 app = typer.Typer(help="tickwire: real-time market data and P&L on Kafka and Redis.", no_args_is_help=True,
@@ -31,11 +31,7 @@ def _options(debug: bool = typer.Option(False, "--debug", help="show tracebacks 
 
 def _run_until_signalled(main: Callable[[asyncio.Event], Coroutine[Any, Any, int | None]]) -> int:
     async def runner() -> int:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        return (await main(stop)) or 0
+        return (await main(stop_on_signals())) or 0
 
     return asyncio.run(runner())
 

@@ -9,7 +9,6 @@ in the group its registry entry names (the price stage in ``TICKWIRE_PROCESSOR_A
 from __future__ import annotations
 
 import asyncio
-import signal
 
 import structlog
 from prometheus_client import CollectorRegistry
@@ -23,6 +22,7 @@ from tickwire.errors import ConfigurationError
 from tickwire.runtime.member import group_member
 from tickwire.runtime.outputs import OutputProducer
 from tickwire.runtime.process import Member, StreamProcess
+from tickwire.signals import stop_on_signals
 
 log = structlog.get_logger(__name__)
 
@@ -60,11 +60,7 @@ async def run_processor(settings: ProcessorSettings) -> None:
     """Build and run the processor until SIGINT/SIGTERM, serving its metrics."""
     registry = CollectorRegistry()
     serve_metrics(registry, settings.processor_metrics_port)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await build_processor(settings, registry).run(stop)
+    await build_processor(settings, registry).run(stop_on_signals())
 
 
 def main(settings: ProcessorSettings) -> None:

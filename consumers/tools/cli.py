@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import signal
 import sys
 import uuid
 from collections.abc import Coroutine
@@ -20,6 +19,7 @@ from rich.table import Table
 from consumers.tools.bounds import TIME_FIELDS, parse_bound
 from consumers.tools.topic_range import RangeError
 from schemas.topics import QUOTES_RAW
+from tickwire.signals import on_stop_signals
 
 LIVE_MOVED_EXIT = 3  # diff/check: no real difference, but the live side moved past the cut that was compared
 
@@ -60,9 +60,7 @@ def _run(main: Coroutine[Any, Any, int], cancelled: int = 130) -> int:
     """Run a command's coroutine; Ctrl-C or SIGTERM cancels it cleanly and exits with ``cancelled``."""
     async def runner() -> int:
         task = asyncio.ensure_future(main)
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, task.cancel)
+        on_stop_signals(task.cancel)
         try:
             return await task
         except asyncio.CancelledError:
