@@ -1,4 +1,4 @@
-"""Settings of the processors (``tickwire processor``): the price stage and the P&L processor."""
+"""Settings of the processors (``tickwire processor``): which registered stages run, and how they fetch and commit."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from tickwire.settings import TickwireSettings
 
 
 class ProcessorSettings(TickwireSettings):
-    """One processor process: which stages it runs, how the price stage fetches and commits, P&L cadence."""
+    """One processor process: which stages it runs, how they fetch and commit, the P&L cadence."""
 
     # The names are the stage registry's (processors/registry.py); unset, the pipeline's two stages run.
     stages: Annotated[tuple[str, ...], NoDecode] = Field(
@@ -20,7 +20,7 @@ class ProcessorSettings(TickwireSettings):
         description="which stages this process runs: price, pnl or both (price,pnl)")
     price_batch_max: int = Field(
         500, gt=0, validation_alias="TICKWIRE_PROCESSOR_BATCH_SIZE",
-        description="most quotes the price stage takes from one fetch (it takes whatever the fetch returned)")
+        description="most records a stage takes from one fetch (it takes whatever the fetch returned, up to this)")
     fetch_wait_s: float = Field(
         0.5, gt=0, validation_alias="TICKWIRE_FETCH_WAIT_SECONDS",
         description="how long the price stage's fetch may wait at the broker when no record is there (the "
@@ -30,7 +30,7 @@ class ProcessorSettings(TickwireSettings):
         description="the same for the P&L stage's fetch over its four inputs")
     commit_interval_s: float = Field(
         1.0, gt=0, validation_alias="TICKWIRE_COMMIT_INTERVAL_SECONDS",
-        description="how often the price stage commits offsets (and writes its latest-price changelog)")
+        description="how often each stage commits offsets (and writes its state tables' changelogs)")
     pnl_mark_interval_s: float = Field(
         0.02, ge=0, validation_alias="TICKWIRE_PNL_MARK_INTERVAL_SECONDS",
         description="a symbol's positions are revalued at most this often, at its newest price (0 = every batch)")
