@@ -132,6 +132,15 @@ def symbol_from_price_channel(channel: str) -> str:
     return channel.removeprefix("price.updated.")
 
 
+STREAM_DATA_FIELD = "data"  # the one field of a price or P&L stream entry: the channel's JSON message
+
+
+def price_stream(symbol: str) -> str:
+    """Redis stream of a symbol's price changes, capped: each entry's ``data`` field is the :class:`PriceUpdated`
+    JSON its channel received, so a reader that reconnects resumes after the last entry id it saw."""
+    return f"price.stream.{symbol}"
+
+
 DEFAULT_ACCOUNT = "default"
 ACCOUNTS_KEY = "tickwire:accounts"  # Redis set of accounts that have (or had) positions
 PNL_CHANNEL_PATTERN = "pnl.updated.*"
@@ -176,6 +185,12 @@ def pnl_total_cents_key(account: str) -> str:
 def pnl_channel(account: str) -> str:
     """Redis channel receiving a :class:`PnLUpdated` JSON per revaluation of the account's positions."""
     return f"pnl.updated.{account}"
+
+
+def pnl_stream(account: str) -> str:
+    """Redis stream of an account's revaluations, capped: each entry's ``data`` field is the :class:`PnLUpdated`
+    JSON its channel received (see :func:`price_stream`)."""
+    return f"pnl.stream.{account}"
 
 
 def close_key(symbol: str) -> str:
@@ -250,6 +265,7 @@ __all__ = [
     "QUOTES_REJECTED",
     "RAW_TOPIC_BY_MESSAGE_TYPE",
     "REPLAY_RUN_KEY",
+    "STREAM_DATA_FIELD",
     "SUBSCRIPTIONS",
     "TRADES_RAW",
     "FeedGap",
@@ -267,12 +283,14 @@ __all__ = [
     "namespaced",
     "pnl_channel",
     "pnl_key",
+    "pnl_stream",
     "pnl_total_cents_key",
     "pnl_total_key",
     "position_key",
     "positions_key",
     "price_channel",
     "price_key",
+    "price_stream",
     "processed_field",
     "progress_key",
     "replay_namespace",
