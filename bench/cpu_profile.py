@@ -22,7 +22,7 @@ def main() -> None:
         raise SystemExit(__doc__)
     sys.argv = [module, *args]
     profiler = cProfile.Profile(time.process_time)
-    signal.signal(signal.SIGRTMIN, lambda signum, frame: profiler.enable())  # a real-time signal: no default action to clash with
+    signal.signal(signal.SIGRTMIN, lambda signum, frame: profiler.enable())  # no library here uses it
     try:
         runpy.run_module(module, run_name="__main__", alter_sys=True)
     except SystemExit:

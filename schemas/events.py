@@ -10,14 +10,21 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
 
+DECIMAL_TEXT_PATTERN = r"^-?[0-9]+(\.[0-9]+)?$"  # what format(d, "f") writes for a finite Decimal
 # Plain notation always ("0.00001", never "1E-5"), so consumers can parse it with any decimal library.
-DecimalStr = Annotated[Decimal, PlainSerializer(lambda d: format(d, "f"), return_type=str)]
+DecimalStr = Annotated[
+    Decimal,
+    PlainSerializer(lambda d: format(d, "f"), return_type=str),
+    WithJsonSchema({"type": "string", "pattern": DECIMAL_TEXT_PATTERN,
+                    "description": "an exact decimal in plain notation"}, mode="serialization"),
+]
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, populate_by_name=True)
+    # to_json writes every field, defaults too: the published schemas (tools/json_schemas.py) require them all.
+    model_config = ConfigDict(frozen=True, populate_by_name=True, json_schema_serialization_defaults_required=True)
 
     def to_json(self) -> bytes:
         """Serialise to the JSON bytes that go on the wire."""
@@ -27,7 +34,9 @@ class _Frozen(BaseModel):
 class _RawAlpaca(_Frozen):
     """Fields common to every raw Alpaca event published by the ingest."""
 
-    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="allow")
+    # Published as received (producers/raw_events.py), so a field with a default may be absent.
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="allow",
+                              json_schema_serialization_defaults_required=False)
 
     type: str = Field(alias="T")
     symbol: str = Field(alias="S")
@@ -296,6 +305,7 @@ class PartitionProgress(_Frozen):
 
 
 __all__ = [
+    "DECIMAL_TEXT_PATTERN",
     "AccountPnL",
     "DecimalStr",
     "FeedGap",

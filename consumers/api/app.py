@@ -11,8 +11,9 @@ from consumers.api.context import ApiContext
 from consumers.api.errors import BodyLimitMiddleware, install_error_handlers
 from consumers.api.metrics import ApiMetrics, RequestMetricsMiddleware
 from consumers.api.openapi import install_openapi
-from consumers.api.routers import dashboard, health, positions, prices, stats, stream, subscriptions
+from consumers.api.routers import dashboard, health, positions, prices, schemas, stats, stream, subscriptions
 from consumers.api.settings import ApiSettings
+from schemas.published import PublishedSchemas
 
 DESCRIPTION = """Live prices and real-time unrealized P&L from tickwire's Redis projections.
 
@@ -47,7 +48,9 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     install_openapi(app)
     # True once the server shuts down (set by whoever serves the app): push streams then end by themselves.
     app.state.stopping = lambda: False
+    # Read here, once: a missing or broken schema file stops the app from being built, not a request.
+    app.state.schemas = PublishedSchemas.load()
     for router in (health.router, subscriptions.router, positions.router, prices.router, stats.router,
-                   stream.router, dashboard.router):
+                   stream.router, schemas.router, dashboard.router):
         app.include_router(router)
     return app

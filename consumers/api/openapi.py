@@ -16,11 +16,13 @@ from pydantic import BaseModel
 
 from consumers.api.models import EXAMPLE_TIME, ErrorBody, ValidationErrorBody
 from schemas.events import IngestStatus, PriceSnapshot
+from schemas.published import DIALECT, SchemaIndex, SchemaIndexEntry
+from schemas.symbols import SYMBOL_PATTERN
 
 REF = "#/components/schemas/{model}"
 STREAM_PATH = "/api/v1/stream"
 # Operations that answer 503 without Redis or the broker, and those that never do.
-NEVER_503 = ("/metrics",)
+NEVER_503 = ("/metrics", "/schemas", "/schemas/{name}")
 STREAM_EXAMPLE = (
     "retry: 2000\nevent: snapshot\ndata: {\"prices\": {\"AAPL\": {\"symbol\": \"AAPL\", \"bid\": \"230.09\", "
     "\"ask\": \"230.11\", \"mid\": \"230.10\", ...}}, \"pnl\": {}, \"total\": null}\n\n"
@@ -40,7 +42,15 @@ def shared_model_examples() -> dict[str, dict[str, Any]]:
                           subscribed_symbols=["AAPL", "MSFT"], reconnect_attempts=0, queue_depth=0, overflow=0,
                           messages_received={"q": 5120, "t": 1310}, messages_published={"q": 5120, "t": 1310},
                           last_message_at={"AAPL": EXAMPLE_TIME}, gaps=0, updated_at=EXAMPLE_TIME)
-    return {"PriceSnapshot": price.model_dump(mode="json"), "IngestStatus": ingest.model_dump(mode="json")}
+    entry = SchemaIndexEntry(file="topic.prices.value.json", kind="topic", part="value", topic="prices",
+                             model="PriceEvent", description="Validated quotes that became the latest price",
+                             compacted=False, tombstones=False)
+    index = SchemaIndex(dialect=DIALECT, generator="tools/json_schemas.py",
+                        placeholders={"SYMBOL": SYMBOL_PATTERN.pattern.removeprefix("^").removesuffix("$")},
+                        schemas={"topic.prices.value": entry})
+    return {"PriceSnapshot": price.model_dump(mode="json"), "IngestStatus": ingest.model_dump(mode="json"),
+            "SchemaIndexEntry": entry.model_dump(mode="json", exclude_none=True),
+            "SchemaIndex": index.model_dump(mode="json", exclude_none=True)}
 
 
 ERROR_DESCRIPTIONS = {"401": "bearer token missing or wrong", "404": "not found", "413": "request body too large",
