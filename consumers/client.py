@@ -3,40 +3,59 @@
     async with TickwireClient("redis://localhost:6379/0") as client:
         price = await client.latest_price("AAPL")           # PriceSnapshot | None
         async for update in client.stream_quotes(["AAPL", "MSFT"], callback=print):
-            ...                                               # PriceUpdated, as they happen
+            ...                                               # PriceUpdated as they happen, or a Gap
 
-Each stream has its own Redis subscription, so several can run concurrently. A callback (plain or
-async) runs before its event is yielded; if it raises, the error is logged and the stream goes on.
-Streams resubscribe after a lost Redis connection; what was published meanwhile is missed (Redis
-pub/sub keeps nothing), so read ``latest_price`` again after a reconnect warning if that matters.
-Close a stream you leave early (``contextlib.aclosing``) to release its connection at once.
+Streams read the capped Redis streams ``price.stream.{SYMBOL}`` / ``pnl.stream.{account}`` (not pub/sub): each
+starts after the streams' newest entries when it starts, and hands out every change after that exactly once
+and in order. After a lost Redis connection it reconnects with capped exponential backoff and goes on after
+the last entry it saw, so a reconnect misses nothing, as long as the reader is not further behind than the
+cap (TICKWIRE_REDIS_STREAM_MAXLEN entries per stream). If it is, the stream yields one :class:`Gap` for that
+stream (updates were lost: read ``latest_price`` again if that matters) and goes on from the oldest entry left.
+Several streams can run concurrently. A callback (plain or async) runs before its item is yielded; if it raises,
+the error is logged and the stream goes on. Close a stream you leave early (``contextlib.aclosing``).
+Needs Redis 6.2 or later (exclusive stream ranges); Redis 7 reports gaps exactly (6.2 may report one more).
 """
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import structlog
 from pydantic import BaseModel, ValidationError
 from redis.asyncio import Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from consumers.api.broker import BrokerGateway, OutgoingRecord
+from consumers.stream_reader import StreamEntry, StreamGap, StreamReader, format_id, last_ids
 from domain.positions import normalize_account, parse_decimal
 from schemas.events import PnLUpdated, Position, PriceSnapshot, PriceUpdated
 from schemas.symbols import normalize_symbol
 from schemas.timestamps import format_ns, now_ns
-from schemas.topics import DEFAULT_ACCOUNT, POSITIONS, pnl_channel, position_key, price_channel, price_key
+from schemas.topics import DEFAULT_ACCOUNT, POSITIONS, pnl_stream, position_key, price_key, price_stream
+from tickwire.runtime.redis_script import retry_while_redis_down
 
 log = structlog.get_logger(__name__)
 
-E = TypeVar("E", bound=BaseModel)
+E = TypeVar("E")
+M = TypeVar("M", bound=BaseModel)
 Callback = Callable[[E], Any] | Callable[[E], Awaitable[Any]]
-RECONNECT_DELAY_S = 1.0
+BLOCK_S = 1.0  # a stream's blocking read waits at most this long before reading again
+
+
+@dataclass(frozen=True)
+class Gap:
+    """Updates of one stream were missed: the stream was trimmed past its cap before this reader got them.
+
+    ``symbol`` (a price stream) or ``account`` (a P&L stream) says which; ``last_seen_id`` is the last entry
+    the reader got, ``resumed_at_id`` the entry it goes on from (the oldest left). Yielded once per gap.
+    """
+
+    symbol: str | None
+    account: str | None
+    last_seen_id: str
+    resumed_at_id: str
 
 
 class TickwireClient:
@@ -73,36 +92,39 @@ class TickwireClient:
         return {s: PriceSnapshot.model_validate_json(r) for s, r in zip(names, raws, strict=True) if r is not None}
 
     def stream_quotes(self, symbols: Iterable[str] | str,
-                      callback: Callback[PriceUpdated] | None = None) -> AsyncIterator[PriceUpdated]:
-        """Every change of the symbols' latest price, as it happens (from ``price.updated.{SYMBOL}``)."""
+                      callback: Callback[PriceUpdated | Gap] | None = None) -> AsyncIterator[PriceUpdated | Gap]:
+        """Every change of the symbols' latest price from now on, exactly once and in order (from
+        ``price.stream.{SYMBOL}``), across reconnects; a :class:`Gap` where the cap lost some."""
         names = [symbols] if isinstance(symbols, str) else list(symbols)
-        channels = [price_channel(normalize_symbol(s)) for s in names]
-        if not channels:
+        streams = {price_stream(s): s for s in dict.fromkeys(normalize_symbol(n) for n in names)}
+        if not streams:
             raise ValueError("stream_quotes needs at least one symbol")
-        return self._stream(channels, PriceUpdated, callback)
+        return self._stream(streams, PriceUpdated, callback, lambda stream, gap: Gap(
+            streams[stream], None, format_id(gap.last_seen), format_id(gap.resumed_at)))
 
     def stream_pnl(self, account: str = DEFAULT_ACCOUNT,
-                   callback: Callback[PnLUpdated] | None = None) -> AsyncIterator[PnLUpdated]:
-        """Every revaluation of the account's positions (from ``pnl.updated.{account}``)."""
-        return self._stream([pnl_channel(account)], PnLUpdated, callback)
+                   callback: Callback[PnLUpdated | Gap] | None = None) -> AsyncIterator[PnLUpdated | Gap]:
+        """Every revaluation of the account's positions from now on, exactly once and in order (from
+        ``pnl.stream.{account}``), across reconnects; a :class:`Gap` where the cap lost some."""
+        return self._stream({pnl_stream(account): account}, PnLUpdated, callback, lambda stream, gap: Gap(
+            None, account, format_id(gap.last_seen), format_id(gap.resumed_at)))
 
-    async def _stream(self, channels: list[str], model: type[E], callback: Callback[E] | None) -> AsyncIterator[E]:
+    async def _stream(self, streams: dict[str, str], model: type[M], callback: Callback[M | Gap] | None,
+                      gap_of: Callable[[str, StreamGap], Gap]) -> AsyncIterator[M | Gap]:
+        what = f"stream of {', '.join(streams.values())}"
+        # Where the streams end now is where this reader starts; every read after that goes on from its cursors,
+        # on whatever connection the pool gives (a killed one is replaced), retried with backoff while Redis is away.
+        start = await retry_while_redis_down(lambda: last_ids(self.redis, streams), what)
+        reader = StreamReader(self.redis, start)
         while True:
-            pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
-            try:
-                await pubsub.subscribe(*channels)
-                async for message in pubsub.listen():
-                    event = _parse(model, message)
-                    if event is None:
-                        continue
-                    if callback is not None:
-                        await _call_isolated(callback, event)
-                    yield event
-            except (RedisConnectionError, RedisTimeoutError) as exc:
-                log.warning("redis connection lost, resubscribing", channels=channels, error=str(exc))
-                await asyncio.sleep(RECONNECT_DELAY_S)  # backoff before reconnecting
-            finally:
-                await pubsub.aclose()
+            for item in await retry_while_redis_down(lambda: reader.read(BLOCK_S), what):
+                event: M | Gap | None = (gap_of(item.stream, item) if isinstance(item, StreamGap)
+                                         else _parse(model, item))
+                if event is None:
+                    continue
+                if callback is not None:
+                    await _call_isolated(callback, event)
+                yield event
 
 
 def position_record(symbol: str, qty: object, avg_entry_price: object, account: str = DEFAULT_ACCOUNT) -> Position:
@@ -135,19 +157,19 @@ async def _call_isolated(callback: Callback[E], event: E) -> None:
                       event_type=type(event).__name__)
 
 
-def _parse(model: type[E], message: dict[str, Any]) -> E | None:
-    if message.get("type") not in ("message", "pmessage"):
-        return None
+def _parse(model: type[M], entry: StreamEntry) -> M | None:
     try:
-        return model.model_validate_json(message["data"])
+        return model.model_validate_json(entry.data)
     except ValidationError as exc:
-        log.warning("skipping unreadable message", channel=message.get("channel"), error=str(exc).splitlines()[0])
+        log.warning("skipping unreadable stream entry", stream=entry.stream, id=format_id(entry.id),
+                    error=str(exc).splitlines()[0])
         return None
 
 
 __all__ = [
-    "RECONNECT_DELAY_S",
+    "BLOCK_S",
     "Callback",
+    "Gap",
     "TickwireClient",
     "position_record",
     "publish_position",

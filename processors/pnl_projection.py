@@ -9,15 +9,18 @@ from redis.asyncio import Redis
 from redis.typing import EncodableT, FieldT
 
 from domain.valuation import PositionValuation
+from processors.redis_projection import DEFAULT_STREAM_MAXLEN
 from schemas.events import LastTrade, Position, PreviousClose
 from schemas.topics import (
     ACCOUNTS_KEY,
     LIVE_NAMESPACE,
+    STREAM_DATA_FIELD,
     close_key,
     last_trade_key,
     namespaced,
     pnl_channel,
     pnl_key,
+    pnl_stream,
     pnl_total_cents_key,
     pnl_total_key,
     positions_key,
@@ -27,12 +30,14 @@ from tickwire.runtime.redis_script import PipelinedScript, pack_items, retry_whi
 log = structlog.get_logger(__name__)
 
 # Per revaluation, atomically: store the position's P&L (or delete it when closed), move the account's
-# total by the exact difference in cents, and publish; then store the account's total. Re-applying the
+# total by the exact difference in cents, and publish the change and append the same message to the account's
+# stream (capped, MAXLEN ~), only when something changed; then store the account's total. Re-applying the
 # same value is a no-op, so redelivered events change nothing. One call per batch, revaluations grouped by
 # account, all of them in one argument (see pipelined_script): redis-py packs every argument and parses
 # every reply in Python, which cost more than the valuation itself.
-# Account group g: KEYS[4g-3 .. 4g] = pnl hash, total, total in cents, positions hash;
-# ARGV[1], packed items: per group its account, channel, count, then per revaluation its pnl JSON and a flag:
+# Account group g: KEYS[5g-4 .. 5g] = pnl hash, total, total in cents, positions hash, stream;
+# ARGV[2] the streams' cap; ARGV[1], packed items: per group its account, channel, count, then per revaluation
+# its pnl JSON and a flag:
 #   'c' closed (delete), 'r' open and the position's last revaluation in the batch (restore the position
 #   with HSETNX if a Redis restart lost it), '' open.
 _PROJECT_PNL_LUA = """
@@ -42,8 +47,9 @@ local function cents(text)
 end
 local items = cmsgpack.unpack(ARGV[1])
 local a = 0
-for g = 1, #KEYS / 4 do
-  local pnl_key, total_key, cents_key, positions_key = KEYS[4 * g - 3], KEYS[4 * g - 2], KEYS[4 * g - 1], KEYS[4 * g]
+for g = 1, #KEYS / 5 do
+  local pnl_key, total_key, cents_key = KEYS[5 * g - 4], KEYS[5 * g - 3], KEYS[5 * g - 2]
+  local positions_key, stream = KEYS[5 * g - 1], KEYS[5 * g]
   local account, channel, count = items[a + 1], items[a + 2], tonumber(items[a + 3])
   a = a + 3
   local text, updated_at = nil, nil
@@ -75,10 +81,12 @@ for g = 1, #KEYS / 4 do
       if total < 0 then sign = '-'; total = -total end
       text = string.format('%s%d.%02d', sign, math.floor(total / 100), total % 100)
       updated_at = pnl.updated_at
-      redis.call('PUBLISH', channel, cjson.encode({event_type = 'pnl.updated', account = pnl.account,
+      local message = cjson.encode({event_type = 'pnl.updated', account = pnl.account,
         symbol = symbol, qty = pnl.qty, mark_price = pnl.mark_price, unrealized_pnl = pnl.unrealized_pnl,
         price_source = pnl.price_source, total_unrealized = text, timestamp = pnl.updated_at,
-        price_timestamp = pnl.price_timestamp}))
+        price_timestamp = pnl.price_timestamp})
+      redis.call('PUBLISH', channel, message)
+      redis.call('XADD', stream, 'MAXLEN', '~', ARGV[2], '*', '""" + STREAM_DATA_FIELD + """', message)
     end
   end
   if text then
@@ -92,15 +100,18 @@ return 0
 
 class PnLProjector:
     """Projects P&L state into ``pnl:{account}``, ``pnl_total:{account}``, ``positions:{account}``,
-    ``trade:{SYMBOL}`` and ``close:{SYMBOL}``, publishing ``pnl.updated.{account}``.
+    ``trade:{SYMBOL}`` and ``close:{SYMBOL}``, publishing ``pnl.updated.{account}`` and appending the same
+    messages to ``pnl.stream.{account}`` (capped at ``stream_maxlen`` entries).
 
     Retries a batch with backoff while Redis is unreachable (nothing is acknowledged meanwhile).
     Every key and channel is prefixed with ``namespace`` (a replay run's, see ``schemas.topics``).
     """
 
-    def __init__(self, redis: Redis, trade_ttl_seconds: int, namespace: str = LIVE_NAMESPACE) -> None:
+    def __init__(self, redis: Redis, trade_ttl_seconds: int, namespace: str = LIVE_NAMESPACE,
+                 stream_maxlen: int = DEFAULT_STREAM_MAXLEN) -> None:
         self.redis = redis
         self.trade_ttl_seconds = trade_ttl_seconds
+        self.stream_maxlen = stream_maxlen
         self.namespace = namespace
         self._script = PipelinedScript(redis, _PROJECT_PNL_LUA)
 
@@ -161,13 +172,14 @@ class PnLProjector:
             last[(pnl.account, pnl.symbol)] = index
         for account, indices in by_account.items():
             keys += [namespaced(name, ns) for name in (pnl_key(account), pnl_total_key(account),
-                                                        pnl_total_cents_key(account), positions_key(account))]
+                                                        pnl_total_cents_key(account), positions_key(account),
+                                                        pnl_stream(account))]
             items += [account, namespaced(pnl_channel(account), ns), len(indices)]
             for index in indices:
                 pnl = valued[index]
                 flag = "c" if pnl.qty == 0 else "r" if last[(account, pnl.symbol)] == index else ""
                 items += [payloads[index] if payloads is not None else pnl.to_json(), flag]
         if valued:
-            self._script.queue(pipe, keys, [pack_items(items)])
+            self._script.queue(pipe, keys, [pack_items(items), self.stream_maxlen])
         await self._script.execute(pipe)
 

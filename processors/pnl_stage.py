@@ -73,7 +73,8 @@ class PnLStage(StageBase):
         settings = self.settings = ctx.settings
         self.metrics = ctx.metrics
         self.handler = handler
-        self.projector = PnLProjector(ctx.redis, trade_ttl_seconds=settings.price_ttl_s, namespace=ctx.namespace)
+        self.projector = PnLProjector(ctx.redis, trade_ttl_seconds=settings.price_ttl_s, namespace=ctx.namespace,
+                                      stream_maxlen=settings.redis_stream_maxlen)
         self.payloads = PnLPayloads()
         self.marks_topic = marks_topic(settings.processor_app_id)
         self.changelog_topic = latest_price_changelog(settings.processor_app_id)

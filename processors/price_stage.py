@@ -47,7 +47,8 @@ class PriceStage(StageBase):
         super().__init__(ctx.outputs)
         settings = self.settings = ctx.settings
         self.redis = ctx.redis
-        self.projector = PriceProjector(ctx.redis, ttl_seconds=settings.price_ttl_s, namespace=ctx.namespace)
+        self.projector = PriceProjector(ctx.redis, ttl_seconds=settings.price_ttl_s, namespace=ctx.namespace,
+                                        stream_maxlen=settings.redis_stream_maxlen)
         self.metrics = ctx.metrics
         self.latest = ctx.tables[LATEST_PRICE_TABLE]
         self.handler = handler

@@ -43,6 +43,12 @@ class ProcessorSettings(TickwireSettings):
     pnl_max_delay_s: float = Field(
         1.0, gt=0, validation_alias="TICKWIRE_PNL_MAX_DELAY_SECONDS",
         description="conflation: a held-back change goes out after at most this long")
+    # 10,000: a few minutes of a busy symbol's price changes (50/s is 3.3 min) at about 2 MB of Redis per stream
+    # when full, 200 B an entry; a quiet symbol's stream holds far less, and expires with its price.
+    redis_stream_maxlen: int = Field(
+        10_000, gt=0, validation_alias="TICKWIRE_REDIS_STREAM_MAXLEN",
+        description="cap of each price.stream.{SYMBOL} and pnl.stream.{account} (XADD MAXLEN ~, so Redis may keep "
+                    "up to ~100 more): how far back a reader that was away can resume; further back it gets a gap")
     unsubscribe_grace_s: float = Field(
         60.0, ge=0, validation_alias="TICKWIRE_UNSUBSCRIBE_GRACE_SECONDS",
         description="after a symbol's last position closes, wait this long before unsubscribing it")

@@ -141,6 +141,11 @@ def price_stream(symbol: str) -> str:
     return f"price.stream.{symbol}"
 
 
+# Redis set of the symbols that have a price stream, added to with every entry: a reader of every symbol finds
+# the streams it must follow here (a SCAN would be neither atomic with its reads nor cheap enough to repeat).
+PRICE_STREAMS_KEY = "tickwire:streams:price"
+
+
 DEFAULT_ACCOUNT = "default"
 ACCOUNTS_KEY = "tickwire:accounts"  # Redis set of accounts that have (or had) positions
 PNL_CHANNEL_PATTERN = "pnl.updated.*"
@@ -260,6 +265,7 @@ __all__ = [
     "POSITIONS_TABLE",
     "PRICES",
     "PRICE_CHANNEL_PATTERN",
+    "PRICE_STREAMS_KEY",
     "PROCESSOR_STATS_KEY",
     "QUOTES_RAW",
     "QUOTES_REJECTED",

@@ -24,7 +24,7 @@ class ApiContext:
 
     settings: ApiSettings
     redis: Redis  # request/response reads and writes
-    pubsub_redis: Redis  # long-lived subscriptions of push streams (no read timeout)
+    stream_redis: Redis  # blocking stream reads of push streams (no read timeout)
     broker: BrokerGateway
     metrics: ApiMetrics
     realtime_pnl: RealtimePnL
@@ -37,15 +37,15 @@ class ApiContext:
         if not settings.redis_url:
             raise ValueError("REDIS_URL is not set: the API reads everything it serves from Redis")
         redis = Redis.from_url(settings.redis_url, **REDIS_TIMEOUTS)  # type: ignore[arg-type]
-        pubsub_redis = Redis.from_url(settings.redis_url, socket_connect_timeout=2.0)
+        stream_redis = Redis.from_url(settings.redis_url, socket_connect_timeout=2.0)
         security = aiokafka_security(settings)
         broker = BrokerGateway(settings.kafka_bootstrap_servers, settings.processor_app_id, security)
         bootstrap = bootstrap_list(settings.kafka_bootstrap_servers) if settings.kafka_bootstrap_servers else None
-        return cls(settings, redis, pubsub_redis, broker, metrics, RealtimePnL(redis, settings.mark_policy),
+        return cls(settings, redis, stream_redis, broker, metrics, RealtimePnL(redis, settings.mark_policy),
                    PriceHistoryReader(bootstrap, security), AlpacaPreviousCloses(settings))
 
     async def close(self) -> None:
         """Disconnect everything."""
         await self.broker.close()
         await self.redis.aclose()
-        await self.pubsub_redis.aclose()
+        await self.stream_redis.aclose()

@@ -298,17 +298,33 @@ function onSnapshot(snap) {
   for (const p of Object.values(snap.pnl)) showPosition(p);
   showTotals(); showEmpty("prices"); showEmpty("positions");
 }
+// The position of the last change received: the server resumes right after it, so a restart of the API or a
+// lost connection leaves no hole (the browser resends it as Last-Event-ID; a new EventSource needs the query).
+let lastEventId = null;
+let source = null;
 function connect() {
   const status = document.getElementById("connection");
-  const source = new EventSource("api/v1/stream?account=" + encodeURIComponent(account));
-  source.addEventListener("open", () => { status.textContent = "live"; status.className = "live"; });
-  source.addEventListener("error", () => { status.textContent = "reconnecting…"; status.className = "down"; });
-  source.addEventListener("snapshot", e => onSnapshot(JSON.parse(e.data)));
-  source.addEventListener("price", e => {
-    const u = JSON.parse(e.data); showPrice(u.symbol, u.bid, u.ask, u.price, u.timestamp);
+  let url = "api/v1/stream?account=" + encodeURIComponent(account);
+  if (lastEventId) url += "&last_event_id=" + encodeURIComponent(lastEventId);
+  const current = source = new EventSource(url);
+  const seen = e => { if (e.lastEventId) lastEventId = e.lastEventId; };
+  current.addEventListener("open", () => { status.textContent = "live"; status.className = "live"; });
+  current.addEventListener("error", () => {
+    status.textContent = "reconnecting…"; status.className = "down";
+    // The browser reconnects by itself unless the server answered with an error (a 503 while Redis is down):
+    // then it gives up, and the page opens a new stream from the last change itself.
+    if (current.readyState === EventSource.CLOSED) setTimeout(() => { if (source === current) connect(); }, 2000);
   });
-  source.addEventListener("pnl", e => {
-    const u = JSON.parse(e.data); accountTotal = u.total_unrealized; showPosition(u);
+  current.addEventListener("snapshot", e => onSnapshot(JSON.parse(e.data)));
+  current.addEventListener("price", e => {
+    seen(e); const u = JSON.parse(e.data); showPrice(u.symbol, u.bid, u.ask, u.price, u.timestamp);
+  });
+  current.addEventListener("pnl", e => {
+    seen(e); const u = JSON.parse(e.data); accountTotal = u.total_unrealized; showPosition(u);
+  });
+  current.addEventListener("gap", () => {
+    // Changes were lost past the streams' cap: start over from a snapshot (charts refill from the history).
+    current.close(); lastEventId = null; connect();
   });
 }
 const tokenInput = document.getElementById("token");

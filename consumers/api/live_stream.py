@@ -1,49 +1,86 @@
-"""Snapshot-then-updates: the current prices and P&L, then every change, with no gap and no duplicate.
+"""Snapshot-then-changes, resumable: the current prices and P&L, then every change exactly once, in order.
 
-Order of work: subscribe (and wait until Redis confirms), read a snapshot in one transaction, then pass
-on the updates, dropping those the snapshot already contains (older than or equal to its timestamps).
-Anything published after the subscription is buffered by Redis on our connection, so nothing is missed.
+A new reader: one Lua step reads the snapshot (prices, the account's P&L and total) and, with it, the newest
+entry id of every stream it will follow (``price.stream.{SYMBOL}``, ``pnl.stream.{account}``), so the changes
+start right after what the snapshot holds: nothing falls in between and nothing is repeated. A reader that
+comes back with the position of the last event it got (SSE ``Last-Event-ID``, see
+:class:`~consumers.stream_reader.Position`) gets no snapshot: the changes go on right after that position, or
+a ``gap`` event first for each stream whose cap trimmed what it missed.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Literal, TypeVar
 
 import orjson
 import structlog
 from pydantic import BaseModel, ValidationError
 from redis.asyncio import Redis
-from redis.asyncio.client import PubSub
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from schemas.events import AccountPnL, PnLUpdated, PositionPnL, PriceSnapshot, PriceUpdated
-from schemas.timestamps import format_ns, now_ns
-from schemas.topics import (
-    PRICE_CHANNEL_PATTERN,
-    pnl_channel,
-    pnl_key,
-    pnl_total_key,
-    price_channel,
-    price_key,
-    symbol_from_price_channel,
+from consumers.stream_reader import (
+    Discovery,
+    Position,
+    StreamEntry,
+    StreamGap,
+    StreamId,
+    StreamReader,
+    format_id,
+    parse_id,
 )
+from schemas.events import AccountPnL, PositionPnL, PriceSnapshot
+from schemas.timestamps import format_ns, now_ns
+from schemas.topics import PRICE_STREAMS_KEY, pnl_key, pnl_stream, pnl_total_key, price_key, price_stream
 
 log = structlog.get_logger(__name__)
 
-EventKind = Literal["snapshot", "price", "pnl", "idle"]
+EventKind = Literal["snapshot", "price", "pnl", "gap", "idle"]
 M = TypeVar("M", bound=BaseModel)
-SUBSCRIBE_TIMEOUT_S = 5.0
 STOP_POLL_S = 0.25
+SNAPSHOT_ATTEMPTS = 100  # see LiveStream._snapshot
+_REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
+
+# ARGV[1] the pnl hash, ARGV[2] the total, ARGV[3] the P&L stream, ARGV[4] / ARGV[5] the prefixes of price keys
+# and price streams, ARGV[6] the set of symbols with a stream ('' = the symbols in ARGV[7..]). Returns the time
+# (ms), the pnl hash, the total, the P&L stream's newest id, then per symbol: symbol, price (false: none), its
+# stream's newest id ('0-0': none).
+_SNAPSHOT_LUA = """
+local function newest(stream)
+  local entries = redis.call('XREVRANGE', stream, '+', '-', 'COUNT', 1)
+  if #entries == 0 then return '0-0' end
+  return entries[1][1]
+end
+local t = redis.call('TIME')
+local symbols = {}
+if ARGV[6] ~= '' then
+  symbols = redis.call('SMEMBERS', ARGV[6])
+else
+  for i = 7, #ARGV do symbols[#symbols + 1] = ARGV[i] end
+end
+local prices = {}
+for _, symbol in ipairs(symbols) do
+  prices[#prices + 1] = symbol
+  prices[#prices + 1] = redis.call('GET', ARGV[4] .. symbol)
+  prices[#prices + 1] = newest(ARGV[5] .. symbol)
+end
+return {tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000), redis.call('HGETALL', ARGV[1]),
+        redis.call('GET', ARGV[2]), newest(ARGV[3]), prices}
+"""
 
 
 @dataclass(frozen=True)
 class LiveEvent:
-    """One event of the stream: its kind and its JSON payload."""
+    """One event of the stream: its kind, its JSON payload and, for a change, the position it brings the
+    reader to (the SSE id a reconnecting browser sends back)."""
 
     kind: EventKind
     data: bytes
+    id: str | None = None
 
 
 @dataclass
@@ -66,163 +103,128 @@ class Snapshot:
         })
 
 
-class SnapshotFilter:
-    """Decides which updates the snapshot already contains.
-
-    An update is dropped when it is older than the snapshot's value of the same symbol, or has the same
-    timestamp and the same figures. Once an update of a symbol passes, later ones of it are all newer.
-    """
-
-    def __init__(self, snapshot: Snapshot) -> None:
-        self._prices = dict(snapshot.prices)
-        self._pnl = dict(snapshot.pnl)
-        # A position closed before the snapshot is absent from it; the account total was written with
-        # the close, so its time bounds what the snapshot already reflects for absent symbols.
-        self._total_at = snapshot.total.updated_at if snapshot.total else None
-
-    def keep_price(self, update: PriceUpdated) -> bool:
-        """True when ``update`` is news relative to the snapshot."""
-        seen = self._prices.get(update.symbol)
-        if seen is not None:
-            if update.timestamp < seen.timestamp or (
-                    update.timestamp == seen.timestamp and (update.bid, update.ask, update.price) == (
-                        seen.bid, seen.ask, seen.mid)):
-                return False
-            del self._prices[update.symbol]
-        return True
-
-    def keep_pnl(self, update: PnLUpdated) -> bool:
-        """True when ``update`` is news relative to the snapshot."""
-        seen = self._pnl.get(update.symbol)
-        if seen is not None:
-            if update.timestamp < seen.updated_at or (
-                    update.timestamp == seen.updated_at and (update.qty, update.mark_price, update.unrealized_pnl)
-                    == (seen.qty, seen.mark_price, seen.unrealized_pnl)):
-                return False
-            del self._pnl[update.symbol]
-            return True
-        return self._total_at is None or update.timestamp > self._total_at
-
-
 class LiveStream:
     """The stream of one client: ``account``'s P&L and the prices of ``symbols`` (None: every symbol).
 
-    ``open()`` subscribes and reads the snapshot (so a Redis outage fails the request, not the stream);
-    ``events()`` then yields the snapshot and the updates, and an ``idle`` event when nothing happened
-    for ``idle_s`` (for keep-alives), until ``stopping()`` is true. Closes its subscription at the end.
+    ``resume_from`` is the id of the last event a client got (``Last-Event-ID``); without one, or with one
+    that is not a position, the stream starts with a snapshot. ``open()`` reads the snapshot (so a Redis
+    outage fails the request, not the stream); ``events()`` then yields it and the changes, and an ``idle``
+    event when nothing happened for ``idle_s`` (for keep-alives), until ``stopping()`` is true or Redis
+    goes away (the client then comes back with its last event id).
     """
 
-    def __init__(self, reads: Redis, pubsub_redis: Redis, account: str, symbols: list[str] | None,
-                 idle_s: float = 15.0, stopping: Callable[[], bool] = lambda: False) -> None:
+    def __init__(self, reads: Redis, stream_redis: Redis, account: str, symbols: list[str] | None,
+                 resume_from: str | None = None, idle_s: float = 15.0,
+                 stopping: Callable[[], bool] = lambda: False) -> None:
         self.reads = reads
-        self.pubsub_redis = pubsub_redis
+        self.stream_redis = stream_redis
         self.account = account
         self.symbols = symbols
+        self.resume_from = _position(resume_from)
         self.idle_s = idle_s
         self.stopping = stopping
-        self._pubsub: PubSub | None = None
-        self._early: list[dict[str, Any]] = []
+        self._pnl_stream = pnl_stream(account)
+        self._discovery = Discovery(PRICE_STREAMS_KEY, price_stream("")) if symbols is None else None
+        self._reader: StreamReader | None = None
         self._snapshot: Snapshot | None = None
 
-    async def open(self) -> Snapshot:
-        """Subscribe, wait for Redis to confirm, then read the snapshot."""
-        self._pubsub = self.pubsub_redis.pubsub()
-        try:
-            self._early = await self._subscribe(self._pubsub)
-            self._snapshot = await self.read_snapshot()
-        except BaseException:
-            await self.aclose()
-            raise
+    async def open(self) -> Snapshot | None:
+        """Read the snapshot and where each stream stands (or, resuming, only the latter); None when resuming."""
+        if self.resume_from is not None:
+            symbols = self.symbols if self.symbols is not None else await self._symbols_with_a_stream()
+            streams = [self._pnl_stream, *(price_stream(s) for s in symbols)]
+            self._reader = StreamReader(self.stream_redis, {s: self.resume_from.cursor(s) for s in streams},
+                                        self._discovery, known=symbols)
+            self._reader.position = self.resume_from
+            return None
+        self._snapshot, cursors, known = await self._take_snapshot()
+        self._reader = StreamReader(self.stream_redis, cursors, self._discovery, known=known)
         return self._snapshot
 
+    async def _symbols_with_a_stream(self) -> list[str]:
+        members = await self.reads.smembers(PRICE_STREAMS_KEY)
+        return sorted(m.decode() if isinstance(m, bytes) else m for m in members)
+
     async def aclose(self) -> None:
-        """Drop the subscription."""
-        pubsub, self._pubsub = self._pubsub, None
-        if pubsub is not None:
-            await pubsub.aclose()
+        """Forget the reader (it holds no connection between reads)."""
+        self._reader = None
 
     async def events(self) -> AsyncIterator[LiveEvent]:
-        """Snapshot first, then updates, until the client goes away or Redis does."""
-        if self._pubsub is None or self._snapshot is None:
+        """Snapshot first (unless resuming), then changes, until the client goes away, the server stops or
+        Redis does."""
+        if self._reader is None:
             await self.open()
-        assert self._pubsub is not None and self._snapshot is not None
+        reader = self._reader
+        assert reader is not None
         try:
-            keep = SnapshotFilter(self._snapshot)
-            yield LiveEvent("snapshot", self._snapshot.to_json())
-            for message in self._early:
-                event = self._decode(message, keep)
-                if event is not None:
-                    yield event
+            if self._snapshot is not None:
+                yield LiveEvent("snapshot", self._snapshot.to_json())
             idle_since = time.monotonic()
-            # Polled, so a shutting-down server sees the stream end (and its connection close) within a poll.
+            # Short blocking reads, so a shutting-down server sees the stream end within one of them.
             while not self.stopping():
-                message = await self._pubsub.get_message(timeout=STOP_POLL_S)
-                if message is None:
+                try:
+                    items = await reader.read(STOP_POLL_S)
+                except _REDIS_DOWN as exc:
+                    log.warning("redis lost under a live stream; the client resumes from its last event id",
+                                error=f"{type(exc).__name__}: {exc}")
+                    return
+                if not items:
                     if time.monotonic() - idle_since >= self.idle_s:
                         idle_since = time.monotonic()
                         yield LiveEvent("idle", b"")
                     continue
-                event = self._decode(message, keep)
-                if event is not None:
-                    idle_since = time.monotonic()
-                    yield event
+                idle_since = time.monotonic()
+                for item in items:
+                    yield self._event(item)
         finally:
             await self.aclose()
 
-    async def read_snapshot(self) -> Snapshot:
-        """Prices, positions' P&L and the account total, read in one transaction."""
-        symbols = self.symbols
-        if symbols is None:
-            prefix_len = len(price_key(""))
-            symbols = sorted({k.decode()[prefix_len:] async for k in self.reads.scan_iter(
-                match=price_key("*"), count=1000)})
-        pipe = self.reads.pipeline(transaction=True)
-        pipe.hgetall(pnl_key(self.account))
-        pipe.get(pnl_total_key(self.account))
-        if symbols:
-            pipe.mget([price_key(s) for s in symbols])
-        raw_pnl, raw_total, *raw_prices = await pipe.execute()
-        prices = {p.symbol: p for p in (_parse(PriceSnapshot, r) for r in (raw_prices[0] if raw_prices else []))
-                  if p is not None}
-        pnl = {p.symbol: p for p in (_parse(PositionPnL, r) for r in raw_pnl.values()) if p is not None}
-        return Snapshot(self.account, prices, pnl, _parse(AccountPnL, raw_total))
+    async def _take_snapshot(self) -> tuple[Snapshot, dict[str, StreamId], list[str]]:
+        """The snapshot, each stream's newest id with it, and the symbols with a stream (reading every symbol).
 
-    async def _subscribe(self, pubsub: PubSub) -> list[dict[str, Any]]:
-        """Subscribe and wait for Redis to confirm; returns updates that arrived meanwhile."""
-        expected = 1
-        await pubsub.subscribe(pnl_channel(self.account))
-        if self.symbols is None:
-            await pubsub.psubscribe(PRICE_CHANNEL_PATTERN)
-            expected += 1
-        elif self.symbols:
-            await pubsub.subscribe(*(price_channel(s) for s in self.symbols))
-            expected += len(self.symbols)
-        early: list[dict[str, Any]] = []
-        deadline = time.monotonic() + SUBSCRIBE_TIMEOUT_S
-        while expected:
-            message = await pubsub.get_message(timeout=max(0.0, deadline - time.monotonic()))
-            if message is None:
-                if time.monotonic() > deadline:
-                    raise TimeoutError("redis did not confirm the subscriptions")
-                continue
-            if message["type"] in ("subscribe", "psubscribe"):
-                expected -= 1
-            else:
-                early.append(message)
-        return early
+        Taken again (a millisecond later) while a stream's newest entry is of the snapshot's own millisecond:
+        an entry another stream gets later in that millisecond would sort before a position the reader may
+        reach, and a resume from there would hand out again what the snapshot holds.
+        """
+        script = self.reads.register_script(_SNAPSHOT_LUA)
+        args = [pnl_key(self.account), pnl_total_key(self.account), self._pnl_stream, price_key(""),
+                price_stream(""), PRICE_STREAMS_KEY if self.symbols is None else "", *(self.symbols or [])]
+        for _ in range(SNAPSHOT_ATTEMPTS):
+            now_ms, raw_pnl, raw_total, pnl_newest, raw_prices = await script(args=args)
+            cursors = {self._pnl_stream: parse_id(pnl_newest)}
+            prices: dict[str, PriceSnapshot] = {}
+            symbols = []
+            for i in range(0, len(raw_prices), 3):
+                symbol = raw_prices[i].decode()
+                symbols.append(symbol)
+                cursors[price_stream(symbol)] = parse_id(raw_prices[i + 2])
+                price = _parse(PriceSnapshot, raw_prices[i + 1])
+                if price is not None:
+                    prices[symbol] = price
+            if all(cursor[0] < now_ms for cursor in cursors.values()):
+                break
+            await asyncio.sleep(0.001)  # the next millisecond
+        pnl = {p.symbol: p for p in (_parse(PositionPnL, r) for r in raw_pnl[1::2]) if p is not None}
+        return Snapshot(self.account, prices, pnl, _parse(AccountPnL, raw_total)), cursors, symbols
 
-    def _decode(self, message: dict[str, Any], keep: SnapshotFilter) -> LiveEvent | None:
-        if message["type"] not in ("message", "pmessage"):
-            return None
-        channel = message["channel"].decode()
-        data = message["data"]
-        if channel == pnl_channel(self.account):
-            pnl = _parse(PnLUpdated, data)
-            return LiveEvent("pnl", data) if pnl is not None and keep.keep_pnl(pnl) else None
-        price = _parse(PriceUpdated, data)
-        if price is None or price.symbol != symbol_from_price_channel(channel):
-            return None
-        return LiveEvent("price", data) if keep.keep_price(price) else None
+    def _event(self, item: StreamEntry | StreamGap) -> LiveEvent:
+        if isinstance(item, StreamGap):
+            symbol = item.stream.removeprefix(price_stream("")) if item.stream != self._pnl_stream else None
+            return LiveEvent("gap", orjson.dumps({
+                "stream": item.stream, "symbol": symbol, "account": None if symbol else self.account,
+                "last_seen_id": format_id(item.last_seen), "resumed_at_id": format_id(item.resumed_at)}))
+        kind: EventKind = "pnl" if item.stream == self._pnl_stream else "price"
+        return LiveEvent(kind, item.data, item.position.token())
+
+
+def _position(token: str | None) -> Position | None:
+    if not token:
+        return None
+    try:
+        return Position.parse(token)
+    except ValueError:
+        log.info("ignoring a last event id that is not a stream position; starting with a snapshot", id=token)
+        return None
 
 
 def _parse(model: type[M], raw: bytes | None) -> M | None:

@@ -26,7 +26,8 @@ NEVER_503 = ("/metrics", "/schemas", "/schemas/{name}")
 STREAM_EXAMPLE = (
     "retry: 2000\nevent: snapshot\ndata: {\"prices\": {\"AAPL\": {\"symbol\": \"AAPL\", \"bid\": \"230.09\", "
     "\"ask\": \"230.11\", \"mid\": \"230.10\", ...}}, \"pnl\": {}, \"total\": null}\n\n"
-    "event: price\ndata: {\"event_type\": \"price.updated\", \"symbol\": \"AAPL\", \"price\": \"230.10\", "
+    "event: price\nid: 1733560000123-0@price.stream.AAPL\ndata: {\"event_type\": \"price.updated\", "
+    "\"symbol\": \"AAPL\", \"price\": \"230.10\", "
     f"\"bid\": \"230.09\", \"ask\": \"230.11\", \"timestamp\": \"{EXAMPLE_TIME}\"}}\n\n: keep-alive\n\n"
 )
 

@@ -13,6 +13,7 @@ import httpx
 import orjson
 from fastapi import FastAPI
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
 from consumers.api import create_app
 from consumers.api.server import api_server
@@ -31,14 +32,18 @@ from schemas.events import (
 from schemas.timestamps import format_ns, now_ns
 from schemas.topics import (
     ACCOUNTS_KEY,
+    PRICE_STREAMS_KEY,
+    STREAM_DATA_FIELD,
     close_key,
     last_trade_key,
     pnl_channel,
     pnl_key,
+    pnl_stream,
     pnl_total_key,
     positions_key,
     price_channel,
     price_key,
+    price_stream,
 )
 from tests.helpers import eventually
 
@@ -61,9 +66,9 @@ async def api_client(settings: ApiSettings) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @asynccontextmanager
-async def served_app(settings: ApiSettings) -> AsyncIterator[str]:
-    """The app behind a real uvicorn server on a free loopback port; yields its base URL."""
-    port = free_port()
+async def served_app(settings: ApiSettings, port: int | None = None) -> AsyncIterator[str]:
+    """The app behind a real uvicorn server on ``port`` (default: a free loopback port); yields its base URL."""
+    port = port or free_port()
     server = api_server(settings, port=port)
     task = asyncio.create_task(server.serve())
 
@@ -118,12 +123,30 @@ def price_snapshot(symbol: str, bid: str, ask: str, timestamp: str | None = None
 
 async def seed_price(redis: Redis, symbol: str, bid: str, ask: str, timestamp: str | None = None,
                      publish: bool = False, ttl_s: int = 300) -> PriceSnapshot:
-    """SET price:{symbol} (and PUBLISH price.updated.{symbol}), as the price processor does."""
+    """SET price:{symbol} and XADD price.stream.{symbol} (and PUBLISH price.updated.{symbol}) in one
+    transaction, as the price processor does."""
     snap = price_snapshot(symbol, bid, ask, timestamp)
-    await redis.set(price_key(symbol), snap.to_json(), ex=ttl_s)
+    message = price_update(snap).to_json()
+    pipe = redis.pipeline(transaction=True)
+    pipe.set(price_key(symbol), snap.to_json(), ex=ttl_s)
     if publish:
-        await redis.publish(price_channel(symbol), price_update(snap).to_json())
+        pipe.publish(price_channel(symbol), message)
+    queue_price_entry(pipe, symbol, message, ttl_s)
+    await pipe.execute()
     return snap
+
+
+def queue_price_entry(pipe: Pipeline, symbol: str, message: bytes, ttl_s: int = 300) -> None:
+    """XADD a price.updated message to the symbol's stream, as the price projection does with every change."""
+    stream = price_stream(symbol)
+    pipe.xadd(stream, {STREAM_DATA_FIELD: message}, maxlen=10_000, approximate=True)
+    pipe.expire(stream, ttl_s)
+    pipe.sadd(PRICE_STREAMS_KEY, symbol)
+
+
+def queue_pnl_entry(pipe: Pipeline, account: str, message: bytes) -> None:
+    """XADD a pnl.updated message to the account's stream, as the P&L projection does with every change."""
+    pipe.xadd(pnl_stream(account), {STREAM_DATA_FIELD: message}, maxlen=10_000, approximate=True)
 
 
 def price_update(snap: PriceSnapshot) -> PriceUpdated:
@@ -156,17 +179,22 @@ async def seed_trade(redis: Redis, symbol: str, price: str) -> LastTrade:
 
 async def seed_pnl(redis: Redis, symbol: str, qty: str, avg: str, mark: str, pnl: str, total: str,
                    account: str = "default", updated_at: str | None = None, publish: bool = False) -> PositionPnL:
-    """HSET pnl:{account} + SET pnl_total:{account} (+ PUBLISH pnl.updated.{account}), as the P&L projection does."""
+    """HSET pnl:{account} + SET pnl_total:{account} + XADD pnl.stream.{account} (+ PUBLISH pnl.updated.{account}),
+    as the P&L projection does."""
     at = updated_at or ts()
     valued = PositionPnL(account=account, symbol=symbol, qty=Decimal(qty), avg_entry_price=Decimal(avg),
                          mark_price=Decimal(mark), unrealized_pnl=Decimal(pnl), price_source="real-time",
                          price_timestamp=at, updated_at=at)
     await redis.hset(pnl_key(account), symbol, valued.to_json())
-    await redis.set(pnl_total_key(account), AccountPnL(
+    message = pnl_update(valued, total).to_json()
+    pipe = redis.pipeline(transaction=True)
+    pipe.set(pnl_total_key(account), AccountPnL(
         account=account, total_unrealized=Decimal(total), positions=await redis.hlen(pnl_key(account)),
         updated_at=at).to_json())
     if publish:
-        await redis.publish(pnl_channel(account), pnl_update(valued, total).to_json())
+        pipe.publish(pnl_channel(account), message)
+    queue_pnl_entry(pipe, account, message)
+    await pipe.execute()
     return valued
 
 
@@ -177,17 +205,35 @@ def pnl_update(valued: PositionPnL, total: str) -> PnLUpdated:
                       total_unrealized=Decimal(total), timestamp=valued.updated_at)
 
 
+async def blocked_readers(redis: Redis) -> int:
+    """Connections to this client's database blocked in XREAD: stream readers waiting for news (they block only
+    once they know where each of their streams stood)."""
+    db = int(redis.connection_pool.connection_kwargs.get("db", 0))
+    clients = await redis.client_list()
+    return sum(1 for c in clients
+               if c.get("cmd") == "xread" and "b" in c.get("flags", "") and int(c.get("db", -1)) == db)
+
+
 async def sse_events(response: httpx.Response) -> AsyncIterator[tuple[str, dict[str, object]]]:
     """(event, JSON data) pairs of a text/event-stream response, as a browser's EventSource parses them."""
-    event, data = "message", []
+    async for event, data, _ in sse_events_with_ids(response):
+        yield event, data
+
+
+async def sse_events_with_ids(response: httpx.Response) -> AsyncIterator[tuple[str, dict[str, object], str]]:
+    """(event, JSON data, last event id) of a text/event-stream response, as a browser's EventSource parses them
+    (the last event id stays what it was when an event has no ``id:``)."""
+    event, data, last_id = "message", [], ""
     async for line in response.aiter_lines():
         if line == "":
             if data:
-                yield event, orjson.loads("\n".join(data))
+                yield event, orjson.loads("\n".join(data)), last_id
             event, data = "message", []
         elif line.startswith(":"):
             continue  # comment: keep-alive
         elif line.startswith("event:"):
             event = line[len("event:"):].strip()
+        elif line.startswith("id:"):
+            last_id = line[len("id:"):].removeprefix(" ")
         elif line.startswith("data:"):
             data.append(line[len("data:"):].removeprefix(" "))

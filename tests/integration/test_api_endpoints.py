@@ -307,7 +307,7 @@ async def test_docs_and_dashboard_given_browser_paths_are_served(redis_url: str)
             "/api/v1/positions", "/api/v1/positions/{symbol}", "/api/v1/positions/pnl/realtime",
             "/api/v1/prices/{symbol}", "/api/v1/stats", "/api/v1/stream", "/metrics", "/schemas",
             "/schemas/{name}"} <= set(schema["paths"])
-    assert page.status_code == 200 and 'new EventSource("api/v1/stream' in page.text
+    assert page.status_code == 200 and 'new EventSource(url)' in page.text and '"api/v1/stream?account="' in page.text
 
 
 

@@ -20,6 +20,7 @@ import websockets
 from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
 
+from deploy.embedded.readiness import free_port
 from schemas.events import AccountPnL, PnLUpdated, PositionPnL
 from schemas.timestamps import format_ns, now_ns
 from schemas.topics import POSITIONS, PRICES, pnl_channel, pnl_key, pnl_total_key
@@ -27,12 +28,14 @@ from tests.helpers import eventually, read_topic_until, unique_symbol
 from tests.integration.api_support import (
     api_settings,
     price_snapshot,
+    queue_pnl_entry,
     seed_close,
     seed_pnl,
     seed_price,
     served_app,
     ts,
 )
+from tests.integration.test_api_stream import ProjectedPrices, _sent
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
@@ -160,7 +163,7 @@ async def _read(page: DevTools, symbol: str, until_mid: str | None = None) -> di
 
 
 async def _publish_pnl(redis: Redis, symbol: str, account: str, mark: str, pnl: str) -> None:
-    """A revaluation as the P&L projection writes it: hash, total and message together."""
+    """A revaluation as the P&L projection writes it: hash, total, message and stream entry together."""
     at = ts()
     valued = PositionPnL(account=account, symbol=symbol, qty=Decimal(10), avg_entry_price=Decimal("99.00"),
                          mark_price=Decimal(mark), unrealized_pnl=Decimal(pnl), price_source="real-time",
@@ -169,10 +172,11 @@ async def _publish_pnl(redis: Redis, symbol: str, account: str, mark: str, pnl: 
     pipe.hset(pnl_key(account), symbol, valued.to_json())
     pipe.set(pnl_total_key(account), AccountPnL(account=account, total_unrealized=Decimal(pnl), positions=1,
                                                 updated_at=at).to_json())
-    pipe.publish(pnl_channel(account), PnLUpdated(
-        account=account, symbol=symbol, qty=valued.qty, mark_price=valued.mark_price,
-        unrealized_pnl=valued.unrealized_pnl, price_source="real-time", total_unrealized=Decimal(pnl),
-        timestamp=at).to_json())
+    message = PnLUpdated(account=account, symbol=symbol, qty=valued.qty, mark_price=valued.mark_price,
+                         unrealized_pnl=valued.unrealized_pnl, price_source="real-time",
+                         total_unrealized=Decimal(pnl), timestamp=at).to_json()
+    pipe.publish(pnl_channel(account), message)
+    queue_pnl_entry(pipe, account, message)
     await pipe.execute()
 
 
@@ -277,3 +281,56 @@ async def test_dashboard_given_no_prices_and_no_positions_says_so_and_how_to_add
     assert state["prices"] is not None and "No prices yet" in state["prices"] and "add a symbol" in state["prices"]
     assert state["positions"] is not None and "No open positions" in state["positions"]
     assert state["total"] == "0.00"
+
+
+@pytest.mark.timeout(1200)
+async def test_dashboard_given_the_api_restarted_keeps_updating_without_a_reload_and_its_chart_has_no_hole(
+        redis_url: str, redis: Redis, browser_page: DevTools) -> None:
+    """Test that the page resumes after an API restart from the last change it got (EventSource's Last-Event-ID):
+    no reload, and its chart holds every price published since it loaded, once each and in order."""
+    # Arrange: prices through the price projection, 20 a second (the chart keeps 300 points)
+    symbol = unique_symbol("W")
+    prices = ProjectedPrices(redis, [symbol], rate=20)
+    stop = asyncio.Event()
+    pumping = asyncio.create_task(prices.run(stop))
+    port = free_port()
+    settings = api_settings(redis_url)
+    points = (f"(history.get('{symbol}') || []).map(p => Math.round(p.mid * 100))")
+    try:
+        await eventually(lambda: _sent(prices, 5), 30, "prices flowing")
+        async with served_app(settings, port) as base_url:
+            await browser_page.call("Page.enable")
+            await browser_page.call("Page.navigate", url=f"{base_url}/")
+            first = await eventually(lambda: _chart_longer_than(browser_page, points, 20), 60, "the chart to fill")
+            await browser_page.evaluate("window.__sameDocument = true")
+        # Act: the API is down for a while (prices go on), then back on the same address
+        down_until = prices.sent + 40
+        await eventually(lambda: _sent(prices, down_until), 30, "prices while the API is down")
+        async with served_app(settings, port):
+            after = await eventually(lambda: _chart_longer_than(browser_page, points, len(first) + 80), 90,
+                                     "the chart to go on after the restart")
+            stop.set()
+            await pumping
+            last = 100 * prices.n[symbol] + 1
+            chart = await eventually(lambda: _chart_ending_at(browser_page, points, last), 60, "the last price")
+            state = await browser_page.evaluate(
+                "({same: window.__sameDocument === true, connection: document.getElementById('connection')"
+                ".textContent})")
+    finally:
+        stop.set()
+        await asyncio.gather(pumping, return_exceptions=True)
+
+    # Assert
+    assert state == {"same": True, "connection": "live"}  # no reload
+    assert after[:len(first)] == first
+    assert chart == list(range(first[0], last + 1, 100))  # every price since the page loaded: no hole, no repeat
+
+
+async def _chart_longer_than(page: DevTools, points: str, count: int) -> list[int] | None:
+    values = await page.evaluate(points)
+    return values if values and len(values) > count else None
+
+
+async def _chart_ending_at(page: DevTools, points: str, last: int) -> list[int] | None:
+    values = await page.evaluate(points)
+    return values if values and values[-1] == last else None

@@ -13,7 +13,18 @@ from processors.pnl_projection import PnLProjector
 from processors.redis_projection import PriceProjector
 from schemas.events import PnLUpdated, PositionPnL, PriceEvent
 from schemas.timestamps import format_ns
-from schemas.topics import pnl_channel, pnl_key, pnl_total_key, positions_key, price_key
+from schemas.topics import (
+    PRICE_STREAMS_KEY,
+    STREAM_DATA_FIELD,
+    pnl_channel,
+    pnl_key,
+    pnl_stream,
+    pnl_total_key,
+    positions_key,
+    price_channel,
+    price_key,
+    price_stream,
+)
 from tests.helpers import unique_symbol
 
 pytestmark = pytest.mark.integration
@@ -42,6 +53,35 @@ async def test_price_projector_given_flushed_scripts_reloads_and_writes_the_batc
     assert published == 1
     assert orjson.loads(await redis.get(price_key(symbol)))["bid"] == "12.00"
     assert await _script_commands(redis) == script_calls  # no SCRIPT EXISTS/LOAD once it is loaded
+
+
+async def test_price_projector_given_new_redelivered_and_older_prices_streams_each_change_once_capped(
+        redis: Redis) -> None:
+    """Test that the stream gets exactly what the channel gets (a redelivery or an older price adds nothing),
+    expires with the price, names its symbol in the set readers of every symbol use, and stays near its cap."""
+    # Arrange
+    symbol = unique_symbol("X")
+    stream = price_stream(symbol)
+    projector = PriceProjector(redis, ttl_seconds=60, stream_maxlen=100)
+    pubsub = redis.pubsub()
+    await pubsub.subscribe(price_channel(symbol))
+    await pubsub.get_message(timeout=1)
+    batch = [price(symbol, "10.00", T0), price(symbol, "11.00", T0 + 1)]
+    # Act
+    await projector.project(batch)
+    await projector.project(batch)  # redelivered
+    await projector.project([price(symbol, "9.00", T0 - 1)])  # older than the stored price
+    # Assert
+    published = []
+    while (message := await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.5)) is not None:
+        published.append(message["data"])
+    entries = [fields[STREAM_DATA_FIELD.encode()] for _, fields in await redis.xrange(stream)]
+    assert entries == published == [p.update for p in batch]
+    assert await redis.smembers(PRICE_STREAMS_KEY) == {symbol.encode()}
+    assert 0 < await redis.ttl(stream) <= 60
+    await projector.project([price(symbol, str(20 + n), T0 + 10 + n) for n in range(1000)])
+    assert 100 <= await redis.xlen(stream) < 300  # MAXLEN ~ 100: trimmed a node at a time, never below the cap
+    await pubsub.aclose()
 
 
 async def _script_commands(redis: Redis) -> int:
@@ -82,10 +122,15 @@ async def test_pnl_projector_given_two_accounts_and_a_close_keeps_exact_totals_a
     assert (totals[second]["total_unrealized"], totals[second]["positions"]) == ("-7.50", 1)
     assert set(await redis.hkeys(pnl_key(first))) == {long_sym.encode()}
     assert orjson.loads(await redis.hget(positions_key(second), long_sym))["qty"] == "-5"  # restored
-    messages = []
+    messages, raw = [], []
     while (message := await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.5)) is not None:
         messages.append(orjson.loads(message["data"]))
+        raw.append((message["channel"], message["data"]))
     assert len(messages) == 5  # four changes and the close; the redelivery published nothing
+    for account in (first, second):  # the account's stream holds exactly what its channel received, in order
+        entries = await redis.xrange(pnl_stream(account))
+        assert [fields[STREAM_DATA_FIELD.encode()] for _, fields in entries] == [
+            data for channel, data in raw if channel == pnl_channel(account).encode()]
     last = batch[3]
     expected = PnLUpdated(account=last.account, symbol=last.symbol, qty=last.qty, mark_price=last.mark_price,
                           unrealized_pnl=last.unrealized_pnl, price_source=last.price_source,

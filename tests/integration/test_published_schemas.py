@@ -43,6 +43,7 @@ from schemas.topics import (
     POSITIONS,
     POSITIONS_REJECTED,
     PRICE_CHANNEL_PATTERN,
+    PRICE_STREAMS_KEY,
     PROCESSOR_STATS_KEY,
     TRADES_RAW,
     latest_price_changelog,
@@ -63,11 +64,12 @@ pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 DEADLINE = 60.0
 MINUTE = 60 * NS_PER_SECOND
 # Redis names tickwire writes that are not JSON (counters, sets, the lease) or are processor bookkeeping.
-UNPUBLISHED_REDIS = (PROCESSOR_STATS_KEY, INGEST_LEASE_KEY, ACCOUNTS_KEY, API_SUBSCRIPTIONS_KEY,
+UNPUBLISHED_REDIS = (PROCESSOR_STATS_KEY, INGEST_LEASE_KEY, ACCOUNTS_KEY, API_SUBSCRIPTIONS_KEY, PRICE_STREAMS_KEY,
                      pnl_total_cents_key("*"), symbol_stats_key("*"), progress_key("*", "*"))
-# Every Redis value such a run writes (the streams are checked when present: another change adds them).
-EXPECTED_REDIS = {"redis.price", "redis.price.updated", "redis.positions", "redis.pnl", "redis.pnl_total",
-                  "redis.pnl.updated", "redis.close", "redis.trade", "redis.ingest_status"}
+# Every Redis value such a run writes.
+EXPECTED_REDIS = {"redis.price", "redis.price.updated", "redis.price.stream", "redis.positions", "redis.pnl",
+                  "redis.pnl_total", "redis.pnl.updated", "redis.pnl.stream", "redis.close", "redis.trade",
+                  "redis.ingest_status"}
 
 
 class PublishedSchemas:

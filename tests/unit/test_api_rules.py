@@ -1,4 +1,4 @@
-"""API rules without servers: error messages, request validation, lag arithmetic, snapshot de-duplication."""
+"""API rules without servers: error messages, request validation, lag arithmetic."""
 
 from __future__ import annotations
 
@@ -10,36 +10,18 @@ from pydantic import ValidationError
 
 from consumers.api.broker import total_lag
 from consumers.api.errors import describe_validation_errors, one_line
-from consumers.api.live_stream import Snapshot, SnapshotFilter
 from consumers.api.models import MAX_SYMBOLS_PER_REQUEST, PositionUpdate, SubscribeRequest
 from consumers.api.realtime_pnl import ParseCache
 from consumers.client import position_record
-from schemas.events import AccountPnL, PnLUpdated, Position, PositionPnL, PriceSnapshot, PriceUpdated
+from schemas.events import Position, PriceSnapshot
 
 T0 = "2026-11-20T15:00:00.000000000Z"
-T1 = "2026-11-20T15:00:01.000000000Z"
-T2 = "2026-11-20T15:00:02.000000000Z"
 
 
 def price(bid: str, ask: str, timestamp: str) -> PriceSnapshot:
     b, a = Decimal(bid), Decimal(ask)
     return PriceSnapshot(symbol="AAPL", bid=b, ask=a, mid=(a + b) / 2, spread=a - b, spread_bps=Decimal(1),
                          bid_size=1, ask_size=1, timestamp=timestamp, exchange="V")
-
-
-def update_of(snap: PriceSnapshot) -> PriceUpdated:
-    return PriceUpdated(symbol=snap.symbol, price=snap.mid, bid=snap.bid, ask=snap.ask, timestamp=snap.timestamp)
-
-
-def pnl(symbol: str, pnl_value: str, at: str) -> PositionPnL:
-    return PositionPnL(account="a", symbol=symbol, qty=Decimal(10), avg_entry_price=Decimal(1), mark_price=Decimal(2),
-                       unrealized_pnl=Decimal(pnl_value), price_source="real-time", price_timestamp=at, updated_at=at)
-
-
-def pnl_update(symbol: str, pnl_value: str, at: str, qty: str = "10") -> PnLUpdated:
-    return PnLUpdated(account="a", symbol=symbol, qty=Decimal(qty), mark_price=Decimal(2),
-                      unrealized_pnl=Decimal(pnl_value), price_source="real-time", total_unrealized=Decimal(0),
-                      timestamp=at)
 
 
 def test_one_line_given_multiline_error_squeezes_and_truncates() -> None:
@@ -101,32 +83,6 @@ def test_position_record_given_cli_arguments_validates_like_the_api() -> None:
 def test_total_lag_given_committed_and_end_offsets_sums_the_gaps() -> None:
     a, b, c = (TopicPartition("prices", p) for p in range(3))
     assert total_lag({a: 10, b: 5, c: 7}, {a: 15, b: 5, c: 3}) == 5  # c: never negative
-
-
-def test_snapshot_filter_given_price_updates_drops_those_the_snapshot_holds() -> None:
-    held = price("1.00", "1.02", T1)
-    keep = SnapshotFilter(Snapshot("a", {"AAPL": held}, {}, None))
-    assert not keep.keep_price(update_of(price("0.90", "0.92", T0)))  # older
-    assert not keep.keep_price(update_of(held))  # the snapshot's own update
-    assert keep.keep_price(update_of(price("1.10", "1.12", T1)))  # same time, other price: news
-    assert keep.keep_price(update_of(price("1.20", "1.22", T2)))
-
-
-def test_snapshot_filter_given_symbol_absent_from_snapshot_keeps_its_updates() -> None:
-    keep = SnapshotFilter(Snapshot("a", {}, {}, None))
-    assert keep.keep_price(update_of(price("1.00", "1.02", T0)))
-    assert keep.keep_pnl(pnl_update("AAPL", "5.00", T0))
-
-
-def test_snapshot_filter_given_pnl_updates_drops_held_and_older_ones() -> None:
-    total = AccountPnL(account="a", total_unrealized=Decimal("5.00"), positions=1, updated_at=T1)
-    keep = SnapshotFilter(Snapshot("a", {}, {"AAPL": pnl("AAPL", "5.00", T1)}, total))
-    assert not keep.keep_pnl(pnl_update("AAPL", "4.00", T0))
-    assert not keep.keep_pnl(pnl_update("AAPL", "5.00", T1))
-    assert keep.keep_pnl(pnl_update("AAPL", "6.00", T2))
-    # A position closed before the snapshot: its close is no older than the total, so it is held already.
-    assert not keep.keep_pnl(pnl_update("MSFT", "0.00", T1, qty="0"))
-    assert keep.keep_pnl(pnl_update("MSFT", "1.00", T2))
 
 
 def test_parse_cache_given_same_bytes_reuses_the_model_and_bounds_each_model_type() -> None:

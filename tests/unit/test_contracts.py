@@ -11,11 +11,13 @@ from schemas.topics import (
     last_trade_key,
     pnl_channel,
     pnl_key,
+    pnl_stream,
     pnl_total_key,
     position_key,
     positions_key,
     price_channel,
     price_key,
+    price_stream,
     split_position_key,
     symbol_from_price_channel,
 )
@@ -24,7 +26,8 @@ ROOT = Path(__file__).resolve().parents[2]
 CODE_DIRS = ["producers", "processors", "consumers", "deploy", "tickwire"]
 # Topic names that are also ordinary words ("positions", "pnl", "prices") would match JSON field names.
 DOTTED_TOPICS = [t.name for t in ALL_TOPICS if "." in t.name]
-REDIS_PREFIXES = ["price:", "price.updated.", "pnl:", "pnl.updated.", "pnl_total:", "positions:", "close:", "trade:"]
+REDIS_PREFIXES = ["price:", "price.updated.", "price.stream.", "pnl:", "pnl.updated.", "pnl.stream.", "pnl_total:",
+                  "positions:", "close:", "trade:"]
 
 
 def test_redis_names_given_symbol_match_the_documented_formats() -> None:
@@ -35,6 +38,7 @@ def test_redis_names_given_symbol_match_the_documented_formats() -> None:
         "positions:acct", "pnl:acct", "pnl_total:acct")
     assert (pnl_channel("acct"), close_key("AAPL"), last_trade_key("AAPL")) == (
         "pnl.updated.acct", "close:AAPL", "trade:AAPL")
+    assert (price_stream("AAPL"), pnl_stream("acct")) == ("price.stream.AAPL", "pnl.stream.acct")
 
 
 def test_position_key_given_account_and_symbol_round_trips() -> None:

@@ -22,8 +22,9 @@ import schemas
 
 MODULES = sorted([*(m.name for m in pkgutil.walk_packages(schemas.__path__, "schemas.") if not m.ispkg),
                   "consumers.client"])
-# Defined at the top level but not API: the module's logger and the type variable its Callback alias takes.
-NOT_EXPORTED = {"consumers.client": {"log", "E"}}
+# Defined at the top level but not API: the module's logger, the type variable its Callback alias takes and the
+# one its stream parser takes.
+NOT_EXPORTED = {"consumers.client": {"log", "E", "M"}}
 
 
 def _top_level(body: list[ast.stmt]) -> Iterator[ast.stmt]:

@@ -1,11 +1,11 @@
-"""``GET /api/v1/stream``: Server-Sent Events, a ``snapshot`` then every ``price`` and ``pnl`` change."""
+"""``GET /api/v1/stream``: Server-Sent Events, a ``snapshot`` then every ``price`` and ``pnl`` change, resumable."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.sse import EventSourceResponse, format_sse_event
 
 from consumers.api.dependencies import Account, Context
@@ -39,11 +39,21 @@ def symbols_query(
 @router.get("/stream", responses={200: {"content": {"text/event-stream": {}}, "description": "the event stream"},
                                   503: {"description": "Redis down"}})
 async def stream(request: Request, context: Context, account: Account,
-                 symbols: Annotated[list[str] | None, Depends(symbols_query)]) -> EventSourceResponse:
-    """Event ``snapshot`` (``prices``, the account's ``pnl`` and ``total``), then ``price`` (a
-    ``PriceUpdated``) and ``pnl`` (a ``PnLUpdated``) events as they happen, none missed and none repeated
-    between the two. Browsers reconnect by themselves and get a fresh snapshot."""
-    live = LiveStream(context.redis, context.pubsub_redis, account, symbols, stopping=request.app.state.stopping)
+                 symbols: Annotated[list[str] | None, Depends(symbols_query)],
+                 last_event_id: Annotated[str | None, Header(
+                     alias="Last-Event-ID", description="the id of the last event received: resume right after it "
+                     "(browsers' EventSource sends it by itself when it reconnects)")] = None,
+                 last_event_id_query: Annotated[str | None, Query(
+                     alias="last_event_id", description="the same, for a client that opens a new connection "
+                     "(the header wins when both are given)")] = None) -> EventSourceResponse:
+    """Event ``snapshot`` (``prices``, the account's ``pnl`` and ``total``), then ``price`` (a ``PriceUpdated``)
+    and ``pnl`` (a ``PnLUpdated``) events as they happen, each exactly once and in order, none missed between
+    the snapshot and the first. Each change's ``id`` is its position in the Redis streams; a client that
+    reconnects with it (``Last-Event-ID``) gets no snapshot but every change after it, or first a ``gap`` event
+    (``stream``, ``symbol`` or ``account``, ``last_seen_id``, ``resumed_at_id``) for a stream whose cap
+    (TICKWIRE_REDIS_STREAM_MAXLEN) trimmed what it missed. An id that is not a position starts anew."""
+    live = LiveStream(context.redis, context.stream_redis, account, symbols,
+                      resume_from=last_event_id or last_event_id_query, stopping=request.app.state.stopping)
     await live.open()  # before the 200: with Redis down the answer is a 503, not a broken stream
     return EventSourceResponse(_encode(live), headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
@@ -54,5 +64,6 @@ async def _encode(live: LiveStream) -> AsyncIterator[bytes]:
         if event.kind == "idle":
             yield KEEPALIVE  # keeps proxies from closing a quiet stream
             continue
-        yield format_sse_event(data_str=event.data.decode(), event=event.kind, retry=RECONNECT_MS if first else None)
+        yield format_sse_event(data_str=event.data.decode(), event=event.kind, id=event.id,
+                               retry=RECONNECT_MS if first else None)
         first = False
