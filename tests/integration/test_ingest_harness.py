@@ -14,6 +14,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -66,9 +67,20 @@ class RunningIngest:
             await asyncio.wait_for(asyncio.shield(self.task), timeout)
         except TimeoutError:  # show where it hangs
             for task in asyncio.all_tasks():
-                task.print_stack(limit=4, file=sys.stderr)
+                print(f"{task.get_name()}: {' -> '.join(_await_chain(task.get_coro()))}", file=sys.stderr)
             raise
         return time.monotonic() - started
+
+
+def _await_chain(coro: Any) -> list[str]:
+    """Where a suspended coroutine waits, outermost first (a task's own stack shows one frame only)."""
+    chain = []
+    while coro is not None:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+        if frame is not None:
+            chain.append(f"{frame.f_code.co_name} ({Path(frame.f_code.co_filename).name}:{frame.f_lineno})")
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+    return chain
 
 
 @asynccontextmanager
@@ -97,9 +109,8 @@ async def running_ingest(
     try:
         yield ingest
     finally:
-        stop.set()
         try:
-            await asyncio.wait_for(asyncio.shield(task), 15)
+            await ingest.shutdown(timeout=15)
         finally:
             if not task.done():
                 task.cancel()
