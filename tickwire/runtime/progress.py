@@ -60,6 +60,9 @@ class ProgressReporter:
         now = format_ns(now_ns())
         fields: dict[FieldT, EncodableT] = {}
         owned = [tp for tp in self.consumer.assignment() if tp.topic == self.topic]
+        # Read before the first await: a rebalance during it may revoke a partition, and aiokafka's
+        # highwater() asserts on one it no longer owns.
+        highwaters = {tp: self.consumer.highwater(tp) for tp in owned}
         for tp in owned:
             offset = self.done.get(tp)
             if offset is None:
@@ -69,7 +72,7 @@ class ProgressReporter:
             previous = self._advanced.get(tp.partition)
             if previous is None or offset > previous[0]:
                 previous = self._advanced[tp.partition] = (offset, now)
-            highwater = self.consumer.highwater(tp)
+            highwater = highwaters[tp]
             fields[processed_field(tp.partition)] = PartitionProgress(
                 offset=offset, advanced_at=previous[1], updated_at=now, highwater=highwater).to_json()
             if highwater is not None and self.lag is not None:
