@@ -46,6 +46,13 @@ def row_ends(soak_s: float, every_s: float) -> list[float]:
     return [min(soak_s, k * every_s) for k in range(1, math.ceil(soak_s / every_s) + 1)]
 
 
+def kept_from(began_ns: int, cut_ns: int, window_ns: int, first_taken: bool) -> int:
+    """The oldest exchange time a soak still needs once a row is cut at ``cut_ns`` (an hour of samples adds up):
+    the first window's until it is summarised, then the last ``window_ns``, which the final check reads back
+    from the end (always after the last cut)."""
+    return max(began_ns, cut_ns - window_ns) if first_taken else began_ns
+
+
 class SoakRows:
     """Takes the report rows of one soak (see the module doc) and keeps what the checks need."""
 
@@ -80,7 +87,7 @@ class SoakRows:
         first_end = self.began_ns + self.window_ns
         if self.first is None and cut_ns >= first_end:
             self.first = latency_summary(await self.probe.window("tick_to_redis", self.began_ns, first_end))
-        self.probe.forget_before(cut_ns if self.first is not None else self.began_ns)  # an hour of samples adds up
+        self.probe.forget_before(kept_from(self.began_ns, cut_ns, self.window_ns, self.first is not None))
         span = counts.at - self._previous.at
         disk = self.disk()
         row = {"t_s": round(counts.at - self.began, 1),

@@ -12,7 +12,7 @@ from bench.disk import retention_bound_bytes, topic_bytes
 from bench.hops import difference, quantile_ms
 from bench.positions import build_book, probe_symbols
 from bench.report import checks
-from bench.soak import counted, row_ends, scaled
+from bench.soak import ARRIVAL_GRACE_S, counted, kept_from, row_ends, scaled
 from bench.soak_report import soak_checks
 from bench.stack import Counts
 from bench.stats import latency_summary, percentile, slope
@@ -222,6 +222,17 @@ def test_scaled_and_row_ends_given_an_hour_or_a_smoke_test_keep_the_shares_of_an
     assert scaled(120) == (20, 10)
     assert row_ends(120, 30) == [30, 60, 90, 120]
     assert row_ends(100, 30) == [30, 60, 90, 100]
+
+
+def test_kept_from_given_the_last_row_keeps_every_sample_of_the_last_window() -> None:
+    """Test that the samples the final check reads (the window before the end, the end coming after the last
+    row's cut) survive that row: forgetting up to the cut left it the last few seconds only."""
+    s = 1_000_000_000
+    began, window, end = 0, 300 * s, 3_600 * s
+    last_cut = end - int(ARRIVAL_GRACE_S * s)
+    assert kept_from(began, last_cut, window, first_taken=True) <= end - window
+    assert kept_from(began, 60 * s, window, first_taken=False) == began  # the first window is not summarised yet
+    assert kept_from(began, 200 * s, window, first_taken=True) == began
 
 
 def test_counted_given_the_processor_stats_hash_sums_every_rejection_reason() -> None:
