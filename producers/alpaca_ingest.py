@@ -60,6 +60,7 @@ from schemas.timestamps import format_ns, now_ns, parse_ns
 from schemas.topics import INGEST_STATUS_KEY, SUBSCRIPTIONS
 from tickwire.errors import ConfigurationError
 from tickwire.kafka import aiokafka_security, bootstrap_list
+from tickwire.tasks import cancel_until_done
 from tickwire.topic_admin import ensure_topics_of
 
 log = structlog.get_logger(__name__)
@@ -141,8 +142,7 @@ class IngestService:
                 work = [tasks.create_task(_restarting(self.reporter.run, "ingest-status"), name="ingest-status"),
                         tasks.create_task(self._start_and_serve(), name="ingest")]
                 await stop.wait()
-                for task in work:
-                    task.cancel()  # the group waits for them: the socket closes, then the lease is released
+                await cancel_until_done(work)  # the socket closes, then the lease is released
         finally:
             log.info("ingest stopping", instance=self.instance)
             with contextlib.suppress(Exception):

@@ -1,0 +1,42 @@
+"""cancel_until_done ends tasks that honour a cancel at once and those that lost one (Python 3.11's wait_for)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from tickwire.tasks import cancel_until_done
+
+
+async def test_cancel_until_done_given_a_task_that_loses_its_first_cancel_cancels_it_again() -> None:
+    """Test that a task that swallows a cancel, as 3.11's wait_for can, is cancelled again and ends, while a
+    task that honours the cancel sees exactly one."""
+    # Arrange
+    seen = {"cooperative": 0, "swallowing": 0}
+    started = asyncio.Event()
+
+    async def cooperative() -> None:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            seen["cooperative"] += 1
+            raise
+
+    async def swallowing() -> None:
+        started.set()
+        while True:
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                seen["swallowing"] += 1
+                if seen["swallowing"] > 1:
+                    raise  # the first one is lost, as when wait_for's awaited send had just finished
+
+    tasks = [asyncio.create_task(cooperative()), asyncio.create_task(swallowing())]
+    await started.wait()
+
+    # Act
+    await cancel_until_done(tasks, recancel_after_s=0.05)
+
+    # Assert
+    assert all(task.cancelled() for task in tasks)
+    assert seen == {"cooperative": 1, "swallowing": 2}
