@@ -18,6 +18,7 @@ from aiokafka import AIOKafkaConsumer
 from deploy.embedded.process import ManagedProcess
 
 T = TypeVar("T")
+V = TypeVar("V")
 POLL_S = 0.05
 
 
@@ -49,19 +50,30 @@ async def read_topic_until(
     Tombstones and values that are not JSON objects (other tests put garbage on the shared raw topics on
     purpose) are skipped.
     """
+    return await read_values_until(bootstrap, topic, predicate, timeout, _json_object)
+
+
+async def read_values_until(
+    bootstrap: str, topic: str, predicate: Callable[[list[V]], bool], timeout: float,
+    decode: Callable[[bytes | None], V | None], *, isolation_level: str = "read_uncommitted",
+) -> list[V]:
+    """Read ``topic`` from the beginning with ``isolation_level`` until ``predicate(values so far)`` holds;
+    each record's value goes through ``decode``, and those it turns into None are skipped."""
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest", enable_auto_commit=False
+        topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest", enable_auto_commit=False,
+        isolation_level=isolation_level,
     )
     await consumer.start()
-    values: list[dict[str, Any]] = []
+    values: list[V] = []
     deadline = time.monotonic() + timeout
     try:
         while not predicate(values):
             if time.monotonic() > deadline:
-                raise AssertionError(f"timed out reading {topic}; got {len(values)} records: {values[-5:]}")
+                raise AssertionError(f"timed out reading {topic} ({isolation_level}); got {len(values)} records: "
+                                     f"{values[-5:]}")
             batch = await consumer.getmany(timeout_ms=200)
             for records in batch.values():
-                values.extend(v for v in (_json_object(r.value) for r in records) if v is not None)
+                values.extend(v for v in (decode(r.value) for r in records) if v is not None)
         return values
     finally:
         await consumer.stop()

@@ -28,7 +28,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.errors import ProducerFenced
 
 from schemas.topics import TopicSpec
-from tests.helpers import eventually
+from tests.helpers import eventually, read_values_until
 from tickwire.topic_admin import ensure_topics
 
 pytestmark = pytest.mark.integration
@@ -98,21 +98,8 @@ async def consume(consumer: AIOKafkaConsumer, count: int) -> list[ConsumerRecord
 async def read_output(bootstrap: str, topic: str, isolation_level: str,
                       done: Callable[[list[bytes]], bool]) -> list[bytes]:
     """The values of ``topic`` from its start, read with ``isolation_level`` until ``done(values)``."""
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-                                auto_offset_reset="earliest", isolation_level=isolation_level)
-    await consumer.start()
-    values: list[bytes] = []
-    deadline = time.monotonic() + TIMEOUT_S
-    try:
-        while not done(values):
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out reading {topic} ({isolation_level}); got {values}")
-            batch = await consumer.getmany(timeout_ms=200)
-            for records in batch.values():
-                values.extend(r.value for r in records)
-        return values
-    finally:
-        await consumer.stop()
+    return await read_values_until(bootstrap, topic, done, TIMEOUT_S, lambda value: value,
+                                   isolation_level=isolation_level)
 
 
 async def committed_offset(bootstrap: str, topics: Topics) -> int | None:
