@@ -45,13 +45,26 @@ def aiokafka_security(settings: TickwireSettings) -> dict[str, Any]:
     return options
 
 
-async def topic_partitions(consumer: AIOKafkaConsumer, topic: str) -> list[int]:
+METADATA_RETRY_S = 10.0
+
+
+async def topic_partitions(consumer: AIOKafkaConsumer, topic: str, *, within_s: float = METADATA_RETRY_S) -> list[int]:
     """The partition ids of ``topic`` (empty when there is no such topic), from a metadata round trip.
 
     aiokafka's consumer has no public call for a topic it is not assigned yet: ``topics()`` drops the
     partitions and ``partitions_for_topic`` knows only tracked topics. So this reads the client's own metadata
-    call, the one private use of aiokafka in tickwire's readers."""
-    cluster = await consumer._client.fetch_all_metadata()
+    call, the one private use of aiokafka in tickwire's readers.
+
+    A broker that is up but fenced (it missed heartbeats, e.g. paused, and is catching up) answers metadata
+    with no brokers, which aiokafka raises as a bare ``KafkaError``; it is unfenced within a heartbeat or two,
+    so the call is tried again for ``within_s`` seconds before that error goes to the caller."""
+    from aiokafka.errors import KafkaError
+    from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
+
+    async for attempt in AsyncRetrying(retry=retry_if_exception_type(KafkaError), stop=stop_after_delay(within_s),
+                                       wait=wait_exponential(multiplier=0.05, max=1.0), reraise=True):
+        with attempt:
+            cluster = await consumer._client.fetch_all_metadata()
     return sorted(cluster.partitions_for_topic(topic) or ())
 
 
