@@ -5,13 +5,16 @@ from __future__ import annotations
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 
+from tickwire.kafka import READ_ISOLATION
+
 
 class LagReader:
     """``await lag()`` after ``start()``; the admin client and the offsets consumer stay connected until ``stop()``."""
 
     def __init__(self, bootstrap: str) -> None:
         self.admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-        self.consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+        self.consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+                                         isolation_level=READ_ISOLATION)  # lag to what a reader can read
 
     async def start(self) -> None:
         """Connect both clients."""

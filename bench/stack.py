@@ -112,7 +112,8 @@ class BenchStack:
                 # More workers share the partitions (and the tables with them); the first serves the metrics.
                 name = "processor" if index == 0 else f"processor{index + 1}"
                 worker_env = env if index == 0 else {**env, "TICKWIRE_PROCESSOR_METRICS_PORT": "0",
-                                                     "TICKWIRE_RUN_DIR": f"{env['TICKWIRE_RUN_DIR']}/{name}"}
+                                                     "TICKWIRE_RUN_DIR": f"{env['TICKWIRE_RUN_DIR']}/{name}",
+                                                     "TICKWIRE_PROCESSOR_INSTANCE": str(index)}
                 if self.cfg.stages_apart:
                     if index == 0:
                         self.pnl_metrics_port = free_port()

@@ -16,7 +16,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
-from tickwire.kafka import topic_partitions
+from tickwire.kafka import READ_ISOLATION, topic_partitions
 
 READ_DEADLINE_S = 60.0
 READ_FETCH_WAIT_S = 0.5  # aiokafka's default
@@ -40,7 +40,7 @@ class TopicCursor:
     def _consumer(self) -> AIOKafkaConsumer:
         return AIOKafkaConsumer(bootstrap_servers=self._bootstrap, group_id=None, enable_auto_commit=False,
                                 auto_offset_reset="earliest", fetch_max_wait_ms=round(READ_FETCH_WAIT_S * 1000),
-                                **self._security)
+                                isolation_level=READ_ISOLATION, **self._security)
 
     async def start(self) -> None:
         """Find the partitions and set the first cut to where reading starts (ValueError: no such topic)."""

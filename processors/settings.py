@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import NoDecode
 
 from tickwire.settings import TickwireSettings
+
+AT_LEAST_ONCE_COMMIT_S = 1.0
+# Kafka Streams' commit interval under exactly once: downstream readers wait for the commit.
+EXACTLY_ONCE_COMMIT_S = 0.1
 
 
 class ProcessorSettings(TickwireSettings):
@@ -28,9 +32,25 @@ class ProcessorSettings(TickwireSettings):
     pnl_fetch_wait_s: float = Field(
         0.5, gt=0, validation_alias="TICKWIRE_PNL_FETCH_WAIT_SECONDS",
         description="the same for the P&L stage's fetch over its four inputs")
-    commit_interval_s: float = Field(
-        1.0, gt=0, validation_alias="TICKWIRE_COMMIT_INTERVAL_SECONDS",
-        description="how often each stage commits offsets (and writes its state tables' changelogs)")
+    processing_guarantee: Literal["at_least_once", "exactly_once"] = Field(
+        "at_least_once", validation_alias="TICKWIRE_PROCESSING_GUARANTEE",
+        description="at_least_once: a crash may send a stage's Kafka outputs again; exactly_once: each stage's "
+                    "outputs and offsets commit in one Kafka transaction (readers see outputs only once committed)")
+    processor_instance: str = Field(
+        "0", min_length=1, validation_alias="TICKWIRE_PROCESSOR_INSTANCE",
+        description="this process's name among the processes running the same stages: exactly_once fences an "
+                    "earlier process with the same name (give each concurrent process its own)")
+    commit_interval: float | None = Field(
+        None, gt=0, validation_alias="TICKWIRE_COMMIT_INTERVAL_SECONDS",
+        description="how often each stage commits offsets (and writes its state tables' changelogs); unset: 1 s, "
+                    "or 0.1 s under exactly_once, where a commit is what makes the outputs visible")
+
+    @property
+    def commit_interval_s(self) -> float:
+        """The commit interval in force (see ``commit_interval``)."""
+        if self.commit_interval is not None:
+            return self.commit_interval
+        return EXACTLY_ONCE_COMMIT_S if self.processing_guarantee == "exactly_once" else AT_LEAST_ONCE_COMMIT_S
     pnl_mark_interval_s: float = Field(
         0.02, ge=0, validation_alias="TICKWIRE_PNL_MARK_INTERVAL_SECONDS",
         description="a symbol's positions are revalued at most this often, at its newest price (0 = every batch)")

@@ -9,6 +9,7 @@ in the group its registry entry names (the price stage in ``TICKWIRE_PROCESSOR_A
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 import structlog
 from prometheus_client import CollectorRegistry
@@ -22,6 +23,7 @@ from tickwire.errors import ConfigurationError
 from tickwire.runtime.member import group_member
 from tickwire.runtime.outputs import OutputProducer
 from tickwire.runtime.process import Member, StreamProcess
+from tickwire.runtime.transactions import TransactionalOutputs
 from tickwire.signals import stop_on_signals
 
 log = structlog.get_logger(__name__)
@@ -33,18 +35,29 @@ def build_processor(settings: ProcessorSettings, registry: CollectorRegistry | N
         raise ConfigurationError("KAFKA_BOOTSTRAP_SERVERS is not set: name the brokers (example: localhost:9092), "
                                  "or start everything with `tickwire run`")
     redis = Redis.from_url(settings.redis_url or "redis://127.0.0.1:6379/0", health_check_interval=10)
-    outputs = OutputProducer(settings)
+    exactly_once = settings.processing_guarantee == "exactly_once"
+    shared = None if exactly_once else OutputProducer(settings)  # exactly once: a transactional one per stage
     metrics = ProcessorMetrics(registry or CollectorRegistry())
     app_id = settings.processor_app_id
-    members = []
+    members, producers = [], []
     for spec in selected(settings.stages):
-        stage = spec.build(StageContext(settings, redis, outputs, metrics))
         group = spec.group(app_id)
+        transaction = TransactionalOutputs(settings, f"{group}.{settings.processor_instance}") if exactly_once \
+            else None
+        outputs = transaction or shared
+        assert outputs is not None
+        producers.append(outputs)
+        stage = spec.build(StageContext(settings, redis, outputs, metrics))
         batch = group_member(settings, stage, topics=spec.inputs(settings), group=group, name=spec.name,
                              fetch_wait_s=spec.fetch_wait_s(settings), max_records=settings.price_batch_max,
-                             commit_interval_s=settings.commit_interval_s)
+                             commit_interval_s=settings.commit_interval_s, transaction=transaction)
         members.append(Member(spec.name, group, batch, stage.sidecars(batch)))
-    return StreamProcess(settings, members, pipeline_topics(app_id), closing=[outputs.stop, redis.aclose])
+    # A transactional producer starts first: it fences an earlier instance, whose open transaction the broker
+    # then aborts, so read_committed readers downstream do not wait for its timeout.
+    opening: list[Callable[[], Awaitable[object]]] = [p.start for p in producers if isinstance(p, TransactionalOutputs)]
+    closing = [p.stop for p in dict.fromkeys(producers)]
+    return StreamProcess(settings, members, pipeline_topics(app_id), opening=opening,
+                         closing=[*closing, redis.aclose])
 
 
 def pipeline_topics(app_id: str) -> list[TopicSpec]:

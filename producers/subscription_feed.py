@@ -13,6 +13,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, retry_if_result, st
 
 from schemas.events import SubscriptionRequest
 from schemas.topics import SUBSCRIPTIONS
+from tickwire.kafka import READ_ISOLATION
 
 log = structlog.get_logger(__name__)
 
@@ -37,6 +38,7 @@ class SubscriptionRequestReader:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             fetch_max_wait_ms=200,
+            isolation_level=READ_ISOLATION,  # the P&L stage writes it, in transactions under exactly once
             **client_options,  # TLS/SASL for a managed Kafka (tickwire.kafka.aiokafka_security)
         )
         self.applied = 0

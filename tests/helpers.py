@@ -146,6 +146,10 @@ def tickwire_env(**overrides: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(ours)}
     env["TICKWIRE_RUN_DIR"] = tempfile.mkdtemp(prefix="tickwire-test-run-")
     env["TICKWIRE_API_PORT"] = "0"  # any free port: test runs must not collide on 8004
+    # The suite under the other guarantee: TICKWIRE_TEST_PROCESSING_GUARANTEE=exactly_once make test
+    guarantee = os.environ.get("TICKWIRE_TEST_PROCESSING_GUARANTEE")
+    if guarantee:
+        env["TICKWIRE_PROCESSING_GUARANTEE"] = guarantee
     env.update(overrides)
     return env
 

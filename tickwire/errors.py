@@ -4,6 +4,8 @@
     ├── ConfigurationError             tickwire.errors: a setting the process needs is missing or unusable
     ├── StaleEndpointsError            tickwire.endpoints: the endpoints file of a `tickwire run` that is gone
     ├── RestoreError                   tickwire.runtime.restore: state could not be read back in time
+    ├── StageFenced                    tickwire.runtime.transactions: another process holds the stage's transactions
+    ├── TransactionAborted             tickwire.runtime.transactions: a transaction was voided; restart from the commit
     ├── SubscriptionLimitError         producers.subscription_manager (also a ValueError)
     ├── ServiceUnavailable             consumers.api.errors: Redis or the broker cannot be used now (503)
     ├── RangeError                     consumers.tools.topic_range (also a ValueError)

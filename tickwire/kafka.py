@@ -1,9 +1,9 @@
 """Kafka connection helpers shared by the ingest, the processor and the tools; the aiokafka adapter.
 
 Every use of aiokafka beyond its top-level API is here, each saying why: :func:`topic_partitions` (a private
-metadata call), :func:`range_assignor` and :data:`BatchBuilder` (public classes under module paths aiokafka
-does not export at the top). Nothing else in tickwire imports an aiokafka submodule other than ``errors``,
-``abc``, ``structs``, ``helpers`` and ``partitioner``.
+metadata call), :func:`transaction_failure` (a private future), :func:`range_assignor` and :data:`BatchBuilder`
+(public classes under module paths aiokafka does not export at the top). Nothing else in tickwire imports an
+aiokafka submodule other than ``errors``, ``abc``, ``structs``, ``helpers`` and ``partitioner``.
 """
 
 from __future__ import annotations
@@ -11,12 +11,17 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from aiokafka import AIOKafkaConsumer
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
     # What AIOKafkaProducer.create_batch returns (the batched outputs append to it): typing only.
     from aiokafka.producer.message_accumulator import BatchBuilder as BatchBuilder
 
     from tickwire.settings import TickwireSettings
+
+
+# Every tickwire reader: records of an aborted transaction are never seen, nor those of one still open (exactly
+# once); where nothing is transactional this reads exactly what read_uncommitted would.
+READ_ISOLATION = "read_committed"
 
 
 def bootstrap_list(servers: str) -> list[str]:
@@ -66,6 +71,18 @@ async def topic_partitions(consumer: AIOKafkaConsumer, topic: str, *, within_s: 
         with attempt:
             cluster = await consumer._client.fetch_all_metadata()
     return sorted(cluster.partitions_for_topic(topic) or ())
+
+
+def transaction_failure(producer: AIOKafkaProducer) -> BaseException | None:
+    """Why ``producer``'s transaction ended in error (ProducerFenced, say), or None.
+
+    Once fenced, aiokafka's transactional calls fail with an assertion or ``IllegalOperation`` while the cause
+    sits in its private end-of-transaction future; reading it names the cause and marks it retrieved (else
+    asyncio logs "Future exception was never retrieved" at exit)."""
+    waiter = producer._txn_manager.wait_for_transaction_end() if producer._txn_manager is not None else None
+    if waiter is None or not waiter.done() or waiter.cancelled():
+        return None
+    return waiter.exception()
 
 
 def range_assignor() -> type:

@@ -17,7 +17,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from consumers.api.errors import ServiceUnavailable, one_line
-from tickwire.kafka import bootstrap_list
+from tickwire.kafka import READ_ISOLATION, bootstrap_list
 
 log = structlog.get_logger(__name__)
 
@@ -108,7 +108,7 @@ class BrokerGateway:
 
     async def _end_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
         consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
-                                    **self.client_options)
+                                    isolation_level=READ_ISOLATION, **self.client_options)
         await consumer.start()
         try:
             return await consumer.end_offsets(partitions)

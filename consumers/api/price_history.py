@@ -26,7 +26,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from consumers.api.errors import one_line
 from schemas.timestamps import parse_ns
 from schemas.topics import DAILY_BARS_RAW, PRICES
-from tickwire.kafka import topic_partitions
+from tickwire.kafka import READ_ISOLATION, topic_partitions
 
 log = structlog.get_logger(__name__)
 
@@ -111,7 +111,8 @@ class PriceHistoryReader:
         if not self.bootstrap:
             return "no history: KAFKA_BOOTSTRAP_SERVERS is not set"
         consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
-                                    request_timeout_ms=int(self.timeout_s * 1000), **self.client_options)
+                                    request_timeout_ms=int(self.timeout_s * 1000), isolation_level=READ_ISOLATION,
+                                    **self.client_options)
         try:
             async with asyncio.timeout(self.timeout_s):
                 await consumer.start()

@@ -104,7 +104,7 @@ def tail_command(
     from aiokafka import AIOKafkaConsumer
 
     from consumers.tools.tail import TailRequest, tail
-    from tickwire.kafka import aiokafka_security, bootstrap_list
+    from tickwire.kafka import READ_ISOLATION, aiokafka_security, bootstrap_list
     from tickwire.logging import quiet_library_logs
 
     if output not in ("table", "json"):
@@ -116,7 +116,7 @@ def tail_command(
     async def main() -> int:
         consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_list(settings.kafka_bootstrap_servers),
                                     group_id=None, enable_auto_commit=False, fetch_max_wait_ms=100,
-                                    **aiokafka_security(settings))
+                                    isolation_level=READ_ISOLATION, **aiokafka_security(settings))
         try:
             with quiet_library_logs("aiokafka"):  # a closed port is one line (tickwire/cli_errors), not a log per try
                 await consumer.start()

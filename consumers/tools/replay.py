@@ -25,7 +25,7 @@ from consumers.tools.topic_range import FETCH_DEADLINE_S, PartitionRange, RangeR
 from schemas.timestamps import format_ns, now_ns
 from schemas.topics import REPLAY_RUN_KEY, TopicSpec, namespaced, replay_namespace
 from tickwire.errors import TickwireError
-from tickwire.kafka import aiokafka_security, bootstrap_list
+from tickwire.kafka import READ_ISOLATION, aiokafka_security, bootstrap_list
 from tickwire.topic_admin import ensure_topics
 
 
@@ -124,7 +124,7 @@ async def replay(settings: ToolSettings, request: ReplayRequest, progress: Repla
     started_at = now_ns()
     redis = Redis.from_url(url)
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-                                fetch_max_wait_ms=100, **security)
+                                fetch_max_wait_ms=100, isolation_level=READ_ISOLATION, **security)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5, **security)
     try:
         await _refuse_existing_run(redis, namespace, run_id)

@@ -67,8 +67,9 @@ async def test_two_workers_given_one_group_split_partitions_and_survive_a_sigkil
     await redis_b.flushdb()
     group = f"test-scale-{uuid.uuid4().hex[:8]}"
     workers = {
-        name: processor_process(log_dir, tickwire_env(KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap, REDIS_URL=url,
-                                                      TICKWIRE_PROCESSOR_APP_ID=group))
+        name: processor_process(log_dir, tickwire_env(  # exactly once fences a worker of the same instance name
+            KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap, REDIS_URL=url, TICKWIRE_PROCESSOR_APP_ID=group,
+            TICKWIRE_PROCESSOR_INSTANCE=name))
         for name, url in (("a", redis_url), ("b", url_b))
     }
     await start_group_at_end(kafka_bootstrap, group, [t.name for t in ALL_TOPICS])  # skip the session's backlog

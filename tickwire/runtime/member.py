@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 import structlog
@@ -27,7 +27,8 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
-from tickwire.kafka import aiokafka_security, bootstrap_list, range_assignor
+from tickwire.kafka import READ_ISOLATION, aiokafka_security, bootstrap_list, range_assignor
+from tickwire.runtime.transactions import TransactionAborted, TransactionalOutputs, TransactionCommits
 from tickwire.settings import TickwireSettings
 
 log = structlog.get_logger(__name__)
@@ -61,13 +62,63 @@ class BatchHandler(Protocol):
         what reprocessing would not (state that already holds those records skips them)."""
 
 
+class OffsetSink(Protocol):
+    """Where a member's offsets are committed: the group (at least once) or its stage's transaction
+    (exactly once, :class:`~tickwire.runtime.transactions.TransactionCommits`)."""
+
+    transactional: bool
+
+    def has_uncommitted_outputs(self) -> bool:
+        """Outputs wait for a commit even when no offset moved."""
+
+    async def commit(self, offsets: Mapping[TopicPartition, int]) -> bool:
+        """Commit ``offsets``; False: not now (logged), the next commit tries again."""
+
+    async def abort(self) -> None:
+        """Void the outputs sent since the last commit (nothing to do where they cannot be voided)."""
+
+
+class GroupCommits:
+    """At least once: offsets committed to the group once the outputs are acknowledged."""
+
+    transactional = False
+
+    def __init__(self, consumer: AIOKafkaConsumer, name: str) -> None:
+        self.consumer = consumer
+        self.name = name
+
+    def has_uncommitted_outputs(self) -> bool:
+        """Flushed outputs are visible already."""
+        return False
+
+    async def commit(self, offsets: Mapping[TopicPartition, int]) -> bool:
+        """Commit to the group; a timeout, a rebalance or a broker error leaves it to the next commit."""
+        try:
+            await asyncio.wait_for(self.consumer.commit(dict(offsets)), COMMIT_TIMEOUT_S)
+        except TimeoutError:
+            log.warning("offset commit timed out, will retry", consumer=self.name, timeout_s=COMMIT_TIMEOUT_S)
+            return False
+        except (CommitFailedError, IllegalStateError) as exc:
+            # A rebalance is under way: the revoke callback commits what this member finished.
+            log.info("commit deferred to the rebalance", consumer=self.name, reason=type(exc).__name__)
+            return False
+        except KafkaError as exc:
+            log.warning("offset commit failed, will retry", consumer=self.name, error=f"{type(exc).__name__}: {exc}")
+            return False
+        return True
+
+    async def abort(self) -> None:
+        """Sent is sent: reprocessing sends it again (at least once)."""
+
+
 class BatchConsumer(ConsumerRebalanceListener):
     """Runs ``handler`` over ``consumer``'s records until stopped; owns the consumer's commits."""
 
     def __init__(self, consumer: AIOKafkaConsumer, handler: BatchHandler, *, topics: Sequence[str],
-                 max_records: int, commit_interval_s: float, name: str) -> None:
+                 max_records: int, commit_interval_s: float, name: str, offsets: OffsetSink | None = None) -> None:
         self.consumer = consumer
         self.handler = handler
+        self.offsets = offsets or GroupCommits(consumer, name)
         self.topics = list(topics)
         self.max_records = max_records
         self.commit_interval_s = commit_interval_s
@@ -117,10 +168,17 @@ class BatchConsumer(ConsumerRebalanceListener):
 
     async def _reprocess_uncommitted(self, exc: Exception) -> None:
         """Outputs of some finished records were lost: read every owned partition again from its last commit
-        (projections are idempotent), so nothing is committed that was not delivered."""
+        (projections are idempotent), so nothing is committed that was not delivered.
+
+        Under exactly once the transaction is void, so the handler's state must not hold its records either:
+        it forgets every owned partition and restores it as a new owner would."""
         log.warning("outputs not delivered; processing again from the last commit", consumer=self.name,
                     error=f"{type(exc).__name__}: {exc}")
-        for tp in self.consumer.assignment():
+        owned = self.consumer.assignment()
+        if self.offsets.transactional:
+            await self.handler.on_revoked(set(owned))
+            await self.handler.on_assigned(set(owned), {tp: o for tp, o in self._committed.items() if tp in owned})
+        for tp in owned:
             committed = self._committed.get(tp)
             with contextlib.suppress(IllegalStateError):  # revoked meanwhile: its new owner reads from the commit
                 if committed is None:
@@ -128,7 +186,8 @@ class BatchConsumer(ConsumerRebalanceListener):
                 else:
                     self.done[tp] = committed
                     self.consumer.seek(tp, committed)
-        await self.handler.on_outputs_lost()
+        if not self.offsets.transactional:
+            await self.handler.on_outputs_lost()
 
     async def _handle(self, batches: dict[TopicPartition, list[ConsumerRecord]]) -> None:
         owned = self.consumer.assignment()
@@ -146,30 +205,28 @@ class BatchConsumer(ConsumerRebalanceListener):
         self.records += len(records)
 
     async def commit(self, partitions: set[TopicPartition] | None = None) -> None:
-        """Make outputs durable, then commit what is done (only ``partitions`` if given)."""
+        """Make outputs durable, then commit what is done (only ``partitions`` if given; a transaction holds the
+        outputs of every partition, so it commits them all)."""
         self._last_commit = time.monotonic()
+        if self.offsets.transactional:
+            partitions = None
         offsets = {tp: offset for tp, offset in self.done.items()
                    if (partitions is None or tp in partitions) and self._committed.get(tp) != offset}
-        if not offsets:
+        if not offsets and not self.offsets.has_uncommitted_outputs():
             return
         try:
             await self.handler.before_commit()
         except KafkaError as exc:
+            await self.offsets.abort()
             await self._reprocess_uncommitted(exc)
             return
         try:
-            await asyncio.wait_for(self.consumer.commit(offsets), COMMIT_TIMEOUT_S)
-        except TimeoutError:
-            log.warning("offset commit timed out, will retry", consumer=self.name, timeout_s=COMMIT_TIMEOUT_S)
+            committed = await self.offsets.commit(offsets)
+        except TransactionAborted as exc:
+            await self._reprocess_uncommitted(exc)
             return
-        except (CommitFailedError, IllegalStateError) as exc:
-            # A rebalance is under way: the revoke callback commits what this member finished.
-            log.info("commit deferred to the rebalance", consumer=self.name, reason=type(exc).__name__)
-            return
-        except KafkaError as exc:
-            log.warning("offset commit failed, will retry", consumer=self.name, error=f"{type(exc).__name__}: {exc}")
-            return
-        self._committed.update(offsets)
+        if committed:
+            self._committed.update(offsets)
 
     # --- ConsumerRebalanceListener ------------------------------------------------------------
 
@@ -205,20 +262,23 @@ def _names(tps: set[TopicPartition]) -> list[str]:
 
 
 def group_member(settings: TickwireSettings, handler: BatchHandler, *, topics: Sequence[str], group: str, name: str,
-                 fetch_wait_s: float, max_records: int, commit_interval_s: float) -> BatchConsumer:
+                 fetch_wait_s: float, max_records: int, commit_interval_s: float,
+                 transaction: TransactionalOutputs | None = None) -> BatchConsumer:
     """A member of consumer group ``group`` over ``topics`` driving ``handler`` (nothing connects until started).
 
-    Offsets are committed by the member only (the commit rule), a new group starts at the earliest offsets, and
-    the range assignor gives a member the same partition numbers of every topic, so inputs keyed alike are
-    co-partitioned (a join's state is local)."""
+    Offsets are committed by the member only (the commit rule): to the group, or with ``transaction`` in the
+    stage's transaction (exactly once). A new group starts at the earliest offsets, inputs are read committed
+    (an aborted transaction's records are skipped), and the range assignor gives a member the same partition
+    numbers of every topic, so inputs keyed alike are co-partitioned (a join's state is local)."""
     assert settings.kafka_bootstrap_servers
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap_list(settings.kafka_bootstrap_servers), group_id=group,
         enable_auto_commit=False, auto_offset_reset="earliest",
         fetch_max_wait_ms=round(fetch_wait_s * 1000),
         session_timeout_ms=SESSION_TIMEOUT_MS, heartbeat_interval_ms=HEARTBEAT_MS,
-        partition_assignment_strategy=(range_assignor(),),
+        partition_assignment_strategy=(range_assignor(),), isolation_level=READ_ISOLATION,
         **aiokafka_security(settings),
     )
+    offsets = TransactionCommits(transaction, group) if transaction is not None else None
     return BatchConsumer(consumer, handler, topics=topics, max_records=max_records,
-                         commit_interval_s=commit_interval_s, name=name)
+                         commit_interval_s=commit_interval_s, name=name, offsets=offsets)

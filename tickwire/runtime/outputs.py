@@ -17,6 +17,7 @@ stays at-least-once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import deque
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Protocol
@@ -95,6 +96,7 @@ class OutputProducer:
         self._partitions: dict[str, list[int]] = {}
         self._lanes: dict[tuple[str, int], _Lane] = {}
         self._lane_of: dict[str, dict[bytes | None, _Lane]] = {}  # keys repeat: symbols, account:symbol
+        self._epoch = 0  # bumped by discard_queued: a builder taken before it is not sent
 
     async def send(self, topic: str, key: bytes | None, value: bytes | None, partition_key: bytes | None = None
                    ) -> None:
@@ -122,11 +124,7 @@ class OutputProducer:
         shipping = [lane.shipped_up_to(lane.created) for lane in self._lanes.values() if lane.shipped < lane.created]
         if shipping:
             await asyncio.wait(shipping)
-        if self._pending:
-            await asyncio.wait(list(self._pending))
-        failures, self._failures = self._failures, []
-        if failures:
-            raise failures[0]
+        await self._delivered()
 
     async def stop(self) -> None:
         """Deliver what is queued and disconnect."""
@@ -134,6 +132,15 @@ class OutputProducer:
             await self.flush()
             await self._producer.stop()
             self._producer = None
+
+    def discard_queued(self) -> None:
+        """Drop every record queued and not yet handed to aiokafka (an aborted transaction's leftovers)."""
+        self._epoch += 1
+        for lane in self._lanes.values():
+            dropped = len(lane.builders)
+            lane.builders.clear()
+            if dropped:
+                lane.count_shipped(dropped)
 
     async def _partitions_of(self, topic: str) -> list[int]:
         partitions = self._partitions.get(topic)
@@ -176,8 +183,17 @@ class OutputProducer:
         try:
             while builders:
                 builder = builders.popleft()  # new records start a fresh builder while this one waits
+                epoch = self._epoch
                 try:
-                    delivery = await producer.send_batch(builder, lane.topic, partition=lane.partition)
+                    await self._entering_send()
+                    if epoch != self._epoch:  # discarded while it waited
+                        self._left_send()
+                        lane.count_shipped()
+                        continue
+                    try:
+                        delivery = await producer.send_batch(builder, lane.topic, partition=lane.partition)
+                    finally:
+                        self._left_send()
                 except Exception as exc:  # e.g. KafkaTimeoutError: the previous batch was not drained in time
                     self._failures.append(exc)
                 else:
@@ -191,6 +207,20 @@ class OutputProducer:
                 builders.clear()
                 self._failures.append(KafkaError(f"{lane.topic}[{lane.partition}]: {unshipped} batches not sent"))
                 lane.count_shipped(unshipped)
+
+    async def _entering_send(self) -> None:
+        """Called before each batch goes to aiokafka (a transactional producer waits here while it commits)."""
+
+    def _left_send(self) -> None:
+        """Called once aiokafka has taken (or refused) the batch."""
+
+    async def _delivered(self) -> None:
+        """Wait for the deliveries of every batch handed to aiokafka so far; raise the first failure."""
+        if self._pending:
+            await asyncio.wait(list(self._pending))
+        failures, self._failures = self._failures, []
+        if failures:
+            raise failures[0]
 
     def _settled(self, future: asyncio.Future[object]) -> None:
         self._pending.discard(future)
@@ -206,8 +236,18 @@ class OutputProducer:
                     acks="all",
                     linger_ms=self._linger_ms,
                     max_batch_size=MAX_BATCH_BYTES,
+                    **self._producer_options(),
                     **aiokafka_security(self._settings),
                 )
-                await producer.start()
+                try:
+                    await producer.start()
+                except BaseException:
+                    with contextlib.suppress(Exception):  # a refused start still owns a client to close
+                        await producer.stop()
+                    raise
                 self._producer = producer
         return self._producer
+
+    def _producer_options(self) -> dict[str, object]:
+        """Extra AIOKafkaProducer options (a transactional producer adds its id)."""
+        return {}

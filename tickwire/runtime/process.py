@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import structlog
 
 from schemas.topics import TopicSpec
+from tickwire.errors import TickwireError
 from tickwire.logging import quiet_library_logs
 from tickwire.runtime.member import BatchConsumer
 from tickwire.runtime.timers import Sidecar, run_until
@@ -36,6 +37,7 @@ class StreamProcess:
     settings: TickwireSettings
     members: list[Member]
     topics: Sequence[TopicSpec]  # created if missing before any member starts
+    opening: list[Callable[[], Awaitable[object]]] = field(default_factory=list)  # in order, before the members
     closing: list[Callable[[], Awaitable[object]]] = field(default_factory=list)  # in order, after the members
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -43,14 +45,19 @@ class StreamProcess:
         try:
             with quiet_library_logs("aiokafka"):  # a refused connection is one error line (the CLI's), not three
                 await ensure_topics_of(self.settings, self.topics)
+                for open_ in self.opening:
+                    await open_()
                 for member in self.members:
                     await member.batch.consumer.start()
-            async with asyncio.TaskGroup() as tasks:
-                for member in self.members:
-                    tasks.create_task(member.batch.run(stop), name=f"{member.name} consumer")
-                    for sidecar in member.sidecars:
-                        tasks.create_task(run_until(stop, sidecar), name=f"{member.name} {_name(sidecar)}")
-                log.info("processor running", stages={m.name: m.group for m in self.members})
+            try:
+                async with asyncio.TaskGroup() as tasks:
+                    for member in self.members:
+                        tasks.create_task(member.batch.run(stop), name=f"{member.name} consumer")
+                        for sidecar in member.sidecars:
+                            tasks.create_task(run_until(stop, sidecar), name=f"{member.name} {_name(sidecar)}")
+                    log.info("processor running", stages={m.name: m.group for m in self.members})
+            except* TickwireError as group:  # one line for the user (StageFenced, RestoreError), not a group
+                raise group.exceptions[0] from None
         finally:
             for member in self.members:  # started or not: each owns a client to close
                 with contextlib.suppress(Exception):

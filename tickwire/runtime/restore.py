@@ -14,7 +14,7 @@ import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from tickwire.errors import TickwireError
-from tickwire.kafka import aiokafka_security, bootstrap_list
+from tickwire.kafka import READ_ISOLATION, aiokafka_security, bootstrap_list
 from tickwire.settings import TickwireSettings
 
 log = structlog.get_logger(__name__)
@@ -40,7 +40,8 @@ async def read_ranges(settings: TickwireSettings, ranges: Mapping[TopicPartition
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap_list(settings.kafka_bootstrap_servers), group_id=None,
         enable_auto_commit=False, auto_offset_reset="earliest", fetch_max_wait_ms=RESTORE_FETCH_WAIT_MS,
-        max_partition_fetch_bytes=4 * 1024 * 1024, **aiokafka_security(settings),
+        max_partition_fetch_bytes=4 * 1024 * 1024, isolation_level=READ_ISOLATION,
+        **aiokafka_security(settings),
     )
     await consumer.start()
     started = time.monotonic()
