@@ -65,6 +65,10 @@ class Pipeline:
         self.processor = processor_process(self.log_dir, self.env)
         return self.processor
 
+    def new_ingest(self) -> ManagedProcess:
+        self.ingest = ingest_process(self.log_dir, self.app_id, self.env)
+        return self.ingest
+
     async def quotes(self) -> int:
         return len(await read_topic(self.bootstrap, QUOTES_RAW.name, {s.encode() for s in self.symbols}))
 
@@ -89,18 +93,25 @@ class Pipeline:
                 raise AssertionError(f"{exc}: {[str(m) for m in report.mismatches] if report else None}") from None
 
 
+def ingest_process(log_dir: Path, app_id: str, env: dict[str, str]) -> ManagedProcess:
+    """The ingest of a chaos pipeline (not started)."""
+    return ManagedProcess("ingest", [sys.executable, "-m", "tickwire", "ingest"],
+                          log_dir / f"chaos-ingest-{app_id}-{uuid.uuid4().hex[:4]}.log", env)
+
+
 @asynccontextmanager
-async def pipeline(bootstrap: str, redis_url: str, log_dir: Path, rate: int = RATE) -> AsyncIterator[Pipeline]:
-    """Feed (``rate`` quotes/s for each of 3 symbols) -> ingest -> processor, with positions in two symbols."""
-    symbols = [unique_symbol("C") for _ in range(3)]
+async def pipeline(bootstrap: str, redis_url: str, log_dir: Path, rate: int = RATE, symbols_n: int = 3,
+                   **env_overrides: str) -> AsyncIterator[Pipeline]:
+    """Feed (``rate`` quotes/s for each of ``symbols_n`` symbols) -> ingest -> processor, with positions in two
+    symbols; ``env_overrides`` go to the ingest and the processor."""
+    symbols = [unique_symbol("C") for _ in range(symbols_n)]
     app_id = f"chaos-{uuid.uuid4().hex[:8]}"
     feed = AlpacaFeedServer(rate_per_symbol=rate, seed=11)
     await feed.start()
     env = tickwire_env(KAFKA_BOOTSTRAP_SERVERS=bootstrap, REDIS_URL=redis_url, ALPACA_STREAM_URL=feed.url(),
                        TICKWIRE_SYMBOLS=",".join(symbols), TICKWIRE_PROCESSOR_APP_ID=app_id,
-                       TICKWIRE_RECONNECT_BASE_SECONDS="0.2", TICKWIRE_RECONNECT_MAX_SECONDS="1")
-    ingest = ManagedProcess("ingest", [sys.executable, "-m", "tickwire", "ingest"],
-                            log_dir / f"chaos-ingest-{app_id}.log", env)
+                       TICKWIRE_RECONNECT_BASE_SECONDS="0.2", TICKWIRE_RECONNECT_MAX_SECONDS="1", **env_overrides)
+    ingest = ingest_process(log_dir, app_id, env)
     p = Pipeline(bootstrap, redis_url, symbols, f"acct-{uuid.uuid4().hex[:6]}", app_id, env, feed, ingest,
                  processor_process(log_dir, env), log_dir)
     watcher = Redis.from_url(redis_url)
@@ -134,7 +145,7 @@ async def pipeline(bootstrap: str, redis_url: str, log_dir: Path, rate: int = RA
         await pubsub.aclose()
         await watcher.aclose()
         await p.processor.stop(timeout=15)
-        await ingest.stop(timeout=15)
+        await p.ingest.stop(timeout=15)
         await feed.stop()
 
 
