@@ -6,7 +6,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_RATES = (200, 500, 1_000, 2_000, 5_000, 10_000, 20_000, 40_000)
-DESIGNS = ("pipeline", "direct")
+DESIGNS = ("pipeline", "pipeline-eos", "direct")
+# The pipeline under each processing guarantee: the same stack, TICKWIRE_PROCESSING_GUARANTEE apart.
+GUARANTEES = {"pipeline": "at_least_once", "pipeline-eos": "exactly_once"}
 # realistic: each symbol's quotes at its own random times in 5 ms frames, every quote moving the mid (the one
 # judged); bursty: every symbol at once each tick (every 100 ms at 1,000/s), the shape before, as an extra.
 FEED_SHAPES = ("realistic", "bursty")

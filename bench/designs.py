@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from bench.config import BenchConfig
+from bench.config import GUARANTEES, BenchConfig
 from bench.hops import scrape_all
 from bench.positions import BenchPosition, account_name, build_book, probe_symbols, publish_book
 from bench.probe import LatencyProbe
@@ -33,7 +33,7 @@ async def run_design(cfg: BenchConfig, design: str, soak: bool = False) -> dict[
     symbols = cfg.symbol_names()
     book = build_book(symbols, cfg.positions, cfg.positions_per_account, cfg.seed)
     sampled = probe_symbols(book)[: cfg.sample_symbols]
-    book = book if design == "pipeline" else []
+    book = book if design in GUARANTEES else []
     async with started(cfg, design, book, sampled) as (runner, ready_s):
         if soak:
             return {"design": design, "ready_s": ready_s, "sampled_symbols": sampled,
@@ -59,7 +59,7 @@ async def started(cfg: BenchConfig, design: str, book: list[BenchPosition],
         sampler.start()
         runner = StepRunner(stack, probe, sampler, cfg)
         stack.start_profiles()
-        if design == "pipeline":
+        if design in GUARANTEES:
             runner.hop_scraper = lambda: scrape_all(stack.metrics_ports)
         try:
             yield runner, ready_s

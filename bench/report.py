@@ -90,6 +90,7 @@ def render_markdown(results: dict[str, Any]) -> str:
             cpu = ", ".join(f"{k} {v:.0f}" for k, v in step["cpu_percent"].items())
             rss = ", ".join(f"{k} {v:.0f}" for k, v in step["peak_rss_mb"].items())
             lines.append(f"| {name} | {step['rate']} | {cpu} | {rss} |")
+    lines += _guarantees(designs)
     hop_rows = [(step["rate"], step["hops"]) for step in designs.get("pipeline", {}).get("steps", []) if step["hops"]]
     if hop_rows:
         names = sorted({hop for _, hops in hop_rows for hop in hops})
@@ -98,6 +99,33 @@ def render_markdown(results: dict[str, Any]) -> str:
         for rate, hops in hop_rows:
             lines.append(f"| {rate} | " + " | ".join(_pair(hops.get(n)) for n in names) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _guarantees(designs: dict[str, Any]) -> list[str]:
+    """Both processing guarantees side by side at the real-time rates (ms; CPU per 1,000 quotes)."""
+    alo, eos = designs.get("pipeline"), designs.get("pipeline-eos")
+    if not alo or not eos:
+        return []
+    lines = ["", "## Processing guarantees: at_least_once (default) vs exactly_once, same run", "",
+             "| rate/s | tick→Redis p50 / p99 | tick→P&L p50 / p99 | processor CPU ms/1k | broker CPU ms/1k |",
+             "|---:|---|---|---|---|"]
+    for rate in REDIS_RATES:
+        cells = []
+        for metric in ("tick_to_redis", "tick_to_pnl"):
+            cells.append(" vs ".join(_p50_p99(_latency(d, rate, metric)) for d in (alo, eos)))
+        for process in ("processor", "broker"):
+            cells.append(" vs ".join(_cpu_cell(d, rate, process) for d in (alo, eos)))
+        lines.append(f"| {rate} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _p50_p99(summary: dict[str, Any] | None) -> str:
+    return "—" if not summary else f"{_num(summary['p50_ms'])} / {_num(summary['p99_ms'])}"
+
+
+def _cpu_cell(design: dict[str, Any], rate: int, process: str) -> str:
+    cpu = _cpu_ms_per_1k(design, process, rate)
+    return "—" if cpu is None else f"{cpu:.0f}"
 
 
 def _summary(results: dict[str, Any]) -> list[str]:
@@ -180,12 +208,12 @@ def _burst_check(pipeline: dict[str, Any], direct: dict[str, Any]) -> tuple[str,
             f"{'n/a' if base_lost is None else base_lost})", lost == 0)
 
 
-def _cpu_ms_per_1k(design: dict[str, Any], process: str) -> float | None:
-    """CPU ms per 1,000 quotes at CPU_AT of the design's processes named ``process*`` (None: not measured)."""
-    step = _step(design, CPU_AT)
+def _cpu_ms_per_1k(design: dict[str, Any], process: str, rate: int = CPU_AT) -> float | None:
+    """CPU ms per 1,000 quotes at ``rate`` of the design's processes named ``process*`` (None: not measured)."""
+    step = _step(design, rate)
     if not step:
         return None
-    return sum(v for k, v in step["cpu_percent"].items() if k.startswith(process)) * 10 * 1000 / CPU_AT
+    return sum(v for k, v in step["cpu_percent"].items() if k.startswith(process)) * 10 * 1000 / rate
 
 
 def _latency(design: dict[str, Any], rate: int, metric: str) -> dict[str, Any] | None:

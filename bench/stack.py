@@ -3,7 +3,8 @@
 ``pipeline``: the embedded Kafka broker (fresh data in ``<run dir>/pipeline/broker``), redis-server, the
 feed, then ``tickwire processor`` (the price stage and the P&L stage as two processes unless
 ``--stages-together``) and ``tickwire ingest``, exactly as ``tickwire run`` starts them, on topics
-created with the pipeline's own settings (partitions, retention). ``direct``: redis-server, the feed and the
+created with the pipeline's own settings (partitions, retention); ``pipeline-eos`` the same under
+``TICKWIRE_PROCESSING_GUARANTEE=exactly_once``. ``direct``: redis-server, the feed and the
 seeds' direct design. Any other design name: redis-server and the feed only (for the ceilings).
 Everything runs in its own process on free loopback ports; logs go to ``<run dir>/<design>/logs``.
 """
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 import orjson
 from redis.asyncio import Redis
 
-from bench.config import BenchConfig
+from bench.config import GUARANTEES, BenchConfig
 from bench.direct_design import COUNTS_KEY as DIRECT_COUNTS_KEY
 from bench.feed_driver import CONTROL_CHANNEL
 from bench.feed_driver import COUNTS_KEY as FEED_COUNTS_KEY
@@ -99,13 +100,13 @@ class BenchStack:
         self.redis_url = redis_server.url
         self.redis = Redis.from_url(self.redis_url)
         self._exit.push_async_callback(self.redis.aclose)
-        if self.design == "pipeline":
+        if self.design in GUARANTEES:
             broker = self.broker = await self._exit.enter_async_context(EmbeddedBroker(self.broker_dir, self.log_dir))
             self.processes["broker"] = broker.process
             self.bootstrap = broker.bootstrap
             await ensure_topics_of(self.settings, self.topics)
         stream_url = self.feed_url = await self._start_feed()
-        if self.design == "pipeline":
+        if self.design in GUARANTEES:
             env = self._env(stream_url)
             python = sys.executable
             for index in range(self.cfg.workers):
@@ -172,6 +173,8 @@ class BenchStack:
             "TICKWIRE_RUN_DIR": str(self.cfg.run_dir / self.design),
             "TICKWIRE_LOG_LEVEL": "WARNING",
         }
+        if self.design in GUARANTEES:
+            env["TICKWIRE_PROCESSING_GUARANTEE"] = GUARANTEES[self.design]
         env.update(self.cfg.env)
         return env
 
@@ -225,13 +228,13 @@ class BenchStack:
         assert self.redis is not None
         pipe = self.redis.pipeline(transaction=False)
         pipe.hget(FEED_COUNTS_KEY, "quotes")
-        if self.design == "pipeline":
+        if self.design in GUARANTEES:
             pipe.hgetall(PROCESSOR_STATS_KEY)
             pipe.get(INGEST_STATUS_KEY)
         else:
             pipe.hgetall(DIRECT_COUNTS_KEY)
         sent, stats, *status = await pipe.execute()
-        if self.design == "pipeline":
+        if self.design in GUARANTEES:
             processed = sum(int(v) for k, v in stats.items() if k == b"accepted" or k.startswith(b"rejected."))
             overflow = int(orjson.loads(status[0]).get("overflow", 0)) if status and status[0] else 0
         else:

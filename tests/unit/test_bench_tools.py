@@ -11,7 +11,7 @@ from bench import hops, probe
 from bench.disk import retention_bound_bytes, topic_bytes
 from bench.hops import difference, quantile_ms
 from bench.positions import build_book, probe_symbols
-from bench.report import checks
+from bench.report import _guarantees, checks
 from bench.soak import ARRIVAL_GRACE_S, counted, kept_from, row_ends, scaled
 from bench.soak_report import soak_checks
 from bench.stack import Counts
@@ -305,3 +305,16 @@ def test_added_given_two_processes_histograms_sums_shared_series_and_keeps_the_o
            ("price", "redis"): [(0.001, 1.0), (float("inf"), 1.0)]}
     assert hops.added(price, pnl) == {("price", "redis"): [(0.001, 3.0), (float("inf"), 4.0)],
                                       ("pnl", "redis"): [(0.001, 1.0), (float("inf"), 1.0)]}
+
+
+def test_guarantees_table_given_both_pipelines_puts_each_figure_beside_the_other_per_rate() -> None:
+    """Test that the guarantees table shows at-least-once vs exactly-once per real-time rate: tick→Redis and
+    tick→P&L p50 / p99, and CPU per 1,000 quotes of the processor's processes and of the broker."""
+    alo = _design(cpu_percent={"processor": 10.0, "processor-pnl": 5.0, "broker": 20.0}, redis=(2, 5), pnl_p99=40)
+    eos = _design(cpu_percent={"processor": 12.0, "processor-pnl": 6.0, "broker": 50.0}, redis=(2, 6), pnl_p99=140)
+
+    lines = _guarantees({"pipeline": alo, "pipeline-eos": eos, "direct": _design()})
+
+    row = next(line for line in lines if line.startswith("| 1000 |"))
+    assert row == "| 1000 | 2.0 / 5.0 vs 2.0 / 6.0 | 20.0 / 40.0 vs 70.0 / 140 | 150 vs 180 | 200 vs 500 |"
+    assert _guarantees({"pipeline": alo}) == []
