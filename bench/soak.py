@@ -46,6 +46,7 @@ WINDOW_MAX_S, WINDOW_SHARE = 300.0, 1 / 12
 ARRIVAL_GRACE_S = 5.0  # a row reports the quotes stamped up to this long before it: they have arrived
 POLL_S = 1.0  # between two checks that every process is alive
 ORACLE_SETTLE_S = 30.0  # how long the oracle reads on and compares again while the last writes land
+PHASE_OVERLAP_S = 1.0  # a row names the phases it spent more than this in (not one it touched at its end)
 SOAK_DRAIN_S = 120.0  # a day can end with a backlog (its closing burst, a fault's repair): let it finish
 
 
@@ -114,7 +115,8 @@ class SoakRows:
         t0, t1 = self._previous.at - self.began, counts.at - self.began
         health = self.health.between(self._row_ns, row_ns) if self.health else []
         row = {"t_s": round(t1, 1),
-               "phase": "/".join(p.name for p in self.shape.phases if p.start_s < t1 and p.end_s > t0),
+               "phase": "/".join(p.name for p in self.shape.phases
+                                 if min(t1, p.end_s) - max(t0, p.start_s) > PHASE_OVERLAP_S),
                "target_per_s": round(self.shape.target_rate(t0, t1), 1),
                "in_per_s": round((counts.sent - self._previous.sent) / span, 1),
                "out_per_s": round((counts.processed - self._previous.processed) / span, 1),
@@ -172,8 +174,9 @@ async def run_soak(runner: Any, cfg: BenchConfig,  # runner: bench.steps.StepRun
                 await asyncio.sleep(max(0.0, min(POLL_S, soak.began + next_at - time.monotonic())))  # poll
             await soak.take(await driver.windows())
         await stack.set_rate(0)
-        end_ns = time.time_ns()
+        end_ns, began = time.time_ns(), time.monotonic()
         end, settled = await stack.wait_until_drained(max(cfg.drain_timeout_s, SOAK_DRAIN_S))
+        ended = {"drain": round(time.monotonic() - began, 1)}
         if health:
             await health.stop()
         faults = await driver.windows()
@@ -182,10 +185,17 @@ async def run_soak(runner: Any, cfg: BenchConfig,  # runner: bench.steps.StepRun
         first = soak.first or latency_summary(
             await runner.probe.window("tick_to_redis", soak.began_ns, soak.began_ns + soak.window_ns))
         stats_after = counted(await stack.redis.hgetall(PROCESSOR_STATS_KEY))
-        print("  soak: the feed paused, the pipeline drained; prices against quotes.raw, then the oracle", flush=True)
+        print(f"  soak: the feed paused, the pipeline drained in {ended['drain']}s; prices against quotes.raw",
+              flush=True)
+        began = time.monotonic()
         audit = await audit_prices(stack.bootstrap, settings.quote_age_limit_s)
+        ended["price_audit"] = round(time.monotonic() - began, 1)
+        print(f"  soak: {audit.quotes_read:,} quotes and {audit.prices_read:,} prices compared in "
+              f"{ended['price_audit']}s; the oracle reads the topics", flush=True)
+        began = time.monotonic()
         report = await check(stack.bootstrap, stack.redis, None, settings.quote_age_limit_s,
                              settings.processor_app_id, settle_s=ORACLE_SETTLE_S)
+        ended["oracle"] = round(time.monotonic() - began, 1)
         disk = soak.disk()
     finally:
         if health:
@@ -195,6 +205,7 @@ async def run_soak(runner: Any, cfg: BenchConfig,  # runner: bench.steps.StepRun
         await lag.stop()
     return {
         "rate": cfg.soak_rate, "seconds": cfg.soak_s, "report_every_s": cfg.soak_report_s,
+        "end_phase_s": ended,  # how long the drain, the prices audit and the oracle took
         "day": day_dict(shape) if cfg.day_quotes else None,
         "baseline_s": baseline_s, "window_s": window_s, "rows": soak.rows,
         "rss_baseline_mib": soak.rss_at(baseline_s),

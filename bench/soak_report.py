@@ -148,6 +148,9 @@ def render_soak(results: dict[str, Any]) -> str:
                      + f" | {row['disk_mib']:.0f} ({row['stream_disk_mib']:.0f}) "
                      f"| {', '.join(row.get('faults', []))} |")
     lines += ["", totals_line(soak)]
+    if soak.get("end_phase_s"):
+        lines += ["", "After the soak: " + ", ".join(f"{step.replace('_', ' ')} {s:g} s"
+                                                   for step, s in soak["end_phase_s"].items()) + "."]
     if soak.get("faults"):
         lines += ["", "Faults:", ""]
         lines += [f"- {f['fault']}: injected at {clock(f['began_s'])}, the ingest subscribed again at "
