@@ -16,6 +16,13 @@ FEED_SHAPES = ("realistic", "bursty")
 # hour's soak and the oracle reads at most ~17 minutes of quotes.raw (an hour, 3.6 M quotes, would take it
 # ~90 s and ~4 GiB); the size limit stays the default's.
 SOAK_RETENTION_HOURS = 0.25
+# `make soak`'s day (issue 26): 6.5 h at 1,000 quotes/s compressed into 90 minutes, 1,000 positions over 20 accounts.
+DAY_QUOTES = 23_400_000
+DAY_MINUTES = 90.0
+DAY_POSITIONS_PER_ACCOUNT = 50
+# The day's feed faults and when (share of the day): a dropped session in the morning, a mute socket in the
+# afternoon; both outside the bursts, so the rows around them are judged on an ordinary rate.
+DAY_FAULTS = (("drop", 0.3), ("mute", 0.7))
 
 
 @dataclass(frozen=True)
@@ -43,6 +50,12 @@ class BenchConfig:
     soak_s: float = 0.0  # > 0: a soak of this long at soak_rate instead of the rate series
     soak_rate: int = 1_000
     soak_report_s: float = 300.0  # a soak's report row every this many seconds
+    day_quotes: int = 0  # > 0: the soak is a trading day of this many quotes over soak_s (bench.day_shape)
+    faults: tuple[tuple[str, float], ...] = ()  # (fault, share of the soak) injected into the feed (a day's)
+    position_change_every_s: float = 0.0  # > 0: a soak fills a few positions this often (a day's: 30 s)
+    position_change_count: int = 5
+    health_every_s: float = 5.0  # a soak samples the API's /health this often
+    feed_history: int = 0  # quotes per symbol the feed's REST history keeps (0: its default, 1,000)
     out_dir: Path = Path("bench/results")
     run_dir: Path = Path(".tickwire/bench")
     seed: int = 0

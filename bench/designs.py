@@ -37,7 +37,7 @@ async def run_design(cfg: BenchConfig, design: str, soak: bool = False) -> dict[
     async with started(cfg, design, book, sampled) as (runner, ready_s):
         if soak:
             return {"design": design, "ready_s": ready_s, "sampled_symbols": sampled,
-                    "soak": await run_soak(runner, cfg)}
+                    "soak": await run_soak(runner, cfg, book)}
         steps = await runner.series(cfg.rates)
     return {"design": design, "ready_s": ready_s, "sampled_symbols": sampled,
             "max_sustained_per_s": max((s.rate for s in steps if s.sustained), default=0),

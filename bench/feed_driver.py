@@ -2,8 +2,8 @@
 
 Runs as its own process (``python -m bench.feed_driver``) so generating quotes never shares a core's
 GIL with what is measured. It prints the feed's banner line, then obeys commands on the Redis channel
-``bench:feed:control`` (``rate <total quotes/s>``, ``burst <factor> <seconds>``) and writes how many
-quotes it generated to hash ``bench:feed`` every 50 ms.
+``bench:feed:control`` (``rate <total quotes/s>``, ``burst <factor> <seconds>``, ``fault drop|mute``: see
+:mod:`bench.feed_faults`) and writes how many quotes it generated to hash ``bench:feed`` every 50 ms.
 
 ``--shape realistic`` (the bench's default) is the local feed's ``realistic`` option: each symbol's quotes at
 its own Poisson times, sent in a frame every 5 ms, every quote moving the mid. ``--shape bursty`` is its
@@ -23,8 +23,10 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 
+from alpaca_feed.history import DEFAULT_LIMIT as DEFAULT_HISTORY_LIMIT
 from alpaca_feed.server import AlpacaFeedServer
-from bench.config import FEED_SHAPES
+from bench import feed_faults
+from bench.config import FEED_SHAPES, BenchConfig
 from tickwire.signals import stop_on_signals
 
 CONTROL_CHANNEL = "bench:feed:control"
@@ -93,7 +95,24 @@ async def report_counts(redis: Redis, counter: list[int]) -> None:
         await asyncio.sleep(REPORT_INTERVAL_S)  # reporting period
 
 
-async def obey(pubsub: PubSub, control: RateControl) -> None:
+class FaultRunner:
+    """Runs each ``fault`` command in its own task (a mute lasts until the ingest reconnects) and records it."""
+
+    def __init__(self, server: AlpacaFeedServer, redis: Redis, symbols: list[str], limit_s: float) -> None:
+        self.server, self.redis, self.symbols, self.limit_s = server, redis, symbols, limit_s
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    def start(self, fault: str) -> None:
+        """Inject ``fault`` in the background."""
+        task = asyncio.create_task(self._run(fault), name=f"fault-{fault}")
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _run(self, fault: str) -> None:
+        await feed_faults.record(self.redis, await feed_faults.inject(self.server, fault, self.symbols, self.limit_s))
+
+
+async def obey(pubsub: PubSub, control: RateControl, faults: FaultRunner) -> None:
     """Apply commands from the (subscribed) control channel until cancelled."""
     async for message in pubsub.listen():
         if message["type"] != "message":
@@ -103,12 +122,15 @@ async def obey(pubsub: PubSub, control: RateControl) -> None:
             control.set_rate(float(args[0]))
         elif verb == "burst":
             control.burst(float(args[0]), float(args[1]))
+        elif verb == "fault":
+            faults.start(args[0])
 
 
-async def serve(port: int, symbols: int, redis_url: str, seed: int, shape: str) -> None:
-    """Serve the feed, paused, until SIGTERM/SIGINT; the benchmark sets rates through Redis."""
+async def serve(port: int, symbols: int, redis_url: str, seed: int, shape: str,
+                history_limit: int = DEFAULT_HISTORY_LIMIT, fault_limit_s: float = 300.0) -> None:
+    """Serve the feed, paused, until SIGTERM/SIGINT; the benchmark sets rates and injects faults through Redis."""
     server = AlpacaFeedServer(port=port, rate_per_symbol=BASE_RATE_PER_SYMBOL, seed=seed, connections_per_key=None,
-                              realistic=shape == "realistic")
+                              realistic=shape == "realistic", history_limit=history_limit)
     counter = [0]
     count_quotes(server.model, counter)
     redis = Redis.from_url(redis_url)
@@ -118,11 +140,14 @@ async def serve(port: int, symbols: int, redis_url: str, seed: int, shape: str) 
     stop = stop_on_signals()
     pubsub = redis.pubsub()
     await pubsub.subscribe(CONTROL_CHANNEL)  # before the banner: the benchmark may send a command at once
-    tasks = [asyncio.create_task(report_counts(redis, counter)), asyncio.create_task(obey(pubsub, control))]
+    faults = FaultRunner(server, redis, BenchConfig(symbols=symbols).symbol_names(), fault_limit_s)
+    tasks = [asyncio.create_task(report_counts(redis, counter)),
+             asyncio.create_task(obey(pubsub, control, faults))]
     print(f"tickwire-feed listening on ws://127.0.0.1:{server.port}/v2/{{feed}}", flush=True)
     try:
         await stop.wait()
     finally:
+        tasks += faults.tasks
         for task in tasks:
             task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -139,12 +164,17 @@ def main() -> None:
     parser.add_argument("--redis", required=True, help="Redis URL for control and counts")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--shape", choices=FEED_SHAPES, default=FEED_SHAPES[0], help="when quotes arrive")
+    parser.add_argument("--history-limit", type=int, default=DEFAULT_HISTORY_LIMIT,
+                        help="quotes kept per symbol for the REST history the ingest repairs gaps from")
+    parser.add_argument("--fault-limit", type=float, default=300.0,
+                        help="seconds a fault waits for the ingest to come back before it is called unrecovered")
     args = parser.parse_args()
     with contextlib.suppress(ImportError):
         import uvloop  # the feed is the load generator: let it be as fast as it can
 
         uvloop.install()
-    asyncio.run(serve(args.port, args.symbols, args.redis, args.seed, args.shape))
+    asyncio.run(serve(args.port, args.symbols, args.redis, args.seed, args.shape, args.history_limit,
+                      args.fault_limit))
 
 
 if __name__ == "__main__":

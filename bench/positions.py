@@ -53,18 +53,38 @@ def probe_symbols(book: list[BenchPosition]) -> list[str]:
     return sorted({p.symbol for p in book if p.account == first})
 
 
-async def publish_book(bootstrap: str, book: list[BenchPosition]) -> None:
-    """Send every position to ``positions`` (key ``account:symbol``), as another service would."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
-    await producer.start()
-    try:
+class BookPublisher:
+    """A producer on ``positions`` (key ``account:symbol``), as another service would publish them."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self.producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+
+    async def start(self) -> None:
+        """Connect."""
+        await self.producer.start()
+
+    async def stop(self) -> None:
+        """Flush and disconnect."""
+        await self.producer.stop()
+
+    async def send(self, positions: list[BenchPosition]) -> None:
+        """Publish ``positions`` and wait until the broker has every one."""
         futures = [
-            await producer.send(POSITIONS.name, orjson.dumps({"account": p.account, "symbol": p.symbol,
-                                                             "qty": str(p.qty), "avg_entry_price": p.avg_entry_price}),
-                                key=position_key(p.account, p.symbol).encode())
-            for p in book
+            await self.producer.send(POSITIONS.name, orjson.dumps({"account": p.account, "symbol": p.symbol,
+                                                                  "qty": str(p.qty),
+                                                                  "avg_entry_price": p.avg_entry_price}),
+                                     key=position_key(p.account, p.symbol).encode())
+            for p in positions
         ]
         for future in futures:
             await future
+
+
+async def publish_book(bootstrap: str, book: list[BenchPosition]) -> None:
+    """Send every position to ``positions`` once."""
+    publisher = BookPublisher(bootstrap)
+    await publisher.start()
+    try:
+        await publisher.send(book)
     finally:
-        await producer.stop()
+        await publisher.stop()

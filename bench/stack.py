@@ -7,6 +7,8 @@ created with the pipeline's own settings (partitions, retention); ``pipeline-eos
 ``TICKWIRE_PROCESSING_GUARANTEE=exactly_once``. ``direct``: redis-server, the feed and the
 seeds' direct design. Any other design name: redis-server and the feed only (for the ceilings).
 Everything runs in its own process on free loopback ports; logs go to ``<run dir>/<design>/logs``.
+A soak's pipeline also runs ``tickwire api`` (its ``/health`` is sampled) and, as ``tickwire run`` does, points
+the ingest at the feed's REST history (``ALPACA_DATA_URL``), so the gaps of its injected faults are repaired.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import time
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 
+import aiohttp
 import orjson
 from redis.asyncio import Redis
 
@@ -30,7 +33,7 @@ from bench.feed_driver import CONTROL_CHANNEL
 from bench.feed_driver import COUNTS_KEY as FEED_COUNTS_KEY
 from deploy.embedded import EmbeddedBroker, EmbeddedRedis
 from deploy.embedded.process import ManagedProcess
-from deploy.embedded.readiness import free_port
+from deploy.embedded.readiness import free_port, wait_until_ready
 from schemas.topics import ALL_TOPICS, INGEST_STATUS_KEY, PROCESSOR_STATS_KEY, TopicSpec, internal_topics
 from tickwire.settings import TickwireSettings
 from tickwire.topic_admin import ensure_topics_of
@@ -39,6 +42,7 @@ FEED_BANNER = re.compile(rb"listening on ws://([^:/\s]+):(\d+)")
 FEED = "sip"  # no symbol cap on the local feed's sip, unlike iex's 30
 POLL_S = 0.1
 STALL_S = 5.0  # a backlog that has not moved for this long is not coming
+API_READY_S = 60.0
 
 
 class BenchStackError(RuntimeError):
@@ -73,6 +77,7 @@ class BenchStack:
         self.bootstrap: str | None = None
         self.redis_url = ""
         self.feed_url = ""
+        self.api_url = ""  # a soak's API (``tickwire api``), where /health is asked
         self.metrics_port = 0  # the first price worker's (or whole worker's) /metrics
         self.pnl_metrics_port = 0  # the first P&L worker's, when the stages run apart
         self.redis: Redis | None = None
@@ -127,15 +132,18 @@ class BenchStack:
                 else:
                     await self._start_process(name, [python, "-m", "tickwire", "processor"], worker_env)
             await self._start_process("ingest", [python, "-m", "tickwire", "ingest"], env)
+            if self.cfg.soak_s:
+                await self._start_api(env)
         elif self.design == "direct":
             await self._start_process("direct", [sys.executable, "-m", "bench.direct_design", "--url", stream_url,
                                                  "--redis", self.redis_url,
                                                  "--symbols", ",".join(self.cfg.symbol_names())], dict(os.environ))
 
     async def _start_feed(self) -> str:
+        history = ["--history-limit", str(self.cfg.feed_history)] if self.cfg.feed_history else []
         feed = ManagedProcess("feed", [sys.executable, "-m", "bench.feed_driver", "--symbols", str(self.cfg.symbols),
                                        "--redis", self.redis_url, "--seed", str(self.cfg.seed),
-                                       "--shape", self.cfg.feed_shape],
+                                       "--shape", self.cfg.feed_shape, *history],
                               self.log_dir / "feed.log")
         await feed.start(stdout=asyncio.subprocess.PIPE)
         self._exit.push_async_callback(feed.stop)
@@ -149,6 +157,18 @@ class BenchStack:
         if match is None:
             raise BenchStackError(f"feed did not start: {line!r}\n{feed.tail()}")
         return f"ws://{match.group(1).decode()}:{match.group(2).decode()}/v2/{FEED}"
+
+    async def _start_api(self, env: dict[str, str]) -> None:
+        port = free_port()
+        await self._start_process("api", [sys.executable, "-m", "tickwire", "api"],
+                                  {**env, "TICKWIRE_API_PORT": str(port)})
+        self.api_url = f"http://127.0.0.1:{port}"
+
+        async def answers() -> None:
+            async with aiohttp.ClientSession() as http, http.get(f"{self.api_url}/health") as response:
+                await response.read()
+
+        await wait_until_ready("api", answers, API_READY_S, self.processes["api"])
 
     async def _start_process(self, name: str, argv: list[str], env: dict[str, str]) -> None:
         if name in self.cfg.profile:  # argv is [python, "-m", module, ...]: profile the same module
@@ -175,6 +195,8 @@ class BenchStack:
         }
         if self.design in GUARANTEES:
             env["TICKWIRE_PROCESSING_GUARANTEE"] = GUARANTEES[self.design]
+        if self.cfg.soak_s and stream_url:  # the feed serves Alpaca's REST API too: the ingest repairs gaps there
+            env["ALPACA_DATA_URL"] = stream_url.replace("ws://", "http://", 1).split("/v2/", 1)[0]
         env.update(self.cfg.env)
         return env
 
@@ -222,6 +244,11 @@ class BenchStack:
         """``multiple`` x the current rate for ``seconds``."""
         assert self.redis is not None
         await self.redis.publish(CONTROL_CHANNEL, f"burst {multiple} {seconds}")
+
+    async def inject_fault(self, fault: str) -> None:
+        """Have the feed inject ``fault`` (``drop`` or ``mute``, see bench.feed_faults); it records when it was over."""
+        assert self.redis is not None
+        await self.redis.publish(CONTROL_CHANNEL, f"fault {fault}")
 
     async def counts(self) -> Counts:
         """The feed's and the design's counters now."""
