@@ -45,7 +45,7 @@ async def test_given_processor_ingest_and_broker_killed_mid_stream_then_outputs_
     guarantee: str, redis_url: str, redis: Redis, log_dir: Path, tmp_path: Path
 ) -> None:
     started = time.monotonic()
-    kills: list[tuple[str, int]] = []  # (what, price duplicates it added)
+    kills: list[tuple[str, int, int]] = []  # (what, price and P&L duplicates it added)
     broker = EmbeddedBroker(tmp_path / "kafka", log_dir / f"eos-broker-{guarantee}")
     await broker.start()
     try:
@@ -56,7 +56,7 @@ async def test_given_processor_ingest_and_broker_killed_mid_stream_then_outputs_
                 return bool(await redis.hlen(pnl_key(p.account)) == 2 and await p.priced_after(redis, ""))
 
             await eventually(priced, 120, "prices and P&L before the kills", p.ingest, p.processor)
-            duplicates = 0
+            duplicates = pnl_duplicates = 0
             for _ in range(ROUNDS):
                 for what in KILLS:
                     mark = await newest_common_price(redis, p)
@@ -64,17 +64,18 @@ async def test_given_processor_ingest_and_broker_killed_mid_stream_then_outputs_
                     await eventually(lambda m=mark: p.priced_after(redis, m), 90, f"prices after the {what} kill",
                                      p.ingest, p.processor)
                     counted = await audit(p)
-                    kills.append((what, counted.price_duplicates - duplicates))
-                    duplicates = counted.price_duplicates
+                    kills.append((what, counted.price_duplicates - duplicates,
+                                  counted.pnl_duplicates - pnl_duplicates))
+                    duplicates, pnl_duplicates = counted.price_duplicates, counted.pnl_duplicates
             report = await p.converged(redis, timeout=120)
             final = await audit(p)
             alive = p.ingest.running and p.processor.running
     finally:
         await broker.stop()
 
-    by_kill = ", ".join(f"{what} +{added}" for what, added in kills)
-    print(f"{guarantee}: {len(kills)} kills in {time.monotonic() - started:.0f}s; duplicates per kill: {by_kill}; "
-          f"{final.summary()}; oracle: {report.summary()}")
+    by_kill = ", ".join(f"{what} +{prices}/+{pnl}" for what, prices, pnl in kills)
+    print(f"{guarantee}: {len(kills)} kills in {time.monotonic() - started:.0f}s; duplicates per kill "
+          f"(prices/pnl): {by_kill}; {final.summary()}; oracle: {report.summary()}")
     assert alive
     assert final.quotes_in > 0 and final.prices_out > 0 and final.positions == 2
     if guarantee == "exactly_once":

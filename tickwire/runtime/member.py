@@ -176,6 +176,7 @@ class BatchConsumer(ConsumerRebalanceListener):
                     error=f"{type(exc).__name__}: {exc}")
         owned = self.consumer.assignment()
         if self.offsets.transactional:
+            await self._read_committed_offsets(owned)
             await self.handler.on_revoked(set(owned))
             await self.handler.on_assigned(set(owned), {tp: o for tp, o in self._committed.items() if tp in owned})
         for tp in owned:
@@ -188,6 +189,17 @@ class BatchConsumer(ConsumerRebalanceListener):
                     self.consumer.seek(tp, committed)
         if not self.offsets.transactional:
             await self.handler.on_outputs_lost()
+
+    async def _read_committed_offsets(self, partitions: set[TopicPartition]) -> None:
+        """Ask the group what is committed: a commit that failed on the way back (the broker killed after the
+        transaction's end, say) may have landed, and reading again from before it would send its outputs twice."""
+        for tp in partitions:
+            with contextlib.suppress(KafkaError):
+                committed = await self.consumer.committed(tp)
+                if committed is None:
+                    self._committed.pop(tp, None)
+                else:
+                    self._committed[tp] = committed
 
     async def _handle(self, batches: dict[TopicPartition, list[ConsumerRecord]]) -> None:
         owned = self.consumer.assignment()
