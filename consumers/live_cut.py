@@ -65,7 +65,7 @@ class TopicCursor:
 
     async def read_to_end(self, deadline_s: float = READ_DEADLINE_S) -> list[ConsumerRecord]:
         """Records (``keys`` filtered) from the last cut to the partitions' end offsets now, per partition in offset
-        order; the new cut is that end."""
+        order; the new cut is that end. TimeoutError when no record comes for ``deadline_s``."""
         tps = [TopicPartition(self.topic, p) for p in sorted(self.cut)]
         if not tps:
             return []
@@ -81,13 +81,15 @@ class TopicCursor:
             stop_at = time.monotonic() + deadline_s
             while pending:
                 batch = await consumer.getmany(*pending, timeout_ms=200)
+                if batch:  # the deadline is for a stall, not for the whole read: a day's topic takes minutes
+                    stop_at = time.monotonic() + deadline_s
                 for tp, records in batch.items():
                     out.extend(r for r in records if r.offset < ends[tp] and (self.keys is None or r.key in self.keys))
                 for tp in list(pending):
                     if await consumer.position(tp) >= ends[tp]:  # offsets may skip (compaction, transaction markers)
                         pending.discard(tp)
                 if pending and time.monotonic() > stop_at:
-                    raise TimeoutError(f"could not read {self.topic} to its end within {deadline_s}s")
+                    raise TimeoutError(f"reading {self.topic} stalled: nothing came for {deadline_s}s")
             self.cut = {tp.partition: max(self.cut[tp.partition], ends[tp]) for tp in tps}
             return out
         finally:
