@@ -29,6 +29,7 @@ import structlog
 from redis.asyncio import Redis
 
 from schemas.topics import STREAM_DATA_FIELD
+from tickwire.tasks import raise_if_cancelled
 
 log = structlog.get_logger(__name__)
 
@@ -203,9 +204,11 @@ class StreamReader:
     async def read(self, block_s: float) -> list[StreamEntry | StreamGap]:
         """What is new, in order; waits up to ``block_s`` for something (it may still return nothing)."""
         ready = await self._fetch()
+        raise_if_cancelled()  # each call goes through redis-py's wait_for, which can lose a cancel on 3.11
         if ready or self._backlog:
             return ready
         await self._wait(HOLD_BACK_WAIT_S if self._pending else block_s)
+        raise_if_cancelled()
         return await self._fetch()
 
     async def _wait(self, block_s: float) -> None:

@@ -1,4 +1,5 @@
-"""cancel_until_done: stop a process's tasks even when a library loses a cancellation."""
+"""Stopping tasks even when a library loses a cancellation: cancel_until_done (the owner's side) and
+raise_if_cancelled (the loop's side)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 
 import structlog
 
-__all__ = ["RECANCEL_AFTER_S", "cancel_until_done"]
+__all__ = ["RECANCEL_AFTER_S", "cancel_until_done", "raise_if_cancelled"]
 
 log = structlog.get_logger(__name__)
 
@@ -32,3 +33,12 @@ async def cancel_until_done(tasks: Iterable[asyncio.Task[Any]], recancel_after_s
         if pending:
             log.warning("still running after a cancel (lost on the way); cancelling again",
                         tasks=sorted(task.get_name() for task in pending))
+
+
+def raise_if_cancelled() -> None:
+    """Raise ``CancelledError`` if this task was asked to stop and the request got lost (see
+    :func:`cancel_until_done`: Python 3.11's ``wait_for`` under redis-py); a loop calls it after the library
+    calls it repeats, so a reader that lost its cancel stops at its next turn instead of running on."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError

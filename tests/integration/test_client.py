@@ -21,6 +21,7 @@ from tests.helpers import eventually, unique_symbol
 from tests.integration.api_support import blocked_readers, price_update, seed_pnl, seed_price
 from tests.integration.test_chaos import Pipeline, pipeline
 from tests.integration.test_projection_scripts import T0, price
+from tickwire.tasks import cancel_until_done
 
 pytestmark = pytest.mark.integration
 E = TypeVar("E")
@@ -193,8 +194,7 @@ async def test_stream_quotes_given_its_connection_killed_at_1000_quotes_s_gets_e
                 p.feed.faults.halt(symbol)
             await eventually(lambda: _caught_up(redis, p, got), 90, "the reader to catch up", p.processor)
         finally:
-            consuming.cancel()
-            await asyncio.gather(consuming, return_exceptions=True)
+            await cancel_until_done([consuming])
             await reader.aclose()
 
     # Assert

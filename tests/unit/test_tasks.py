@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from tickwire.tasks import cancel_until_done
+from tickwire.tasks import cancel_until_done, raise_if_cancelled
 
 
 async def test_cancel_until_done_given_a_task_that_loses_its_first_cancel_cancels_it_again() -> None:
@@ -40,3 +40,37 @@ async def test_cancel_until_done_given_a_task_that_loses_its_first_cancel_cancel
     # Assert
     assert all(task.cancelled() for task in tasks)
     assert seen == {"cooperative": 1, "swallowing": 2}
+
+
+async def test_raise_if_cancelled_given_a_cancel_swallowed_on_the_way_stops_the_loop_at_its_next_turn() -> None:
+    """Test that a loop whose awaited call swallowed the cancel (as 3.11's wait_for can) stops at its next
+    check, and that a loop nobody cancelled goes on."""
+    # Arrange
+    turns = {"after": 0}
+    started = asyncio.Event()
+
+    async def swallowing_call() -> None:
+        try:
+            started.set()
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            return  # the result won the race: the cancel is lost
+
+    async def loop() -> None:
+        while True:
+            await swallowing_call()
+            turns["after"] += 1
+            raise_if_cancelled()
+            if turns["after"] > 100:
+                return
+
+    task = asyncio.create_task(loop())
+    await started.wait()
+
+    # Act
+    task.cancel()
+    done, _ = await asyncio.wait({task}, timeout=5)
+
+    # Assert
+    assert task in done and task.cancelled() and turns["after"] == 1
+    raise_if_cancelled()  # this test's own task was not cancelled: nothing raised
