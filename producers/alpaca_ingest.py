@@ -118,7 +118,7 @@ class IngestService:
         self.redis = redis
         self.lease = IngestLease(redis, self.instance, settings.ingest_lease_ttl_s) if redis is not None else None
         self.reconciler = GapReconciler(self.publisher, self.source.history(), routing.topics,
-                                        settings.backfill_max_window_s)
+                                        settings.backfill_max_window_s, settings.backfill_symbols_per_request)
         self.metrics = IngestMetrics()
         self.reporter = IngestStatusReporter(self.status, redis, self.metrics)
         self.role: Literal["active", "standby"] = "standby"

@@ -43,11 +43,13 @@ class GapReconciler:
         history: FeedHistory | None,
         topics: Mapping[str, str],
         max_window_s: float,
+        symbols_per_request: int = 10,
     ) -> None:
         self.publisher = publisher
         self.history = history
         self.topics = topics
         self.max_window_ns = int(max_window_s * NS_PER_SECOND)
+        self.symbols_per_request = symbols_per_request
         self.gaps = 0
         self.backfilled = 0
         self.failures = 0
@@ -63,23 +65,35 @@ class GapReconciler:
                     seconds=round((started - incident.started_ns) / NS_PER_SECOND, 3))
         if self.history is None:
             return
-        windows = {s: self._window(incident, s, started) for s in incident.symbols}
+        repaired = 0
+        # A few symbols per request, each published before the next is read: a long gap at a busy hour holds
+        # one chunk's messages at a time, not the whole gap's (the ingest's memory stays flat).
+        symbols, size = list(incident.symbols), self.symbols_per_request
+        for chunk in (symbols[i:i + size] for i in range(0, len(symbols), size)):
+            repaired += await self._repair(incident, {s: self._window(incident, s, started) for s in chunk})
+        log.info("gap backfilled", gap_id=incident.gap_id, messages=repaired,
+                 seconds=round((now_ns() - started) / NS_PER_SECOND, 3))
+
+    async def _repair(self, incident: GapIncident, windows: dict[str, tuple[int, int]]) -> int:
+        """Read ``windows`` from the history and publish what it has; a failure is logged and counted (the
+        other symbols' repairs go on)."""
+        assert self.history is not None
         try:
             messages = await in_daemon_thread(self.history.missed, windows)
         except Exception as exc:  # requests/alpaca errors of any kind: report, the stream goes on
             self.failures += 1
-            log.error("backfill failed; the gap stays unrepaired", gap_id=incident.gap_id,
-                      error=f"{type(exc).__name__}: {exc}")
-            return
+            log.error("backfill failed; the gap stays unrepaired for these symbols", gap_id=incident.gap_id,
+                      symbols=list(windows), error=f"{type(exc).__name__}: {exc}")
+            return 0
         received = now_ns()
         marker = {"source": BACKFILL_SOURCE, "gap_id": incident.gap_id}
         messages.sort(key=lambda m: m["t"].to_unix_nano())
         records = [r for r in (encode_raw_event({**m, **marker}, received, topics=self.topics) for m in messages)
                    if r is not None]
+        del messages
         await self.publisher.send_records(records)
         self.backfilled += len(records)
-        log.info("gap backfilled", gap_id=incident.gap_id, messages=len(records),
-                 seconds=round((now_ns() - started) / NS_PER_SECOND, 3))
+        return len(records)
 
     def _window(self, incident: GapIncident, symbol: str, now: int) -> tuple[int, int]:
         lo, hi = incident.window_ns(symbol, now)
