@@ -108,6 +108,11 @@ class FaultRunner:
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
+    def close(self) -> None:
+        """The close: halt every symbol (a status message each), so the ingest takes the silence as no fault."""
+        for symbol in self.symbols:
+            self.server.faults.halt(symbol)
+
     async def _run(self, fault: str) -> None:
         await feed_faults.record(self.redis, await feed_faults.inject(self.server, fault, self.symbols, self.limit_s))
 
@@ -124,6 +129,8 @@ async def obey(pubsub: PubSub, control: RateControl, faults: FaultRunner) -> Non
             control.burst(float(args[0]), float(args[1]))
         elif verb == "fault":
             faults.start(args[0])
+        elif verb == "close":
+            faults.close()
 
 
 async def serve(port: int, symbols: int, redis_url: str, seed: int, shape: str,

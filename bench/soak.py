@@ -6,10 +6,11 @@ every ``position_change_every_s`` and injects its feed faults (:mod:`bench.soak_
 ``soak_report_s``): the target rate of its window, quotes/s in (the feed generated) and out (the processor
 finished), each consumer group's lag, tick→Redis p50/p99 of the sampled quotes stamped since the row before,
 the API's ``/health`` answers during it, RSS of every process, the broker's disk, and the faults it overlaps.
-At the end the feed pauses, the pipeline drains, ``prices`` is compared with ``quotes.raw`` (duplicates and
-gaps, :mod:`bench.price_audit`) and the oracle (``tickwire check``) compares Redis and the latest-price table
-with what the topics say. :mod:`bench.soak_report` judges the result: an hour's soak compares RSS with its
-value at 10 minutes and p99 over the last 5 minutes with the first 5; a shorter soak uses the same shares.
+At the end the feed halts every symbol (the close), the pipeline drains, ``prices`` is compared with
+``quotes.raw`` (duplicates and gaps, :mod:`bench.price_audit`) and the oracle (``tickwire check``) compares
+Redis and the latest-price table with what the topics say. :mod:`bench.soak_report` judges the result: an
+hour's soak compares RSS with its value at 10 minutes and p99 over the last 5 minutes with the first 5; a
+shorter soak uses the same shares.
 """
 
 from __future__ import annotations
@@ -174,6 +175,7 @@ async def run_soak(runner: Any, cfg: BenchConfig,  # runner: bench.steps.StepRun
                 await asyncio.sleep(max(0.0, min(POLL_S, soak.began + next_at - time.monotonic())))  # poll
             await soak.take(await driver.windows())
         await stack.set_rate(0)
+        await stack.close_market()  # the end of the day: paused but not halted, the feed would look mute
         end_ns, began = time.time_ns(), time.monotonic()
         end, settled = await stack.wait_until_drained(max(cfg.drain_timeout_s, SOAK_DRAIN_S))
         ended = {"drain": round(time.monotonic() - began, 1)}
@@ -185,7 +187,7 @@ async def run_soak(runner: Any, cfg: BenchConfig,  # runner: bench.steps.StepRun
         first = soak.first or latency_summary(
             await runner.probe.window("tick_to_redis", soak.began_ns, soak.began_ns + soak.window_ns))
         stats_after = counted(await stack.redis.hgetall(PROCESSOR_STATS_KEY))
-        print(f"  soak: the feed paused, the pipeline drained in {ended['drain']}s; prices against quotes.raw",
+        print(f"  soak: the feed closed, the pipeline drained in {ended['drain']}s; prices against quotes.raw",
               flush=True)
         began = time.monotonic()
         audit = await audit_prices(stack.bootstrap, settings.quote_age_limit_s)

@@ -245,6 +245,11 @@ class BenchStack:
         assert self.redis is not None
         await self.redis.publish(CONTROL_CHANNEL, f"burst {multiple} {seconds}")
 
+    async def close_market(self) -> None:
+        """Have the feed halt every symbol: the end of a day, not a mute socket to the ingest."""
+        assert self.redis is not None
+        await self.redis.publish(CONTROL_CHANNEL, "close")
+
     async def inject_fault(self, fault: str) -> None:
         """Have the feed inject ``fault`` (``drop`` or ``mute``, see bench.feed_faults); it records when it was over."""
         assert self.redis is not None
