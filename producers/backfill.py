@@ -43,7 +43,7 @@ class GapReconciler:
         history: FeedHistory | None,
         topics: Mapping[str, str],
         max_window_s: float,
-        symbols_per_request: int = 10,
+        symbols_per_request: int = 5,
     ) -> None:
         self.publisher = publisher
         self.history = history

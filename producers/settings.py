@@ -48,7 +48,7 @@ class IngestSettings(AlpacaSettings):
     backfill_max_window_s: float = Field(3600.0, gt=0, validation_alias="TICKWIRE_BACKFILL_MAX_WINDOW_SECONDS",
                                          description="longest gap window repaired over REST (its most recent part)")
     backfill_symbols_per_request: int = Field(
-        10, ge=1, validation_alias="TICKWIRE_BACKFILL_SYMBOLS_PER_REQUEST",
+        5, ge=1, validation_alias="TICKWIRE_BACKFILL_SYMBOLS_PER_REQUEST",
         description="symbols per REST read when repairing a gap (each chunk published before the next is read)")
     ingest_lease_ttl_s: float = Field(5.0, ge=0.2, validation_alias="TICKWIRE_INGEST_LEASE_TTL_SECONDS",
                                       description="TTL of the ingest lease: how soon a standby takes over")
