@@ -1,8 +1,9 @@
 """Soak: the pipeline for a long time, at one rate or through a trading day, a report row every few minutes,
 then the consistency oracle.
 
-A day (``--day``, :mod:`bench.day_shape`) follows the day's rate from phase to phase, fills a few positions
-every ``position_change_every_s`` and injects its feed faults (:mod:`bench.soak_driver`). A row (every
+A day (``--day``, :mod:`bench.day_shape`), after a pre-market at the lull's rate, follows the day's rate from
+phase to phase, fills a few positions every ``position_change_every_s`` and injects its feed faults
+(:mod:`bench.soak_driver`). A row (every
 ``soak_report_s``): the target rate of its window, quotes/s in (the feed generated) and out (the processor
 finished), each consumer group's lag, tick→Redis p50/p99 of the sampled quotes stamped since the row before,
 the API's ``/health`` answers during it, RSS of every process, the broker's disk, and the faults it overlaps.
@@ -49,6 +50,9 @@ POLL_S = 1.0  # between two checks that every process is alive
 ORACLE_SETTLE_S = 30.0  # how long the oracle reads on and compares again while the last writes land
 PHASE_OVERLAP_S = 1.0  # a row names the phases it spent more than this in (not one it touched at its end)
 SOAK_DRAIN_S = 120.0  # a day can end with a backlog (its closing burst, a fault's repair): let it finish
+# A deployment runs before the open: a day's pipeline gets this long at the lull's rate first (not counted), so
+# the opening burst meets warm processes, not a JIT-cold broker and a producer still fetching metadata.
+PRE_MARKET_S = 30.0
 
 
 def soak_shape(cfg: BenchConfig) -> DayShape:
@@ -142,6 +146,17 @@ class SoakRows:
         return {name: round(rss / MIB, 1) for name, rss in sample.items()}
 
 
+async def pre_market(stack: BenchStack, shape: DayShape, drain_s: float) -> None:
+    """Run the pipeline ``PRE_MARKET_S`` at the day's lowest rate, then let it drain: the day's counts start at
+    rest (a pause of a few seconds, far from what the ingest takes for a mute)."""
+    rate = min(phase.rate for phase in shape.phases)
+    print(f"  soak: pre-market, {PRE_MARKET_S:.0f}s at {rate:,.0f}/s (not counted)", flush=True)
+    await stack.set_rate(rate)
+    await asyncio.sleep(PRE_MARKET_S)  # a stretch of the load's shape, not a wait for a condition
+    await stack.set_rate(0)
+    await stack.wait_until_drained(drain_s)
+
+
 async def run_soak(runner: Any, cfg: BenchConfig,  # runner: bench.steps.StepRunner
                    book: list[BenchPosition] | None = None) -> dict[str, Any]:
     """Run the soak's shape (``cfg.soak_rate``, or ``cfg.day_quotes`` as a day) for ``cfg.soak_s`` seconds on the
@@ -161,6 +176,8 @@ async def run_soak(runner: Any, cfg: BenchConfig,  # runner: bench.steps.StepRun
     if publisher:
         await publisher.start()
     try:
+        if cfg.day_quotes:
+            await pre_market(stack, shape, max(cfg.drain_timeout_s, SOAK_DRAIN_S))
         soak = SoakRows(stack, runner.probe, runner.sampler, lag, window_s, shape, health)
         start, stats_before = await stack.counts(), counted(await stack.redis.hgetall(PROCESSOR_STATS_KEY))
         flow_before = await read_flow(stack.redis, lag.consumer, start)
