@@ -68,7 +68,7 @@ class GapReconciler:
         repaired = 0
         # A few symbols per request, each published before the next is read: a long gap at a busy hour holds
         # one chunk's messages at a time, not the whole gap's (the ingest's memory stays flat).
-        symbols, size = list(incident.symbols), self.symbols_per_request
+        symbols, size = incident.symbols, self.symbols_per_request
         for chunk in (symbols[i:i + size] for i in range(0, len(symbols), size)):
             repaired += await self._repair(incident, {s: self._window(incident, s, started) for s in chunk})
         log.info("gap backfilled", gap_id=incident.gap_id, messages=repaired,
